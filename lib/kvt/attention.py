@@ -1,0 +1,191 @@
+"""The attention variants of the study, one registry keyed by the names of attention.md.
+
+Layout: `attend` is the math (scores, bias, mask, softmax, weighted sum), apart from the
+projections. The modules share one head layout (`SelfAttention`); a variant only says what plays
+the query (`query`) and which temperature and additive bias enter the scores (`score_terms`).
+Every variant has a fused path (`F.scaled_dot_product_attention`) and a manual path that can
+return the attention maps; both compute the same function.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .positional import sinusoid_2d
+
+ATTENTION: dict[str, type["SelfAttention"]] = {}
+SCALES = ("head", "model")
+
+
+def register(name: str):
+    """Class decorator: make a SelfAttention subclass available under `name`."""
+
+    def add(cls):
+        if name in ATTENTION:
+            raise ValueError(f"attention variant {name!r} is registered twice")
+        cls.variant = name
+        ATTENTION[name] = cls
+        return cls
+
+    return add
+
+
+def build_attention(name: str, d_model: int, heads: int, **options) -> "SelfAttention":
+    """The attention module registered as `name` (qkv, kv, kv_pos, ...)."""
+    if name not in ATTENTION:
+        raise ValueError(f"unknown attention variant {name!r}; known: {', '.join(sorted(ATTENTION))}")
+    return ATTENTION[name](d_model, heads, **options)
+
+
+def make_mask(n_q: int, n_k: int | None = None, *, causal: bool = False,
+              key_padding: torch.Tensor | None = None, device=None) -> torch.Tensor | None:
+    """Additive mask M (0 or -inf), broadcastable to batch x heads x n_q x n_k, or None.
+
+    key_padding: batch x n_k booleans, True where the key is padding (PyTorch's convention).
+    """
+    n_k = n_q if n_k is None else n_k
+    mask = None
+    if causal:
+        future = torch.ones(n_q, n_k, dtype=torch.bool, device=device).triu(1)
+        mask = torch.zeros(n_q, n_k, device=device).masked_fill(future, float("-inf"))[None, None]
+    if key_padding is not None:
+        if key_padding.shape[-1] != n_k:
+            raise ValueError(f"key_padding has {key_padding.shape[-1]} keys, expected {n_k}")
+        pad = torch.zeros(key_padding.shape, device=key_padding.device)
+        pad = pad.masked_fill(key_padding, float("-inf"))[:, None, None, :]
+        mask = pad if mask is None else mask + pad
+    return mask
+
+
+def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool = True,
+           need_weights: bool = False):
+    """softmax(q k^T + bias + mask) v, with q already scaled; q, k, v: batch x heads x n x d_h.
+
+    bias: (1 or heads) x n_q x n_k, shared by the batch; mask: additive, from `make_mask`.
+    Returns (out, attention maps or None). The fused path cannot return maps.
+    """
+    extra = bias if mask is None else (mask if bias is None else bias + mask)
+    if fused and not need_weights:
+        if extra is not None:
+            extra = extra.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=extra, dropout_p=dropout_p, scale=1.0)
+        return out, None
+    scores = q @ k.transpose(-2, -1)
+    if extra is not None:
+        scores = scores + extra
+    attn = scores.softmax(dim=-1)
+    out = F.dropout(attn, dropout_p) @ v if dropout_p > 0 else attn @ v
+    return out, attn
+
+
+class SelfAttention(nn.Module):
+    """Shared projections and head layout: K, V and O are d x d; subclasses add the query side.
+
+    scale: 'head' (1/sqrt(d/heads)) or 'model' (1/sqrt(d)). bias: bias of the K/V(/Q) projections;
+    out_bias: bias of O (defaults to `bias`). Projection weights are Xavier-uniform, biases zero.
+    """
+
+    variant = "?"
+
+    def __init__(self, d_model: int, heads: int, *, bias: bool = True, out_bias: bool | None = None,
+                 scale: str = "head", attn_dropout: float = 0.0, fused: bool = True, **unused):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        self.d_model, self.heads, self.d_head = d_model, heads, d_model // heads
+        self.scale = 1.0 / math.sqrt(self.d_head if scale == "head" else d_model)
+        self.attn_dropout, self.fused = attn_dropout, fused
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias if out_bias is None else out_bias)
+
+    def _init_projections(self):
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            lin = getattr(self, name, None)
+            if lin is None:
+                continue
+            nn.init.xavier_uniform_(lin.weight)
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
+
+    def split_heads(self, x):
+        b, n, _ = x.shape
+        return x.view(b, n, self.heads, self.d_head).transpose(1, 2)
+
+    def query(self, x, k):
+        """The query heads (batch x heads x n x d_h); k is the key heads."""
+        raise NotImplementedError
+
+    def score_terms(self, n: int):
+        """(alpha, bias): a temperature multiplying the scaled scores (None or heads x 1 x 1)
+        and an additive bias ((1 or heads) x n x n), for sequences of n tokens."""
+        return None, None
+
+    def forward(self, x, mask=None, need_weights: bool = False):
+        """x: batch x n x d; mask: additive (see make_mask). Returns out, or (out, maps)."""
+        b, n, _ = x.shape
+        k = self.split_heads(self.k_proj(x))
+        v = self.split_heads(self.v_proj(x))
+        q = self.query(x, k)
+        alpha, bias = self.score_terms(n)
+        temperature = self.scale if alpha is None else self.scale * alpha
+        out, attn = attend(q * temperature, k, v, bias=bias, mask=mask, fused=self.fused,
+                           dropout_p=self.attn_dropout if self.training else 0.0,
+                           need_weights=need_weights)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))
+        return (out, attn) if need_weights else out
+
+
+@register("qkv")
+class QKVAttention(SelfAttention):
+    """Standard attention: S = s Q K^T."""
+
+    def __init__(self, d_model, heads, *, bias=True, **options):
+        super().__init__(d_model, heads, bias=bias, **options)
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self._init_projections()
+
+    def query(self, x, k):
+        return self.split_heads(self.q_proj(x))
+
+
+@register("kv")
+class KVAttention(SelfAttention):
+    """Query-free attention: S = s K K^T, symmetric before the mask."""
+
+    def __init__(self, d_model, heads, **options):
+        super().__init__(d_model, heads, **options)
+        self._init_projections()
+
+    def query(self, x, k):
+        return k
+
+
+@register("kv_pos")
+class KVPosAttention(KVAttention):
+    """kv plus a learned map of a fixed 2D table P into the scores: S = map_pos(s K K^T + P).
+
+    map_pos is Linear(pos_dim -> 1) applied to the score added to each channel of P_ij. Being
+    linear, it equals alpha * s K K^T + B with alpha = sum(w), B_ij = w . P_ij + b: that fused form
+    runs here (one n x n bias per forward, never the batch x heads x n x n x pos_dim tensor).
+    pos_per_head: one map per head instead of one per layer (the char-LM reference).
+    """
+
+    def __init__(self, d_model, heads, *, pos_dim: int = 10, max_len: int = 512,
+                 pos_per_head: bool = False, **options):
+        super().__init__(d_model, heads, **options)
+        self.max_len = max_len
+        self.map_pos = nn.Linear(pos_dim, heads if pos_per_head else 1)
+        self.register_buffer("pos_table", sinusoid_2d(max_len, pos_dim), persistent=False)
+
+    def score_terms(self, n):
+        if n > self.max_len:
+            raise ValueError(f"sequence of {n} tokens exceeds kv_pos max_len={self.max_len}")
+        w, b = self.map_pos.weight, self.map_pos.bias  # maps x pos_dim, maps
+        alpha = w.sum(-1)[:, None, None]
+        bias = torch.einsum("ijp,mp->mij", self.pos_table[:n, :n], w) + b[:, None, None]
+        return alpha, bias

@@ -1,0 +1,1 @@
+"""Datasets of the study's task families."""

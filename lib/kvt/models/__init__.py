@@ -1,0 +1,1 @@
+"""One short model file per task family; each builds its attention from the registry."""
