@@ -25,14 +25,12 @@ def read_json(path: Path) -> dict:
         raise ValueError(f"corrupt run file {path}: {err}") from err
 
 
-def start_record(run_dir: Path, hparams: dict, device, n_params: int) -> dict:
-    """run.json at the start of a run (or of a resume, keeping the first start time)."""
-    path = Path(run_dir) / "run.json"
-    old = read_json(path) if path.exists() else {}
+def start_record(run_dir: Path, hparams: dict, device, n_params: int, previous: dict) -> dict:
+    """run.json at the start of a run; `previous` is the record a resumed checkpoint carried."""
     record = {"status": "running", "hparams": hparams, "n_params": n_params, **provenance(device),
-              "start_time": old.get("start_time", now()), "end_time": None,
-              "resumed_at": old.get("resumed_at", []) + ([now()] if old else [])}
-    write_json(record, path)
+              "start_time": previous.get("start_time", now()), "end_time": None,
+              "resumed_at": previous.get("resumed_at", []) + ([now()] if previous else [])}
+    write_json(record, Path(run_dir) / "run.json")
     return record
 
 

@@ -151,6 +151,8 @@ def evaluate(model: nn.Module, batches, step_fn, device) -> tuple[float, float]:
 class Trainer:
     """Trains `model` on `train` (a TensorBatches-like object) and validates on `val_batches`.
 
+    Resumes from run_dir/last.pt when it exists (`resumed` says so; `meta` is restored).
+
     step_fn(model, batch) -> (mean loss tensor, number correct, number of items).
     on_step(step): called after every optimizer step (tests use it to kill a run).
     """
@@ -172,7 +174,10 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch, self.elapsed = 0, 0, 0, 0.0
         self.best = {"val_acc": -1.0, "val_loss": math.inf, "step": -1, "state": None}
         self.loss_sum, self.loss_count = 0.0, 0
+        self.rows: list[dict] = []  # every metric row so far, also kept in the checkpoint
+        self.meta: dict = {}  # caller's run record (start time, resumes), kept in the checkpoint
         self.log = Progress(self.total_steps)
+        self.resumed = self._resume()
 
     # -- persistence -------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -180,7 +185,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "elapsed": self.elapsed, "best": self.best, "rng": rng_state(),
-                "loss_sum": self.loss_sum, "loss_count": self.loss_count}
+                "loss_sum": self.loss_sum, "loss_count": self.loss_count, "rows": self.rows,
+                "meta": self.meta}
 
     def _resume(self) -> bool:
         if not self.last_path.exists():
@@ -189,19 +195,14 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        for key in ("step", "epoch", "batch_in_epoch", "elapsed", "best", "loss_sum", "loss_count"):
+        for key in ("step", "epoch", "batch_in_epoch", "elapsed", "best", "loss_sum", "loss_count",
+                    "rows", "meta"):
             setattr(self, key, ckpt[key])
         set_rng_state(ckpt["rng"])
-        self._truncate_metrics(self.step)
+        # The checkpoint holds every metric row so far: metrics.csv may be gone (Snakemake deletes
+        # the outputs of a failed job) or hold rows written after the checkpoint.
+        self._write_metrics(self.rows, mode="w")
         return True
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop metric rows written after the checkpoint (a kill between row and checkpoint)."""
-        if not self.metrics_path.exists():
-            return
-        with open(self.metrics_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        self._write_metrics(rows, mode="w")
 
     def _write_metrics(self, rows: list[dict], mode: str = "a") -> None:
         new = mode == "w" or not self.metrics_path.exists()
@@ -221,6 +222,7 @@ class Trainer:
         row = {"step": self.step, "epoch": round(self.step / self.train.steps_per_epoch, 4),
                "wall_time": round(self.elapsed, 3), "train_loss": train_loss, "val_loss": val_loss,
                "val_acc": val_acc, "lr": self.optimizer.param_groups[0]["lr"]}
+        self.rows.append(row)
         self._write_metrics([row])
         if val_acc > self.best["val_acc"] or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"]):
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
@@ -231,9 +233,8 @@ class Trainer:
         atomic_save(self._state(), self.last_path)
 
     def fit(self) -> dict:
-        """Train to the end (resuming if last.pt exists); return the selected weights' summary."""
-        resumed = self._resume()
-        if resumed:
+        """Train to the end (from the checkpoint if resumed); return the selected weights."""
+        if self.resumed:
             self.log.message(f"resuming from {self.last_path} at step {self.step}")
         else:
             self.metrics_path.unlink(missing_ok=True)

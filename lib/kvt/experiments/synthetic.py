@@ -45,11 +45,12 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None) -> di
     seed_everything(hp["seed"])
     model = SequenceClassifier(model_config(hp))
     n_params = sum(p.numel() for p in model.parameters())
-    record = start_record(run_dir, hp, device, n_params)
     train_data = TensorBatches(make_split(hp["task"], "train", hp["train_size"], hp["seq_len"], hp["seed"]),
                                hp["batch_size"], hp["seed"])
     trainer = Trainer(model, train_data, _fixed_batches("val", hp), token_step, train_config(hp),
                       run_dir, device, on_step=on_step)
+    record = start_record(run_dir, hp, device, n_params, previous=trainer.meta)
+    trainer.meta = {k: record[k] for k in ("start_time", "resumed_at")}
     chosen = trainer.fit()
     atomic_save({"model": chosen["state"], "hparams": hp, "step": chosen["step"],
                  "select": chosen["select"]}, Path(model_path))

@@ -1,0 +1,170 @@
+"""Figures of one synthetic task: loss curves against wall time (the paper's compute claim is
+about time, not steps) and test accuracy per configuration with the paper's mean beside it.
+
+Built on matplotlib Figure objects, never pyplot: no global figure state, no display needed, and
+PNG/PDF go through the Agg/PDF canvases. Each variant keeps one colour in every figure.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from . import paper
+from .summary import read_metrics
+from .tables import by_config_table, cfg_order
+
+# Okabe-Ito colours (colour-blind safe), one per variant, the same in every figure.
+COLORS = {"qkv": "#0072B2", "kv_pos": "#009E73", "kv": "#D55E00"}
+_SPARE = ["#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+DPI = 120
+
+
+def variant_colors(variants) -> dict[str, str]:
+    """COLORS, plus a stable colour for any other variant (by sorted name)."""
+    extra = sorted(set(variants) - set(COLORS))
+    return {**COLORS, **{v: _SPARE[i % len(_SPARE)] for i, v in enumerate(extra)}}
+
+
+def seed_band(curves, points: int = 200):
+    """Mean, min and max of several (x, y) curves on a common x grid spanning the range where all
+    are defined (each interpolated linearly); NaN points are dropped first. None if they share no
+    range."""
+    clean = []
+    for x, y in curves:
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.any():
+            order = np.argsort(x[ok], kind="stable")
+            clean.append((x[ok][order], y[ok][order]))
+    if not clean:
+        return None
+    start, end = max(x[0] for x, _ in clean), min(x[-1] for x, _ in clean)
+    if end < start:
+        return None
+    grid = np.linspace(start, end, points) if end > start else np.array([start])
+    ys = np.stack([np.interp(grid, x, y) for x, y in clean])
+    return grid, ys.mean(0), ys.min(0), ys.max(0)
+
+
+def _task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    df = summary[summary["task"] == task]
+    if "family" in df:
+        df = df[df["family"] == "synthetic"]
+    if df.empty:
+        raise ValueError(f"the summary holds no synthetic runs of task {task!r}")
+    return df
+
+
+def load_metrics(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """metrics.csv of every run in `summary`, keyed by run_dir (errors name the file)."""
+    return {d: read_metrics(Path(d) / "metrics.csv") for d in summary["run_dir"]}
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(n, 4) if n > 4 else math.ceil(math.sqrt(n))
+    return math.ceil(n / cols), cols
+
+
+def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str) -> Figure:
+    """One panel per configuration: train (dashed) and val (solid) loss against wall time per
+    variant, mean over seeds with a min-max band."""
+    runs = _task_runs(summary, task)
+    cfgs, variants = cfg_order(runs), paper.order_variants(runs["attention"])
+    colors = variant_colors(variants)
+    rows, cols = _grid(len(cfgs))
+    fig = Figure(figsize=(3.3 * cols + 0.4, 2.5 * rows + 1.1), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    lows, highs, n_seeds = [], [], set()
+    for ax, cfg in zip(axes.flat, cfgs):
+        for att in variants:
+            dirs = runs[(runs["cfg"] == cfg) & (runs["attention"] == att)]["run_dir"]
+            if dirs.empty:
+                continue
+            n_seeds.add(len(dirs))
+            for column, style in (("train_loss", "--"), ("val_loss", "-")):
+                band = seed_band([(metrics[d]["wall_time"], metrics[d][column]) for d in dirs])
+                if band is None:
+                    continue
+                x, mean, lo, hi = band
+                ax.plot(x, mean, style, color=colors[att], lw=1.4)
+                ax.fill_between(x, lo, hi, color=colors[att], alpha=0.18, lw=0)
+                lows.append(lo[lo > 0].min() if (lo > 0).any() else np.nan)
+                highs.append(hi.max())
+        ax.set_title(cfg, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in axes.flat[len(cfgs):]:
+        ax.set_visible(False)
+    if lows and np.nanmax(highs) / np.nanmin(lows) > 20:
+        axes[0, 0].set_yscale("log")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("cross-entropy loss", fontsize=9)
+    for i, ax in enumerate(axes.flat[:len(cfgs)]):
+        if i + cols >= len(cfgs):  # the lowest panel of its column
+            ax.set_xlabel("wall time (s)", fontsize=9)
+    handles = ([Line2D([], [], color=colors[v], lw=2, label=v) for v in variants]
+               + [Line2D([], [], color="0.2", ls="--", label="train"),
+                  Line2D([], [], color="0.2", ls="-", label="val"),
+                  Patch(color="0.2", alpha=0.18, label="min–max over seeds")])
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    seeds = "/".join(str(n) for n in sorted(n_seeds))
+    fig.suptitle(f"{task}: loss against training wall time (mean over {seeds} seeds)", fontsize=11)
+    return fig
+
+
+def accuracy_figure(summary: pd.DataFrame, task: str) -> Figure:
+    """Bars of test accuracy per configuration and variant (error bars: std over seeds, ddof=0),
+    with the paper's mean across configurations as a dotted line per variant."""
+    table = by_config_table(_task_runs(summary, task))
+    cfgs, variants = cfg_order(table), paper.order_variants(table["attention"])
+    colors = variant_colors(variants)
+    width = 0.8 / len(variants)
+    fig = Figure(figsize=(max(7.0, 3.6 + 0.15 * len(cfgs) * len(variants) + 0.2 * len(cfgs)), 4.6),
+                 layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(cfgs))
+    handles = []
+    for i, att in enumerate(variants):
+        part = table[table["attention"] == att].set_index("cfg").reindex(cfgs)
+        bars = ax.bar(x + (i - (len(variants) - 1) / 2) * width, part["mean"], width * 0.95,
+                      yerr=part["std"], capsize=2, color=colors[att], label=att,
+                      error_kw={"elinewidth": 0.8, "ecolor": "0.25"})
+        handles.append(bars)
+        ref = paper.synthetic_cell(task, att)
+        if ref is not None:
+            handles.append(ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6,
+                                      label=f"{att} paper mean ({paper.SYNTHETIC_N_CONFIGS[task]} configs)"))
+    ax.set_xticks(x, cfgs, rotation=35 if len(cfgs) > 4 else 0, ha="right" if len(cfgs) > 4 else "center",
+                  fontsize=8)
+    ax.set_xlim(-0.6, len(cfgs) - 0.4)
+    ax.set_ylim(0, 1.05)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("per-token test accuracy")
+    ax.set_xlabel("configuration (n = sequence length, d = model width, l = depth, h = heads)")
+    ax.grid(axis="y", alpha=0.3, lw=0.5)
+    ax.set_axisbelow(True)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    fig.suptitle(f"{task}: test accuracy per configuration (mean ± std over seeds)", fontsize=11)
+    return fig
+
+
+def save(fig: Figure, *paths) -> None:
+    """Write fig to each path (format from the suffix)."""
+    for path in paths:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+
+
+def write_task_figures(summary: pd.DataFrame, task: str, loss_png, loss_pdf, acc_png, acc_pdf,
+                       metrics: dict[str, pd.DataFrame] | None = None) -> None:
+    """Both figures of `task` (what the figures_synthetic rule writes); reads each run's
+    metrics.csv from its run_dir unless `metrics` is given."""
+    runs = _task_runs(summary, task)
+    metrics = load_metrics(runs) if metrics is None else metrics
+    save(loss_figure(runs, metrics, task), loss_png, loss_pdf)
+    save(accuracy_figure(runs, task), acc_png, acc_pdf)

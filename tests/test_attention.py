@@ -1,0 +1,265 @@
+"""The attention registry against its contract (shared/design/attention.md).
+
+Guards: for every registered variant, the fused path, the manual path and the literal formulas of
+tests/reference.py agree in outputs, attention maps and gradients (input and every parameter),
+with and without causal / key-padding masks and for both scales; the structure the analysis
+relies on (kv scores are symmetric, kv and kv_pos maps are reversible, the kv_pos positional bias
+splits into a row part, a column part and a constant); which parameters learn; the parameter-count
+differences between variants; and the errors for bad arguments.
+"""
+
+import pytest
+import torch
+
+import kvt
+from kvt import build_attention, make_mask
+
+from reference import FORMULAS, package_table, reference_forward, reference_scores, scale_of
+
+VARIANTS = sorted(kvt.ATTENTION)
+SHAPES = [(2, 7, 16, 2), (3, 12, 32, 4), (1, 5, 24, 3)]  # batch, n, d, heads
+MASKS = ["none", "causal", "padding", "causal+padding"]
+MAX_LEN = 16
+
+# Parameters whose gradient is zero by construction: they add the same amount to every score of a
+# row, which the row softmax cancels. qkv: q_i . b_K does not depend on the key j. kv_pos: the bias
+# b of map_pos (attention.md: "the row softmax cancels a(i) and b").
+SOFTMAX_INVARIANT = {"qkv": {"k_proj.bias"}, "kv_pos": {"map_pos.bias"},
+                     "qkv_pos": {"k_proj.bias", "map_pos.bias"}}
+
+
+def build(variant, d, heads, seed=0, randomize=True, dtype=torch.float64, **options):
+    """A module in eval mode; randomize: every parameter (biases included) drawn afresh, so that
+    every term of the formulas is exercised (the package initialises biases to zero)."""
+    options = {"pos_dim": 10, "max_len": MAX_LEN, **options}
+    torch.manual_seed(seed)
+    module = build_attention(variant, d, heads, **options).to(dtype).eval()
+    if randomize:
+        with torch.no_grad():
+            for p in module.parameters():
+                p.normal_(0.0, 0.4)
+    return module
+
+
+def mask_of(kind, batch, n):
+    if kind == "none":
+        return None
+    pad = torch.zeros(batch, n, dtype=torch.bool)
+    for i in range(batch):
+        pad[i, n - 1 - i % 3:] = True  # 1 to 3 trailing keys; key 0 is never padded
+    return make_mask(n, causal="causal" in kind, key_padding=pad if "padding" in kind else None)
+
+
+def outputs_and_grads(module, x, mask, path, scale="head", need_weights=False):
+    """(out, maps or None, grads of a fixed random loss w.r.t. x and every named parameter)."""
+    x = x.detach().clone().requires_grad_(True)
+    if path == "reference":
+        out, maps = reference_forward(module, x, mask, scale=scale)
+    else:
+        module.fused = path == "fused"
+        result = module(x, mask=mask, need_weights=need_weights)
+        out, maps = result if need_weights else (result, None)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(123), dtype=out.dtype)
+    names, params = zip(*module.named_parameters())
+    grads = torch.autograd.grad((out * g).sum(), [x, *params])
+    return out.detach(), maps, dict(zip(("input", *names), grads))
+
+
+def assert_same(a, b, what, rtol=1e-9, atol=1e-10):
+    torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
+
+
+def check_three_paths(variant, shape, mask_kind, scale="head", **options):
+    b, n, d, h = shape
+    if variant not in FORMULAS:
+        pytest.skip(f"tests/reference.py has no formula for {variant!r}")
+    module = build(variant, d, h, scale=scale, **options)
+    x = torch.randn(b, n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    mask = mask_of(mask_kind, b, n)
+    ref_out, ref_maps, ref_grads = outputs_and_grads(module, x, mask, "reference", scale=scale)
+    assert torch.isfinite(ref_out).all()
+    for path in ("fused", "manual"):
+        out, _, grads = outputs_and_grads(module, x, mask, path)
+        assert_same(out, ref_out, f"{path} output")
+        assert grads.keys() == ref_grads.keys()
+        for name in grads:
+            assert_same(grads[name], ref_grads[name], f"{path} grad of {name}")
+        _, maps, _ = outputs_and_grads(module, x, mask, path, need_weights=True)
+        assert_same(maps, ref_maps, f"{path} attention maps")
+    if mask_kind != "none":  # the mask is applied: masked keys get exactly zero weight
+        assert (ref_maps[(mask.expand_as(ref_maps) == float("-inf"))] == 0).all()
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "b{}n{}d{}h{}".format(*s))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fused_manual_reference_agree(variant, shape, mask_kind):
+    check_three_paths(variant, shape, mask_kind)
+
+
+@pytest.mark.parametrize("options", [{"scale": "model"}, {"pos_per_head": True},
+                                     {"pos_per_head": True, "scale": "model"}, {"bias": False},
+                                     {"bias": False, "out_bias": True}, {"pos_dim": 7}],
+                         ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fused_manual_reference_agree_options(variant, options):
+    check_three_paths(variant, (2, 9, 24, 3), "causal+padding", **options)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fused_manual_agree_float32(variant):
+    """The production dtype: the additive mask/bias is cast, both paths agree to float precision."""
+    module = build(variant, 32, 4, dtype=torch.float32, randomize=False)
+    x = torch.randn(3, 12, 32, generator=torch.Generator().manual_seed(1))
+    mask = mask_of("causal+padding", 3, 12)
+    fused, _, g_fused = outputs_and_grads(module, x, mask, "fused")
+    manual, _, g_manual = outputs_and_grads(module, x, mask, "manual")
+    assert fused.dtype == torch.float32
+    assert_same(fused, manual, "float32 output", rtol=1e-4, atol=1e-5)
+    for name in g_fused:
+        assert_same(g_fused[name], g_manual[name], f"float32 grad of {name}", rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("scale", ["head", "model"])
+def test_scale_value(variant, scale):
+    module = build(variant, 24, 3, scale=scale)
+    assert module.scale == pytest.approx(scale_of(scale, 24, 3), rel=1e-12)
+
+
+# -- structure of the kv scores -----------------------------------------------------------------
+
+def cycle_defect(maps):
+    """max |log A_ij + log A_jk + log A_ki - log A_ik - log A_kj - log A_ji| over all triples.
+
+    Zero iff the row-stochastic A is reversible (Kolmogorov's criterion), which holds exactly when
+    A = softmax_row(S_sym + c(j)) for a symmetric S_sym and a key-only term c: a kv map, or a
+    kv_pos map whose positional term does not depend on the query. A generic qkv map is not.
+    """
+    L = maps.log()
+    Lt = L.transpose(-2, -1)
+    forward = L[..., :, :, None] + L[..., None, :, :] + Lt[..., :, None, :]
+    backward = L[..., :, None, :] + Lt[..., None, :, :] + Lt[..., :, :, None]
+    return (forward - backward).abs().max().item()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "b{}n{}d{}h{}".format(*s))
+def test_kv_maps_are_softmax_of_symmetric_scores(shape):
+    b, n, d, h = shape
+    module = build("kv", d, h)
+    x = torch.randn(b, n, d, dtype=torch.float64)
+    with torch.no_grad():
+        k = module.k_proj(x).view(b, n, h, d // h).transpose(1, 2)
+        scores = scale_of("head", d, h) * k @ k.transpose(-2, -1)
+        _, maps = module(x, need_weights=True)
+    assert_same(scores, scores.transpose(-2, -1), "s K K^T symmetric")
+    assert_same(scores, reference_scores(module, x), "kv scores = s K K^T of k_proj")
+    assert_same(maps, scores.softmax(-1), "kv maps = softmax(s K K^T)")
+    assert not torch.allclose(maps, maps.transpose(-2, -1))  # the maps themselves are not symmetric
+
+
+@pytest.mark.parametrize("pos_per_head", [False, True])
+def test_reversibility_separates_the_variants(pos_per_head):
+    """kv and kv_pos maps are reversible (query-free scores, key-only positional term); qkv's and
+    qkv_pos's are not: the criterion discriminates, so it is a real check of the kv structure."""
+    x = torch.randn(2, 9, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for variant in VARIANTS:
+        if variant not in FORMULAS:
+            continue
+        module = build(variant, 24, 3, pos_per_head=pos_per_head)
+        with torch.no_grad():
+            _, maps = module(x, need_weights=True)
+        defect = cycle_defect(maps)
+        if FORMULAS[variant][0]:  # has a query projection
+            assert defect > 1e-2, variant
+        else:
+            assert defect < 1e-9, variant
+
+
+@pytest.mark.parametrize("pos_dim", [10, 7, 1, 20])
+@pytest.mark.parametrize("pos_per_head", [False, True])
+def test_kv_pos_bias_splits_into_row_column_and_constant(pos_dim, pos_per_head):
+    """B_ij = w . P_ij + b = a(i) + c(j) + b for the package's table, so the row softmax of the
+    kv_pos scores equals softmax_j(alpha * s * k_i . k_j + c(j)) (attention.md)."""
+    b, n, d, h = 2, 11, 24, 3
+    module = build("kv_pos", d, h, pos_dim=pos_dim, pos_per_head=pos_per_head)
+    table = package_table(MAX_LEN, pos_dim)[:n, :n].double()
+    w, bias = module.map_pos.weight.detach(), module.map_pos.bias.detach()
+    B = torch.einsum("ijp,mp->mij", table, w) + bias[:, None, None]  # maps x n x n
+    # additively separable <=> every double difference vanishes
+    double_diff = B - B[:, :, :1] - B[:, :1, :] + B[:, :1, :1]
+    assert double_diff.abs().max() < 1e-12
+    a = B[:, :, 0] - B[:, :1, 0]  # a(i) - a(0): the query-dependent part
+    c = B[:, 0, :]  # a(0) + c(j) + b: a row constant apart from c(j)
+    if pos_dim > 1:  # with one channel the table holds the row block only: c is constant
+        assert c.std(-1).min() > 1e-3
+    assert a.abs().max() > 1e-3  # the dropped part is not trivially zero
+    x = torch.randn(b, n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        _, maps = module(x, need_weights=True)
+        k = module.k_proj(x).view(b, n, h, d // h).transpose(1, 2)
+        alpha = w.sum(-1)[:, None, None]
+        short = alpha * scale_of("head", d, h) * (k @ k.transpose(-2, -1)) + c[:, None, :]
+    assert_same(maps, short.softmax(-1), "kv_pos = softmax(alpha s K K^T + c(j))")
+    assert_same(reference_scores(module, x).softmax(-1), maps, "literal kv_pos maps")
+
+
+# -- parameters -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("pos_per_head", [False, True])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_parameter_learns(variant, pos_per_head, fused):
+    """A random loss gives every parameter a non-zero gradient, except the softmax-invariant ones,
+    whose gradient must then be zero (if it were not, the softmax would not be row-wise)."""
+    module = build(variant, 24, 3, randomize=False, pos_per_head=pos_per_head, fused=fused)
+    module.train()
+    x = torch.randn(2, 9, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    out = module(x, mask=mask_of("padding", 2, 9))
+    (out * torch.randn_like(out)).sum().backward()
+    invariant = SOFTMAX_INVARIANT.get(variant, set())
+    for name, p in module.named_parameters():
+        assert p.grad is not None, name
+        size = p.grad.abs().max().item()
+        if name in invariant:
+            assert size < 1e-10, f"{variant}: {name} should be cancelled by the softmax, grad {size}"
+        else:
+            assert size > 1e-6, f"{variant}: {name} gets no gradient"
+
+
+def n_params(variant, d, heads, **options):
+    return sum(p.numel() for p in build_attention(variant, d, heads, **options).parameters())
+
+
+@pytest.mark.parametrize("d,heads", [(16, 2), (24, 3), (64, 4)])
+def test_parameter_counts(d, heads):
+    assert n_params("qkv", d, heads) - n_params("kv", d, heads) == d * d + d
+    assert n_params("qkv", d, heads, bias=False) - n_params("kv", d, heads, bias=False) == d * d
+    assert n_params("kv", d, heads) == 3 * (d * d + d)
+    for pos_dim in (10, 7):
+        kv = n_params("kv", d, heads, pos_dim=pos_dim)
+        assert n_params("kv_pos", d, heads, pos_dim=pos_dim) - kv == pos_dim + 1
+        assert (n_params("kv_pos", d, heads, pos_dim=pos_dim, pos_per_head=True) - kv
+                == heads * (pos_dim + 1))
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+def test_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="'kv-nopos'"):
+        build_attention("kv-nopos", 16, 2)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bad_arguments(variant):
+    with pytest.raises(ValueError, match="divisible"):
+        build_attention(variant, 16, 3)
+    with pytest.raises(ValueError, match="'sqrt'"):
+        build_attention(variant, 16, 2, scale="sqrt")
+
+
+def test_kv_pos_sequence_longer_than_max_len():
+    module = build_attention("kv_pos", 16, 2, max_len=8)
+    module(torch.randn(1, 8, 16))  # exactly max_len is fine
+    with pytest.raises(ValueError, match="max_len=8"):
+        module(torch.randn(1, 9, 16))

@@ -1,0 +1,302 @@
+"""The resumable training loop, through the synthetic experiment (kvt.experiments.synthetic).
+
+Guards the trainer's promises (trainer.py docstring, protocol.md): a run killed at any point and
+started again on the same folder ends exactly like an uninterrupted run (metrics, selected weights
+bit for bit, test results), both after an exception in-process and after a real SIGKILL; metrics.csv
+is appended on the validation schedule while training; last.pt is removed after a completed run
+unless keep_last; a non-finite loss and a corrupt checkpoint stop the run with a message naming the
+step / file; `select` picks the best-on-val or the last weights; the warm-up + cosine schedule.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import kvt.experiments.synthetic as syn
+from kvt.trainer import TrainConfig, load_checkpoint, lr_lambda
+
+from conftest import tiny_hparams
+
+CPU = torch.device("cpu")
+STEPS_PER_EPOCH = 8  # 512 / 64
+TOTAL_STEPS = 16
+VAL_STEPS = [0, 2, 4, 6, 8, 10, 12, 14, 16]  # step 0, then 4 per epoch
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class Stop(Exception):
+    pass
+
+
+def train(hp, folder, **kw):
+    folder = Path(folder)
+    return syn.train(hp, folder, folder / "model.pt", CPU, **kw)
+
+
+def metrics(folder):
+    with open(Path(folder) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_wall_time(rows):
+    return [{k: v for k, v in row.items() if k != "wall_time"} for row in rows]
+
+
+def run_json(folder):
+    return json.loads((Path(folder) / "run.json").read_text())
+
+
+def assert_same_weights(path_a, path_b):
+    a, b = torch.load(path_a, weights_only=False), torch.load(path_b, weights_only=False)
+    assert (a["step"], a["select"], a["hparams"]) == (b["step"], b["select"], b["hparams"])
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        ta, tb = a["model"][name], b["model"][name]
+        assert ta.dtype == tb.dtype and torch.equal(ta, tb), f"{name} differs"
+
+
+def assert_same_run(folder, reference):
+    """Same metrics except wall_time, bitwise-equal selected weights, equal test results."""
+    assert without_wall_time(metrics(folder)) == without_wall_time(metrics(reference))
+    assert_same_weights(Path(folder) / "model.pt", Path(reference) / "model.pt")
+    assert (syn.test(Path(folder) / "model.pt", Path(folder) / "test.json", CPU)
+            == syn.test(Path(reference) / "model.pt", Path(reference) / "test.json", CPU))
+    assert not (Path(folder) / "last.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, one_thread_module):
+    """One uninterrupted run of the tiny configuration."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    train(tiny_hparams(), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- resume -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stop_at", [11, 8], ids=["mid-epoch", "epoch-end"])
+def test_resume_after_exception_matches_uninterrupted(tmp_path, reference_run, stop_at):
+    """Step 11 is no validation step (the last checkpoint is step 10; a metrics row written after
+    that checkpoint by a kill between row and checkpoint is simulated and must be dropped); step 8
+    is the epoch boundary, whose checkpoint already points at the next epoch."""
+
+    def stop(step):
+        if step == stop_at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(tiny_hparams(), tmp_path, on_step=stop)
+    checkpoint_step = max(s for s in VAL_STEPS if s <= stop_at)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == checkpoint_step
+    rows = metrics(tmp_path)
+    assert [int(r["step"]) for r in rows] == [s for s in VAL_STEPS if s <= stop_at]
+    first = run_json(tmp_path)
+    assert first["status"] == "running" and first["resumed_at"] == []
+    if stop_at == 11:  # a row of step 12 that never made it into a checkpoint
+        with open(tmp_path / "metrics.csv", "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=list(rows[-1])).writerow({**rows[-1], "step": 12})
+
+    seen = []
+    record = train(tiny_hparams(), tmp_path, on_step=seen.append)
+    assert seen[0] == checkpoint_step + 1, "the second call must resume, not start again"
+    assert seen[-1] == TOTAL_STEPS and record["steps"] == TOTAL_STEPS
+    assert_same_run(tmp_path, reference_run)
+    final = run_json(tmp_path)
+    assert final["status"] == "done"
+    assert len(final["resumed_at"]) == 1 and final["resumed_at"][0]
+    assert final["start_time"] == first["start_time"]
+
+
+KILLED_RUN = textwrap.dedent("""
+    import json, os, signal, sys
+    from pathlib import Path
+    import torch
+    torch.set_num_threads(1)
+    import kvt.experiments.synthetic as syn
+    hp, folder, kill_at = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    def on_step(step):
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    syn.train(hp, folder, folder / "model.pt", torch.device("cpu"), on_step=on_step)
+    print("not killed")
+""")
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_run):
+    kill_at = 13  # mid-epoch 1, not a validation step: the last checkpoint is step 12
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(tiny_hparams()),
+                           str(tmp_path), str(kill_at)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert (tmp_path / "last.pt").exists() and not (tmp_path / "model.pt").exists()
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 12
+    first = run_json(tmp_path)
+    assert first["status"] == "running"
+
+    seen = []
+    train(tiny_hparams(), tmp_path, on_step=seen.append)
+    assert seen[0] == 13
+    assert_same_run(tmp_path, reference_run)
+    final = run_json(tmp_path)
+    assert final["status"] == "done" and len(final["resumed_at"]) == 1
+    assert final["start_time"] == first["start_time"]
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+def test_metrics_schedule_and_last_removed(reference_run):
+    rows = metrics(reference_run)
+    assert [int(r["step"]) for r in rows] == VAL_STEPS
+    assert [float(r["epoch"]) for r in rows] == [s / STEPS_PER_EPOCH for s in VAL_STEPS]
+    assert rows[0]["train_loss"] == "nan"  # step 0: the untrained model, no training loss yet
+    assert all(float(r["train_loss"]) > 0 for r in rows[1:])
+    # the learning rate the optimizer had at each row follows the schedule, stepped per iteration
+    factor = lr_lambda(syn.train_config(tiny_hparams()), TOTAL_STEPS)
+    for r in rows:
+        assert float(r["lr"]) == pytest.approx(1e-3 * factor(int(r["step"])), abs=1e-12)
+    assert float(rows[-1]["lr"]) == 0.0
+    assert not (reference_run / "last.pt").exists()
+    record = run_json(reference_run)
+    assert record["status"] == "done" and record["steps"] == TOTAL_STEPS
+    assert record["hparams"] == tiny_hparams() and record["resumed_at"] == []
+
+
+def test_metrics_appended_while_training_and_keep_last(tmp_path):
+    rows_seen = {}
+
+    def look(step):
+        rows_seen[step] = [int(r["step"]) for r in metrics(tmp_path)]
+        assert (tmp_path / "last.pt").exists()
+
+    train(tiny_hparams(keep_last=True), tmp_path, on_step=look)
+    for step, rows in rows_seen.items():
+        assert rows == [s for s in VAL_STEPS if s <= step], f"metrics.csv at step {step}"
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == TOTAL_STEPS
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+def test_non_finite_loss_names_step_and_checkpoint(tmp_path, monkeypatch):
+    calls = {"train": 0}
+    real = syn.token_step
+
+    def nan_at_step_7(model, batch):
+        loss, correct, n = real(model, batch)
+        if model.training:
+            calls["train"] += 1
+            if calls["train"] == 7:
+                loss = loss * float("nan")
+        return loss, correct, n
+
+    monkeypatch.setattr(syn, "token_step", nan_at_step_7)
+    with pytest.raises(FloatingPointError) as err:
+        train(tiny_hparams(), tmp_path)
+    message = str(err.value)
+    assert "step 7" in message and str(tmp_path / "last.pt") in message
+    assert "step 6" in message  # the last good checkpoint
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == 6
+    assert [int(r["step"]) for r in metrics(tmp_path)] == [0, 2, 4, 6]
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_corrupt_checkpoint_is_an_error(tmp_path):
+    last = tmp_path / "last.pt"
+    last.write_bytes(b"\x00garbage, not a checkpoint\xff" * 10)
+    with pytest.raises(RuntimeError, match=str(last)):
+        train(tiny_hparams(), tmp_path)
+    assert last.read_bytes().startswith(b"\x00garbage")  # not overwritten: no silent restart
+    assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "model.pt").exists()
+
+
+# -- weight selection -------------------------------------------------------------------------------
+
+VAL_ACC = [0.10, 0.20, 0.30, 0.60, 0.50, 0.20, 0.40, 0.30, 0.55]  # per validation: best at step 6
+
+
+def scripted_val(monkeypatch, weights_at):
+    """Validation accuracy follows VAL_ACC (the losses stay real); weights_at[k]: the weights the
+    model had at validation k."""
+    count = {"val": 0}
+    real = syn.token_step
+
+    def step(model, batch):
+        loss, correct, n = real(model, batch)
+        if not model.training:
+            k = count["val"]
+            count["val"] += 1
+            weights_at[k] = {name: t.clone() for name, t in model.state_dict().items()}
+            correct = round(VAL_ACC[k] * n)
+        return loss, correct, n
+
+    monkeypatch.setattr(syn, "token_step", step)
+
+
+def test_select_best(tmp_path, monkeypatch):
+    weights_at = {}
+    scripted_val(monkeypatch, weights_at)
+    record = train(tiny_hparams(select="best"), tmp_path)
+    best = VAL_ACC.index(max(VAL_ACC))
+    assert record["selected"]["step"] == VAL_STEPS[best] == 6
+    assert run_json(tmp_path)["selected"]["step"] == 6
+    assert record["selected"]["val_acc"] == pytest.approx(VAL_ACC[best], abs=1 / 1024)
+    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert saved["step"] == 6 and saved["select"] == "best"
+    for name, t in weights_at[best].items():
+        assert torch.equal(saved["model"][name], t), name
+    assert not all(torch.equal(saved["model"][n], t) for n, t in weights_at[len(VAL_ACC) - 1].items())
+
+
+def test_select_last(tmp_path, monkeypatch):
+    weights_at = {}
+    scripted_val(monkeypatch, weights_at)
+    record = train(tiny_hparams(select="last", keep_last=True), tmp_path)
+    assert record["selected"]["step"] == TOTAL_STEPS == record["steps"]
+    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert saved["step"] == TOTAL_STEPS and saved["select"] == "last"
+    final = load_checkpoint(tmp_path / "last.pt")["model"]
+    for name, t in final.items():
+        assert torch.equal(saved["model"][name], t), name
+        assert torch.equal(weights_at[len(VAL_ACC) - 1][name], t), name
+
+
+# -- schedule -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("warmup,total", [(5, 40), (3, 16), (0, 10)])
+def test_warmup_cosine_schedule(warmup, total):
+    f = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup), total)
+    ramp = [f(s) for s in range(warmup)]
+    if warmup:
+        steps = [b - a for a, b in zip([0.0] + ramp, ramp)]
+        assert all(s == pytest.approx(1 / warmup) for s in steps), "linear rise from 0"
+        assert ramp[-1] == pytest.approx(1.0)
+    decay = [f(s) for s in range(warmup, total + 1)]
+    assert decay[0] == pytest.approx(1.0)
+    assert all(b < a for a, b in zip(decay, decay[1:])), "strictly decreasing after the warm-up"
+    assert decay[-1] == pytest.approx(0.0, abs=1e-12) and decay[-2] > 0
+    mid = warmup + (total - warmup) / 2
+    if mid == int(mid):
+        assert f(int(mid)) == pytest.approx(0.5)  # a cosine, not a linear decay, halfway...
+        quarter = warmup + (total - warmup) / 4
+        if quarter == int(quarter):
+            assert f(int(quarter)) == pytest.approx(0.5 * (1 + 2 ** -0.5))  # ...and a quarter in
+    constant = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup,
+                                     schedule="constant"), total)
+    assert [constant(s) for s in range(warmup, total + 1)] == [1.0] * (total - warmup + 1)
