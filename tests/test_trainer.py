@@ -10,7 +10,6 @@ step / file; `select` picks the best-on-val or the last weights; the warm-up + c
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,8 +28,6 @@ CPU = torch.device("cpu")
 STEPS_PER_EPOCH = 8  # 512 / 64
 TOTAL_STEPS = 16
 VAL_STEPS = [0, 2, 4, 6, 8, 10, 12, 14, 16]  # step 0, then 4 per epoch
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Stop(Exception):
@@ -73,20 +70,21 @@ def assert_same_run(folder, reference):
     assert not (Path(folder) / "last.pt").exists()
 
 
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, one_thread_module):
-    """One uninterrupted run of the tiny configuration."""
-    folder = tmp_path_factory.mktemp("uninterrupted")
-    train(tiny_hparams(), folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def one_thread_module():
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Runs are compared bit for bit: one intra-op thread, as in the killed subprocess."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, one_thread):
+    """One uninterrupted run of the tiny configuration."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    train(tiny_hparams(), folder)
+    return folder
 
 
 # -- resume -----------------------------------------------------------------------------------
@@ -148,6 +146,10 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_run):
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 12
     first = run_json(tmp_path)
     assert first["status"] == "running"
+    # Snakemake deletes the outputs of a failed job before rerunning it: the checkpoint alone
+    # must carry the metrics so far and the run record (first start time, resumes).
+    (tmp_path / "metrics.csv").unlink()
+    (tmp_path / "run.json").unlink()
 
     seen = []
     train(tiny_hparams(), tmp_path, on_step=seen.append)

@@ -165,12 +165,11 @@ class KVAttention(SelfAttention):
         return k
 
 
-@register("kv_pos")
-class KVPosAttention(KVAttention):
-    """kv plus a learned map of a fixed 2D table P into the scores: S = map_pos(s K K^T + P).
+class PositionalTerm:
+    """The kv_pos positional term, mixed into any query side: S = map_pos(s Q K^T + P).
 
     map_pos is Linear(pos_dim -> 1) applied to the score added to each channel of P_ij. Being
-    linear, it equals alpha * s K K^T + B with alpha = sum(w), B_ij = w . P_ij + b: that fused form
+    linear, it equals alpha * s Q K^T + B with alpha = sum(w), B_ij = w . P_ij + b: that fused form
     runs here (one n x n bias per forward, never the batch x heads x n x n x pos_dim tensor).
     pos_per_head: one map per head instead of one per layer (the char-LM reference).
     """
@@ -184,8 +183,18 @@ class KVPosAttention(KVAttention):
 
     def score_terms(self, n):
         if n > self.max_len:
-            raise ValueError(f"sequence of {n} tokens exceeds kv_pos max_len={self.max_len}")
+            raise ValueError(f"sequence of {n} tokens exceeds {self.variant} max_len={self.max_len}")
         w, b = self.map_pos.weight, self.map_pos.bias  # maps x pos_dim, maps
         alpha = w.sum(-1)[:, None, None]
         bias = torch.einsum("ijp,mp->mij", self.pos_table[:n, :n], w) + b[:, None, None]
         return alpha, bias
+
+
+@register("kv_pos")
+class KVPosAttention(PositionalTerm, KVAttention):
+    """kv plus the positional term: S = map_pos(s K K^T + P) (the paper's KV+Pos)."""
+
+
+@register("qkv_pos")
+class QKVPosAttention(PositionalTerm, QKVAttention):
+    """qkv plus the same positional term: separates dropping Q from adding the term (not in the paper)."""

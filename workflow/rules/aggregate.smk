@@ -1,4 +1,11 @@
-# Gather the runs into results/summary.csv, then the paper's tables and figures.
+# Gather the runs into results/summary.csv, then the paper's tables and figures. They are light:
+# on a cluster they run where Snakemake runs, not through the scheduler.
+
+
+localrules:
+    summary,
+    synthetic_tables,
+    synthetic_figures,
 
 
 rule summary:

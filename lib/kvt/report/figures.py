@@ -77,7 +77,7 @@ def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: s
     cfgs, variants = cfg_order(runs), paper.order_variants(runs["attention"])
     colors = variant_colors(variants)
     rows, cols = _grid(len(cfgs))
-    fig = Figure(figsize=(3.3 * cols + 0.4, 2.5 * rows + 1.1), layout="constrained")
+    fig = Figure(figsize=(max(7.0, 3.3 * cols + 0.4), 2.5 * rows + 1.1), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     lows, highs, n_seeds = [], [], set()
     for ax, cfg in zip(axes.flat, cfgs):
@@ -113,7 +113,8 @@ def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: s
                   Patch(color="0.2", alpha=0.18, label="min–max over seeds")])
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     seeds = "/".join(str(n) for n in sorted(n_seeds))
-    fig.suptitle(f"{task}: loss against training wall time (mean over {seeds} seeds)", fontsize=11)
+    fig.suptitle(f"{task}: loss vs training wall time (mean over {seeds} seed{'' if seeds == '1' else 's'})",
+                 fontsize=11)
     return fig
 
 
@@ -124,32 +125,35 @@ def accuracy_figure(summary: pd.DataFrame, task: str) -> Figure:
     cfgs, variants = cfg_order(table), paper.order_variants(table["attention"])
     colors = variant_colors(variants)
     width = 0.8 / len(variants)
-    fig = Figure(figsize=(max(7.0, 3.6 + 0.15 * len(cfgs) * len(variants) + 0.2 * len(cfgs)), 4.6),
+    fig = Figure(figsize=(max(7.0, 1.2 + 0.15 * len(cfgs) * len(variants) + 0.2 * len(cfgs)), 5.0),
                  layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(cfgs))
-    handles = []
+    handles, lines = [], []
     for i, att in enumerate(variants):
         part = table[table["attention"] == att].set_index("cfg").reindex(cfgs)
-        bars = ax.bar(x + (i - (len(variants) - 1) / 2) * width, part["mean"], width * 0.95,
+        handles.append(ax.bar(x + (i - (len(variants) - 1) / 2) * width, part["mean"], width * 0.95,
                       yerr=part["std"], capsize=2, color=colors[att], label=att,
-                      error_kw={"elinewidth": 0.8, "ecolor": "0.25"})
-        handles.append(bars)
+                      error_kw={"elinewidth": 0.8, "ecolor": "0.25"}))
         ref = paper.synthetic_cell(task, att)
-        if ref is not None:
-            handles.append(ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6,
-                                      label=f"{att} paper mean ({paper.SYNTHETIC_N_CONFIGS[task]} configs)"))
+        lines.append(Line2D([], [], alpha=0, label=" ") if ref is None else
+                     ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6, label=f"{att} paper"))
     ax.set_xticks(x, cfgs, rotation=35 if len(cfgs) > 4 else 0, ha="right" if len(cfgs) > 4 else "center",
                   fontsize=8)
     ax.set_xlim(-0.6, len(cfgs) - 0.4)
     ax.set_ylim(0, 1.05)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("per-token test accuracy")
-    ax.set_xlabel("configuration (n = sequence length, d = model width, l = depth, h = heads)")
+    ax.set_xlabel("configuration (n: sequence length, d: width, l: depth, h: heads)")
     ax.grid(axis="y", alpha=0.3, lw=0.5)
     ax.set_axisbelow(True)
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
-    fig.suptitle(f"{task}: test accuracy per configuration (mean ± std over seeds)", fontsize=11)
+    paper_known = any(paper.synthetic_cell(task, v) for v in variants)
+    if paper_known:  # legend columns fill top-down: each variant's bar above its paper line
+        handles = [h for pair in zip(handles, lines) for h in pair]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(variants), fontsize=8,
+               frameon=False)
+    where = f"; dotted: paper mean over {paper.SYNTHETIC_N_CONFIGS.get(task)} configs" if paper_known else ""
+    fig.suptitle(f"{task}: test accuracy (mean ± std over seeds{where})", fontsize=11)
     return fig
 
 

@@ -173,7 +173,7 @@ def diff_runs(summary: pd.DataFrame, run_a, run_b) -> pd.DataFrame:
             continue
         kind = "metric" if col in RESULT else "provenance" if col in PROVENANCE else "param"
         rows.append({"column": col, "kind": kind, "a": a[col], "b": b[col]})
-    out = pd.DataFrame(rows, columns=["column", "kind", "a", "b"]).set_index("column")
+    out = pd.DataFrame(rows, columns=["column", "kind", "a", "b"], dtype=object).set_index("column")
     out.attrs.update(a=a["run_dir"], b=b["run_dir"])
     return out
 
@@ -182,8 +182,10 @@ def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
         sys.exit("usage: python -m kvt.report.summary SUMMARY.csv RUN_A RUN_B")
-    summary = read_summary(args[0])
-    diff = diff_runs(summary, args[1], args[2])
+    try:
+        diff = diff_runs(read_summary(args[0]), args[1], args[2])
+    except (KeyError, OSError, ValueError) as err:
+        sys.exit(f"error: {err.args[0] if err.args else err}")
     print(f"a = {diff.attrs['a']}\nb = {diff.attrs['b']}")
     print(diff.to_string() if len(diff) else "no differences")
 

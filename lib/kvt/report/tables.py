@@ -31,6 +31,7 @@ def _std(values) -> float:
 
 
 def cfg_order(df: pd.DataFrame) -> list[str]:
+    """Configurations by (seq_len, d_model, depth, heads), not by name ("n128" < "n64" as text)."""
     keys = [c for c in CONFIG_COLUMNS if c in df] + ["cfg"]
     return list(df.sort_values(keys)["cfg"].drop_duplicates())
 
@@ -39,7 +40,7 @@ def by_config_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per task, configuration and variant: mean and std (ddof=0) of test accuracy over seeds."""
     df = _synthetic(summary)
     keys = ["task", "cfg"] + [c for c in CONFIG_COLUMNS if c in df] + ["attention"]
-    out = (df.groupby(keys, sort=False)["test_acc"]
+    out = (df.groupby(keys, sort=False, dropna=False)["test_acc"]
            .agg(mean="mean", std=_std, n_seeds="count").reset_index())
     out["_t"] = out["task"].map({t: i for i, t in enumerate(paper.order_tasks(out["task"]))})
     out["_c"] = out["cfg"].map({c: i for i, c in enumerate(cfg_order(df))})
@@ -51,8 +52,8 @@ def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The paper's table, tidy: per task and variant, test accuracy averaged over seeds within each
     configuration, then mean and std (numpy, ddof=0) ACROSS configurations, with the paper's
     (mean, std) beside it. A last row, task "mean", holds the mean over tasks of the task means
-    (std empty), beside the paper's mean over the same tasks (its "mean of the 5" row when all five
-    are present)."""
+    (std empty; n_configs and n_runs summed over tasks), beside the paper's mean over the same
+    tasks (its "mean of the 5" row when all five are present)."""
     per_cfg = by_config_table(summary)
     rows = []
     for task in paper.order_tasks(per_cfg["task"]):
@@ -82,7 +83,7 @@ def params_table(summary: pd.DataFrame) -> pd.DataFrame:
     architecture only; a configuration whose runs disagree raises (it would mean a code change)."""
     df = _synthetic(summary)
     keys = ["cfg"] + [c for c in ["d_model", "depth", "heads"] if c in df]
-    counts = df.groupby(keys + ["attention"], sort=False)["n_params"].unique()
+    counts = df.groupby(keys + ["attention"], sort=False, dropna=False)["n_params"].unique()
     odd = counts[counts.map(len) > 1]
     if len(odd):
         (cfg, *_, att), values = odd.index[0], odd.iloc[0]
@@ -154,7 +155,8 @@ def paper_markdown(table: pd.DataFrame) -> str:
             counts.append(f"{t}: " + ", ".join(f"{r.attention} {r.n_configs} configurations/{r.n_runs} runs"
                                                for r in part.itertuples()))
     return (markdown(header, rows) + "\nPer-token test accuracy: mean over seeds per configuration, "
-            "then mean (std, numpy ddof=0) across configurations; `mean` = mean over tasks. "
+            "then mean (std, numpy ddof=0) across configurations; `mean` = mean over tasks (the "
+            "paper's over the same tasks: its printed mean of the 5 when all five ran). "
             f"Ours: {'; '.join(counts)}. Paper: 16 configurations (19 for reverse and sort).\n")
 
 
