@@ -1,6 +1,7 @@
 """What the Snakemake train and eval scripts do, kept in the package so the scripts stay thin."""
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,9 @@ def _family(name: str):
 def _setup(job):
     torch.set_num_threads(max(1, int(job.threads)))
     device = pick_device(job.params.device)
-    print(f"device {device}, {torch.get_num_threads()} threads", file=sys.stderr)
+    print(f"device {device}, {torch.get_num_threads()} threads, CUDA_VISIBLE_DEVICES="
+          f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}, SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
+          file=sys.stderr)
     return device
 
 
