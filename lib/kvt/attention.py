@@ -91,6 +91,8 @@ class SelfAttention(nn.Module):
 
     def __init__(self, d_model: int, heads: int, *, bias: bool = True, out_bias: bool | None = None,
                  scale: str = "head", attn_dropout: float = 0.0, fused: bool = True, **unused):
+        # **unused: options of other variants (pos_dim, max_len, ...), so that a model can pass
+        # one set of options whatever variant its config names.
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")

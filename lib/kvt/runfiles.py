@@ -1,28 +1,11 @@
 """Reading and writing the per-run files (run.json, the selected weights, eval results)."""
 
-import json
-import os
 from pathlib import Path
 
-from .provenance import now, provenance
 import torch
 
-
-def write_json(obj: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"missing run file {path}") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"corrupt run file {path}: {err}") from err
+from .jsonfiles import write_json
+from .provenance import now, provenance
 
 
 def start_record(run_dir: Path, hparams: dict, device, n_params: int, previous: dict) -> dict:

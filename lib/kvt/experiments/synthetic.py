@@ -5,8 +5,9 @@ from pathlib import Path
 import torch.nn.functional as F
 
 from ..data.synthetic import make_split
+from ..jsonfiles import write_json
 from ..models.synthetic import SequenceClassifier, SyntheticModelConfig
-from ..runfiles import finish_record, load_weights, start_record, write_json
+from ..runfiles import finish_record, load_weights, start_record
 from ..trainer import TensorBatches, TrainConfig, Trainer, atomic_save, evaluate, seed_everything
 
 EVAL_BATCH = 512

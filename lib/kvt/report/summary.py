@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..jsonfiles import read_json
+
 IDENTITY = ["family", "task", "cfg", "attention", "seed", "run_dir"]
 RESULT = ["n_params", "steps", "train_seconds", "best_step", "val_acc", "val_loss",
           "final_val_loss", "final_val_acc", "test_acc", "test_loss", "status", "resumes"]
@@ -25,12 +27,7 @@ SORT_KEYS = ["family", "task", "seq_len", "d_model", "depth", "heads", "cfg", "a
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"missing run file {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"corrupt run file {path}: {err}") from err
+    obj = read_json(path)
     if not isinstance(obj, dict):
         raise ValueError(f"corrupt run file {path}: expected a JSON object, got {type(obj).__name__}")
     return obj
