@@ -12,10 +12,9 @@ from kvt.config import (
     synthetic_hparams,
 )
 
-# Snakemake has merged config.yaml with the --config values; apply the preset between the two.
-_cli = dict(
-    getattr(getattr(workflow, "config_settings", None), "overwrite_config", None) or {}
-)
+# Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
+# preset between the two: files < preset < --config.
+_cli = dict(getattr(getattr(workflow, "config_settings", None), "config", None) or {})
 try:
     _resolved = resolve(
         dict(config),

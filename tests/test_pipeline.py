@@ -1,0 +1,61 @@
+"""End to end through Snakemake: a train job killed with its whole Snakemake process resumes from
+its last.pt on the next run (after --unlock and with --rerun-incomplete, as a user would do) and
+ends with the same metrics and test result as an uninterrupted run."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "results/synthetic/copy/n8-d16-l1-h2/kv/seed0"
+
+
+def snakemake(workdir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"),
+            "--configfile", str(ROOT / "config.yaml"), "--directory", str(workdir), "--cores", "1",
+            *extra, "--config", "preset=smoke", "attentions=[kv]",
+            "synthetic={tasks: [copy], train_size: 16000, epochs: 1}"]
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "wall_time"} for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_killed_train_job_resumes_through_snakemake(tmp_path):
+    target = f"{RUN}/test.json"
+    ref, work = tmp_path / "ref", tmp_path / "work"
+    done = subprocess.run(snakemake(ref, target), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    proc = subprocess.Popen(snakemake(work, target), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    metrics = work / RUN / "metrics.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill after the first checkpoint past step 0
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the train job finished before it could be killed"
+    assert (work / RUN / "last.pt").exists() and not (work / RUN / "model.pt").exists()
+
+    subprocess.run(snakemake(work, "--unlock"), capture_output=True, timeout=300, check=True)
+    again = subprocess.run(snakemake(work, "--rerun-incomplete", target), capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (work / "results/logs/synthetic/train/copy/n8-d16-l1-h2/kv/seed0.log").read_text()
+    assert "resuming from" in log
+    assert metric_rows(work / RUN) == metric_rows(ref / RUN)
+    result = json.loads((work / target).read_text())
+    assert result == json.loads((ref / target).read_text())
+    assert json.loads((work / RUN / "run.json").read_text())["resumed_at"]
