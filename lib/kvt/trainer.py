@@ -177,6 +177,7 @@ class Trainer:
         self.rows: list[dict] = []  # every metric row so far, also kept in the checkpoint
         self.meta: dict = {}  # caller's run record (start time, resumes), kept in the checkpoint
         self.log = Progress(self.total_steps)
+        self.saved_step = None  # step of the checkpoint on disk
         self.resumed = self._resume()
 
     # -- persistence -------------------------------------------------------------------------
@@ -199,6 +200,7 @@ class Trainer:
                     "rows", "meta"):
             setattr(self, key, ckpt[key])
         set_rng_state(ckpt["rng"])
+        self.saved_step = self.step
         # The checkpoint holds every metric row so far: metrics.csv may be gone (Snakemake deletes
         # the outputs of a failed job) or hold rows written after the checkpoint.
         self._write_metrics(self.rows, mode="w")
@@ -231,6 +233,7 @@ class Trainer:
                          f"train {train_loss:.4f} val {val_loss:.4f} acc {val_acc:.4f} "
                          f"({self.elapsed:.0f}s)")
         atomic_save(self._state(), self.last_path)
+        self.saved_step = self.step
 
     def fit(self) -> dict:
         """Train to the end (from the checkpoint if resumed); return the selected weights."""
@@ -266,7 +269,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite training loss ({loss.item()}) at step {self.step + 1}, epoch "
-                f"{self.epoch}; the last good checkpoint (step {self._checkpoint_step()}) stays in "
+                f"{self.epoch}; the last good checkpoint (step {self.saved_step}) stays in "
                 f"{self.last_path}. Lower the learning rate or check the data.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -279,9 +282,6 @@ class Trainer:
         self.loss_sum += value
         self.loss_count += 1
         return value
-
-    def _checkpoint_step(self):
-        return load_checkpoint(self.last_path)["step"] if self.last_path.exists() else "none"
 
     def selected(self) -> dict:
         """The weights chosen by cfg.select, with the step and validation scores they had."""

@@ -3,7 +3,8 @@ configuration, and parameter counts, each as tidy CSV (for tools) and Markdown (
 paper table also as LaTeX in the paper's row format.
 
 Only tasks and variants present in the summary appear, so a partial run (one task, one variant)
-still gets its tables. Every std here is numpy's (ddof=0), as in the paper's notebook.
+still gets its tables. Every std here is numpy's default (ddof=0): the design notes do not say which
+the paper used, and numpy's default is the likeliest for a plotting notebook.
 """
 
 from pathlib import Path
@@ -27,7 +28,7 @@ def _synthetic(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _std(values) -> float:
-    return float(np.std(np.asarray(values, dtype=float)))  # ddof=0, as the paper's notebook
+    return float(np.std(np.asarray(values, dtype=float)))  # ddof=0 (see the module docstring)
 
 
 def cfg_order(df: pd.DataFrame) -> list[str]:
