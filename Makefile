@@ -21,7 +21,7 @@ run: env  ## the paper preset on all cores and up to 4 GPUs
 cpu: env  ## every task and variant, reduced: about 20 minutes on 2 cores
 	$(SNAKEMAKE) --cores all --config preset=cpu $(ARGS)
 
-smoke: env  ## the whole DAG on tiny data, a minute or two
+smoke: env  ## the whole DAG on tiny data, about 2 minutes on 2 cores
 	$(SNAKEMAKE) --cores all --config preset=smoke $(ARGS)
 
 test: env

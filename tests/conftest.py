@@ -1,14 +1,6 @@
-"""Shared fixtures of the model-package tests: a tiny synthetic-run hparams factory.
-
-Also keeps the tests from taking git's optional index lock: every run records provenance with
-`git status`, and other people work in this tree while the tests run.
-"""
-
-import os
+"""Shared fixtures of the model-package tests: a tiny synthetic-run hparams factory."""
 
 import pytest
-
-os.environ.setdefault("GIT_OPTIONAL_LOCKS", "0")  # inherited by the subprocesses of the tests
 
 
 def tiny_hparams(**overrides) -> dict:

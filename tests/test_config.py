@@ -83,6 +83,14 @@ def test_hparams_of_one_run(base, schema):
         synthetic_hparams(syn, "sort", "n1-d1-l1-h1", "kv", 0)
 
 
+def test_test_hparams_have_the_keys_a_train_job_gets(base, schema):
+    """The trainer tests' tiny_hparams must not drift from what the workflow passes a job."""
+    from conftest import tiny_hparams
+
+    syn = resolve(base, {"preset": "smoke"}, schema)["synthetic"]
+    assert set(tiny_hparams()) == set(synthetic_hparams(syn, "copy", "n8-d16-l1-h2", "kv", 0))
+
+
 def test_code_hash_follows_the_code(tmp_path):
     pkg = tmp_path / "pkg"
     (pkg / "report").mkdir(parents=True)

@@ -11,7 +11,10 @@ import torch
 
 def _git(*args: str, cwd: Path) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        # No optional index lock: concurrent jobs in one checkout all ask git at their start.
+        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+        out = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                             timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

@@ -77,9 +77,7 @@ def all_targets():
     targets = [f"{RESULTS}/summary.csv"]
     if "synthetic" in config["families"]:
         targets += expand(
-            f"{RESULTS}/tables/{{name}}.{{ext}}",
-            name=["synthetic"],
-            ext=["csv", "md", "tex"],
+            f"{RESULTS}/tables/synthetic.{{ext}}", ext=["csv", "md", "tex"]
         )
         targets += expand(
             f"{RESULTS}/figures/synthetic/{{kind}}_{{task}}.{{ext}}",
