@@ -18,10 +18,10 @@ $(VENV)/.installed: envs/requirements.txt pyproject.toml
 run: env  ## the paper preset on all cores and up to 4 GPUs
 	$(SNAKEMAKE) --cores all --resources gpu=4 $(ARGS)
 
-cpu: env  ## every task and variant, reduced: about 20 minutes on 2 cores
+cpu: env  ## every task and variant, reduced (README: timings, data)
 	$(SNAKEMAKE) --cores all --config preset=cpu $(ARGS)
 
-smoke: env  ## the whole DAG on tiny data, about 2 minutes on 2 cores
+smoke: env  ## the whole DAG on tiny data and fixture files, a few minutes on 2 cores
 	$(SNAKEMAKE) --cores all --config preset=smoke $(ARGS)
 
 test: env
@@ -34,5 +34,6 @@ lint: env
 report: env  ## browsable record of the last run's tables and figures
 	$(SNAKEMAKE) --report report.zip $(ARGS)
 
-clean:
-	rm -rf results/synthetic results/logs results/benchmarks results/tables results/figures results/summary.csv
+clean:  ## every result (the data folder stays)
+	rm -rf results/synthetic results/vision results/anomaly results/data results/logs \
+	  results/benchmarks results/tables results/figures results/summary.csv

@@ -59,3 +59,21 @@ def test_killed_train_job_resumes_through_snakemake(tmp_path):
     result = json.loads((work / target).read_text())
     assert result == json.loads((ref / target).read_text())
     assert json.loads((work / RUN / "run.json").read_text())["resumed_at"]
+
+
+@pytest.mark.slow
+def test_keep_last_reruns_nothing_but_a_hyperparameter_does(tmp_path):
+    """keep_last is not a hyperparameter: toggling it leaves a finished run alone, while changing
+    a run's setting (its hparams, a Snakemake param) reruns it."""
+    target = f"{RUN}/test.json"
+    done = subprocess.run(snakemake(tmp_path, target), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def planned(*config):
+        cmd = snakemake(tmp_path, "-n", target) + list(config)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout + out.stderr
+
+    assert "Nothing to be done" in planned("keep_last=true")
+    assert "synthetic_train" in planned("synthetic={tasks: [copy], train_size: 16000, epochs: 1, lr: 0.002}")

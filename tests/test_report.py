@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from kvt.report import paper
-from kvt.report.figures import seed_band, write_task_figures
+from kvt.report.figures import seed_band, write_figure
 from kvt.report.summary import collect, diff_runs, read_summary, write_summary
-from kvt.report.tables import paper_table, params_table, write_by_config, write_paper_table, write_params
+from kvt.report.tables import (by_config_table, paper_table, params_table, write_by_config,
+                               write_paper_table, write_params, write_tables)
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["reverse", "sort"]
@@ -136,6 +137,49 @@ def test_select_last_takes_val_scores_of_the_last_row(tmp_path):
     row = collect([d / "run.json"], [d / "test.json"]).iloc[0]
     last = pd.read_csv(d / "metrics.csv").iloc[-1]
     assert row["val_acc"] == pytest.approx(last["val_acc"]) and row["best_step"] == last["step"]
+
+
+def test_score_columns_are_every_val_and_test_metric(tmp_path):
+    """Scores: val_<metric> of the selected weights, final_val_<metric> of the last validation, and
+    every test_* of test.json but test_size (the hparam keeps that name)."""
+    d = fake_run(tmp_path, "sort", "n16-d32-l1-h2", "kv", 0, 0.8, hp_extra={"test_size": 300})
+    metrics = pd.read_csv(d / "metrics.csv")
+    metrics["val_f1"] = np.linspace(0.2, 0.6, len(metrics))
+    metrics.to_csv(d / "metrics.csv", index=False)
+    run = json.loads((d / "run.json").read_text())
+    best = 2  # selected weights of a validation before the last
+    run["selected"] = {"step": int(metrics["step"][best]), "select": "best",
+                       **{c: float(metrics[c][best]) for c in ("val_loss", "val_acc", "val_f1")}}
+    (d / "run.json").write_text(json.dumps(run))
+    test = {**json.loads((d / "test.json").read_text()), "step": int(metrics["step"][best])}
+    (d / "test.json").write_text(json.dumps({**test, "test_f1": 0.42, "test_bits": 1.5}))
+    summary = collect([d / "run.json"], [d / "test.json"])
+    row = summary.iloc[0]
+    assert row["best_step"] == metrics["step"][best]
+    for c in ("val_f1", "val_acc", "val_loss"):
+        assert row[c] == pytest.approx(metrics[c][best]), c
+    assert best != len(metrics) - 1 and row["final_val_f1"] == pytest.approx(metrics["val_f1"].iloc[-1])
+    assert (row["test_f1"], row["test_bits"], row["test_acc"]) == (0.42, 1.5, 0.8)
+    assert row["test_size"] == 300 and "hp.test_size" not in summary.columns  # from the hparams
+    cols = list(summary.columns)
+    scores = cols[cols.index("best_step") + 1:cols.index("status")]
+    assert set(scores) == {"val_loss", "val_acc", "val_f1", "final_val_loss", "final_val_acc",
+                           "final_val_f1", "test_acc", "test_loss", "test_f1", "test_bits"}
+    assert cols.index("test_size") < cols.index("n_params")  # among the settings, not the scores
+    other = fake_run(tmp_path / "b", "sort", "n16-d32-l1-h2", "kv", 0, 0.8, hp_extra={"test_size": 200})
+    (other / "test.json").write_text(json.dumps({**json.loads((other / "test.json").read_text()),
+                                                 "test_f1": 0.5}))
+    both = collect([d / "run.json", other / "run.json"], [d / "test.json", other / "test.json"])
+    diff = diff_runs(both, str(d), str(other))
+    assert diff.loc["test_f1", "kind"] == "metric" and diff.loc["test_size", "kind"] == "param"
+    assert np.isnan(both.set_index("run_dir").loc[str(other), "test_bits"])  # absent: empty
+
+
+def test_test_json_without_metrics_is_refused(tree):
+    _, runs, tests = tree
+    tests[2].write_text(json.dumps({"test_size": 100, "step": 0, "select": "best"}))
+    with pytest.raises(ValueError, match=str(tests[2])):
+        collect(runs, tests)
 
 
 @pytest.mark.parametrize("name, damage", [
@@ -273,6 +317,33 @@ def test_by_config_and_params_tables(summary, tmp_path):
         params_table(odd)
 
 
+def test_family_is_the_only_one_unless_named(summary, tmp_path):
+    assert paper_table(summary, "synthetic").equals(paper_table(summary))
+    other = summary.copy()
+    other["family"] = "vision"
+    other["test_acc"] = 0.0
+    mixed = pd.concat([summary, other], ignore_index=True)
+    with pytest.raises(ValueError, match="name the family"):
+        paper_table(mixed)
+    assert paper_table(mixed, "synthetic").equals(paper_table(summary))  # the other rows left out
+    assert by_config_table(mixed, "synthetic").equals(by_config_table(summary))
+    with pytest.raises(ValueError, match="unknown task family 'nope'"):
+        paper_table(summary, "nope")
+    with pytest.raises(ValueError, match="no .*runs"):
+        write_paper_table(other, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", "synthetic")
+
+
+def test_write_tables_writes_all_three_tables(summary, tmp_path):
+    names = ["t.csv", "t.md", "t.tex", "bc.csv", "bc.md", "p.csv", "p.md"]
+    write_tables(summary, "synthetic", *(tmp_path / n for n in names))
+    assert pd.read_csv(tmp_path / "t.csv").equals(paper_table(summary))
+    bc = pd.read_csv(tmp_path / "bc.csv")
+    assert np.allclose(bc["mean"], by_config_table(summary)["mean"])
+    assert (pd.read_csv(tmp_path / "p.csv")["qkv"] == N_PARAMS["qkv"]).all()
+    assert "\\end{tabular}" in (tmp_path / "t.tex").read_text()
+    assert "±" in (tmp_path / "bc.md").read_text() and "1,000" in (tmp_path / "p.md").read_text()
+
+
 # -- figures ---------------------------------------------------------------------------------
 def test_seed_band_averages_on_the_common_range():
     grid, mean, lo, hi = seed_band([([0, 10], [0, 10]), ([0, 5, 20], [2, 7, np.nan])], points=6)
@@ -280,10 +351,18 @@ def test_seed_band_averages_on_the_common_range():
     assert np.allclose(mean, grid + 1) and np.allclose(lo, grid) and np.allclose(hi, grid + 2)
 
 
-def test_figures_of_an_absent_task_are_refused(summary, tmp_path):
+@pytest.mark.parametrize("kind", ["loss", "score"])
+def test_figures_of_an_absent_task_are_refused(summary, tmp_path, kind):
     # the figures themselves are checked in test_scripts_write_their_outputs (they are slow)
     with pytest.raises(ValueError, match="swap"):
-        write_task_figures(summary, "swap", *(tmp_path / f"x.{e}" for e in ("png", "pdf", "png", "pdf")))
+        write_figure(summary, "synthetic", "swap", kind, tmp_path / "x.png", tmp_path / "x.pdf")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unknown_figure_kind_is_refused(summary, tmp_path):
+    with pytest.raises(ValueError, match="'accuracy'"):
+        write_figure(summary, "synthetic", "sort", "accuracy", tmp_path / "x.png", tmp_path / "x.pdf")
+    assert not (tmp_path / "x.png").exists()
 
 
 # -- the Snakemake scripts -------------------------------------------------------------------
@@ -303,14 +382,22 @@ def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
     names = {"csv": "synthetic.csv", "md": "synthetic.md", "tex": "synthetic.tex",
              "by_config_csv": "synthetic_by_config.csv", "by_config_md": "synthetic_by_config.md",
              "params_csv": "params_synthetic.csv", "params_md": "params_synthetic.md"}
-    run_script("table_synthetic", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-               output={k: str(out / v) for k, v in names.items()})
-    figs = {"loss_png": "loss_sort.png", "loss_pdf": "loss_sort.pdf", "acc_png": "accuracy_sort.png",
-            "acc_pdf": "accuracy_sort.pdf"}
-    run_script("figures_synthetic", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-               params={"task": "sort"}, output={k: str(out / v) for k, v in figs.items()})
+    run_script("tables", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
+               params={"family": "synthetic"}, output={k: str(out / v) for k, v in names.items()})
+    figs = {}
+    for kind, stem in (("loss", "loss_sort"), ("score", "accuracy_sort")):
+        files = {"png": f"{stem}.png", "pdf": f"{stem}.pdf"}
+        run_script("figures", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
+                   params={"family": "synthetic", "task": "sort", "kind": kind},
+                   output={k: str(out / v) for k, v in files.items()})
+        figs.update({f"{kind}_{k}": v for k, v in files.items()})
     for name in ["summary.csv", *names.values()]:
         assert (out / name).stat().st_size > 0, name
+    summary = read_summary(out / "summary.csv")
+    assert pd.read_csv(out / "synthetic.csv").equals(paper_table(summary).reset_index(drop=True))
+    assert len(pd.read_csv(out / "synthetic_by_config.csv")) == len(by_config_table(summary))
+    assert (pd.read_csv(out / "params_synthetic.csv")["kv"] == N_PARAMS["kv"]).all()
+    assert "\\begin{tabular}" in (out / "synthetic.tex").read_text()
     for name in figs.values():
         head = (out / name).read_bytes()[:8]
         assert (out / name).stat().st_size > 2000, name

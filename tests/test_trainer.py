@@ -1,15 +1,19 @@
-"""The resumable training loop, through the synthetic experiment (kvt.experiments.synthetic).
+"""The resumable training loop, through the runner (kvt.runner) and the synthetic family's runtime
+(kvt.experiments.synthetic), and the Trainer driven directly for what the synthetic family does not
+use (a length in iterations, validation every n steps, the noam schedule).
 
 Guards the trainer's promises (trainer.py docstring, protocol.md): a run killed at any point and
 started again on the same folder ends exactly like an uninterrupted run (metrics, selected weights
 bit for bit, test results), both after an exception in-process and after a real SIGKILL; metrics.csv
 is appended on the validation schedule while training; last.pt is removed after a completed run
 unless keep_last; a non-finite loss and a corrupt checkpoint stop the run with a message naming the
-step / file; `select` picks the best-on-val or the last weights; the warm-up + cosine schedule.
+step / file (and a checkpoint of another version is refused); `select` picks the best-on-val or
+the last weights; the warm-up + cosine, constant and noam schedules.
 """
 
 import csv
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -18,9 +22,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import kvt.experiments.synthetic as syn
-from kvt.trainer import TrainConfig, load_checkpoint, lr_lambda
+import kvt.runner as runner
+from kvt.trainer import (CHECKPOINT_VERSION, TensorBatches, Trainer, TrainConfig, load_checkpoint,
+                         lr_lambda)
 
 from conftest import tiny_hparams
 
@@ -36,7 +44,7 @@ class Stop(Exception):
 
 def train(hp, folder, **kw):
     folder = Path(folder)
-    return syn.train(hp, folder, folder / "model.pt", CPU, **kw)
+    return runner.train(hp, folder, folder / "model.pt", CPU, **kw)
 
 
 def metrics(folder):
@@ -65,18 +73,12 @@ def assert_same_run(folder, reference):
     """Same metrics except wall_time, bitwise-equal selected weights, equal test results."""
     assert without_wall_time(metrics(folder)) == without_wall_time(metrics(reference))
     assert_same_weights(Path(folder) / "model.pt", Path(reference) / "model.pt")
-    assert (syn.test(Path(folder) / "model.pt", Path(folder) / "test.json", CPU)
-            == syn.test(Path(reference) / "model.pt", Path(reference) / "test.json", CPU))
+    assert (runner.test(Path(folder) / "model.pt", Path(folder) / "test.json", CPU)
+            == runner.test(Path(reference) / "model.pt", Path(reference) / "test.json", CPU))
     assert not (Path(folder) / "last.pt").exists()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Runs are compared bit for bit: one intra-op thread, as in the killed subprocess."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # runs are compared bit for bit
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +129,12 @@ KILLED_RUN = textwrap.dedent("""
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    import kvt.experiments.synthetic as syn
+    import kvt.runner as runner
     hp, folder, kill_at = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     def on_step(step):
         if step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-    syn.train(hp, folder, folder / "model.pt", torch.device("cpu"), on_step=on_step)
+    runner.train(hp, folder, folder / "model.pt", torch.device("cpu"), on_step=on_step)
     print("not killed")
 """)
 
@@ -169,7 +171,7 @@ def test_metrics_schedule_and_last_removed(reference_run):
     assert rows[0]["train_loss"] == "nan"  # step 0: the untrained model, no training loss yet
     assert all(float(r["train_loss"]) > 0 for r in rows[1:])
     # the learning rate the optimizer had at each row follows the schedule, stepped per iteration
-    factor = lr_lambda(syn.train_config(tiny_hparams()), TOTAL_STEPS)
+    factor = lr_lambda(runner.train_config(tiny_hparams()), TOTAL_STEPS)
     for r in rows:
         assert float(r["lr"]) == pytest.approx(1e-3 * factor(int(r["step"])), abs=1e-12)
     assert float(rows[-1]["lr"]) == 0.0
@@ -179,6 +181,30 @@ def test_metrics_schedule_and_last_removed(reference_run):
     assert record["hparams"] == tiny_hparams() and record["resumed_at"] == []
 
 
+def test_test_json_holds_the_metrics_of_the_selected_weights(reference_run, tmp_path):
+    record = run_json(reference_run)
+    out = tmp_path / "test.json"
+    result = runner.test(reference_run / "model.pt", out, CPU)
+    assert json.loads(out.read_text()) == result
+    assert set(result) == {"test_loss", "test_acc", "test_size", "step", "select", "n_params"}
+    assert result["test_size"] == tiny_hparams()["test_size"] == 256
+    assert (result["step"], result["select"]) == (record["selected"]["step"], "best")
+    assert result["n_params"] == record["n_params"] > 0
+    assert 0.0 <= result["test_acc"] <= 1.0 and result["test_loss"] > 0
+    # the metrics are those of the selected weights on the test split, per token
+    model, _ = runner.load_model(reference_run / "model.pt", CPU)
+    hp = tiny_hparams()
+    batches = list(syn.eval_data(hp, "test", {})())
+    assert len(batches) == 1
+    x, y = batches[0]
+    assert len(x) == 256  # one evaluation batch holds the whole tiny test split
+    with torch.no_grad():
+        logits = model(x)
+    assert result["test_acc"] == pytest.approx((logits.argmax(-1) == y).float().mean().item(), abs=1e-6)
+    assert result["test_loss"] == pytest.approx(
+        F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-5)
+
+
 def test_metrics_appended_while_training_and_keep_last(tmp_path):
     rows_seen = {}
 
@@ -186,7 +212,7 @@ def test_metrics_appended_while_training_and_keep_last(tmp_path):
         rows_seen[step] = [int(r["step"]) for r in metrics(tmp_path)]
         assert (tmp_path / "last.pt").exists()
 
-    train(tiny_hparams(keep_last=True), tmp_path, on_step=look)
+    train(tiny_hparams(), tmp_path, on_step=look, keep_last=True)
     for step, rows in rows_seen.items():
         assert rows == [s for s in VAL_STEPS if s <= step], f"metrics.csv at step {step}"
     ckpt = load_checkpoint(tmp_path / "last.pt")
@@ -197,17 +223,17 @@ def test_metrics_appended_while_training_and_keep_last(tmp_path):
 
 def test_non_finite_loss_names_step_and_checkpoint(tmp_path, monkeypatch):
     calls = {"train": 0}
-    real = syn.token_step
+    real = syn.step
 
     def nan_at_step_7(model, batch):
-        loss, correct, n = real(model, batch)
+        out = real(model, batch)
         if model.training:
             calls["train"] += 1
             if calls["train"] == 7:
-                loss = loss * float("nan")
-        return loss, correct, n
+                out["loss"] = out["loss"] * float("nan")
+        return out
 
-    monkeypatch.setattr(syn, "token_step", nan_at_step_7)
+    monkeypatch.setattr(syn, "step", nan_at_step_7)
     with pytest.raises(FloatingPointError) as err:
         train(tiny_hparams(), tmp_path)
     message = str(err.value)
@@ -228,6 +254,17 @@ def test_corrupt_checkpoint_is_an_error(tmp_path):
     assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "model.pt").exists()
 
 
+def test_checkpoint_of_another_version_is_refused(tmp_path):
+    last = tmp_path / "last.pt"
+    torch.save({"version": CHECKPOINT_VERSION - 1, "step": 3}, last)
+    with pytest.raises(RuntimeError, match=f"not a checkpoint of this version \\({CHECKPOINT_VERSION}\\)"):
+        load_checkpoint(last)
+    with pytest.raises(RuntimeError, match=str(last)):
+        train(tiny_hparams(), tmp_path)
+    assert torch.load(last, weights_only=False) == {"version": CHECKPOINT_VERSION - 1, "step": 3}
+    assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "model.pt").exists()
+
+
 # -- weight selection -------------------------------------------------------------------------------
 
 VAL_ACC = [0.10, 0.20, 0.30, 0.60, 0.50, 0.20, 0.40, 0.30, 0.55]  # per validation: best at step 6
@@ -237,18 +274,18 @@ def scripted_val(monkeypatch, weights_at):
     """Validation accuracy follows VAL_ACC (the losses stay real); weights_at[k]: the weights the
     model had at validation k."""
     count = {"val": 0}
-    real = syn.token_step
+    real = syn.step
 
     def step(model, batch):
-        loss, correct, n = real(model, batch)
+        out = real(model, batch)
         if not model.training:
             k = count["val"]
             count["val"] += 1
             weights_at[k] = {name: t.clone() for name, t in model.state_dict().items()}
-            correct = round(VAL_ACC[k] * n)
-        return loss, correct, n
+            out["acc"] = round(VAL_ACC[k] * out["count"])
+        return out
 
-    monkeypatch.setattr(syn, "token_step", step)
+    monkeypatch.setattr(syn, "step", step)
 
 
 def test_select_best(tmp_path, monkeypatch):
@@ -269,7 +306,7 @@ def test_select_best(tmp_path, monkeypatch):
 def test_select_last(tmp_path, monkeypatch):
     weights_at = {}
     scripted_val(monkeypatch, weights_at)
-    record = train(tiny_hparams(select="last", keep_last=True), tmp_path)
+    record = train(tiny_hparams(select="last"), tmp_path, keep_last=True)
     assert record["selected"]["step"] == TOTAL_STEPS == record["steps"]
     saved = torch.load(tmp_path / "model.pt", weights_only=False)
     assert saved["step"] == TOTAL_STEPS and saved["select"] == "last"
@@ -302,3 +339,137 @@ def test_warmup_cosine_schedule(warmup, total):
     constant = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup,
                                      schedule="constant"), total)
     assert [constant(s) for s in range(warmup, total + 1)] == [1.0] * (total - warmup + 1)
+
+
+@pytest.mark.parametrize("warmup", [4, 10, 0])
+def test_noam_schedule(warmup):
+    """Linear rise to 1 at the end of the warm-up, then sqrt(warmup / (step + 1)): independent of
+    the run's length, never 0."""
+    f = lr_lambda(TrainConfig(epochs=1, lr=1.0, warmup_steps=warmup, schedule="noam"), 40)
+    g = lr_lambda(TrainConfig(epochs=1, lr=1.0, warmup_steps=warmup, schedule="noam"), 4000)
+    w = max(1, warmup)
+    for s in range(warmup):
+        assert f(s) == pytest.approx((s + 1) / warmup), "linear rise from 0"
+    assert f(w - 1) == pytest.approx(1.0)  # the peak: the last warm-up step
+    for s in range(w - 1, 200):
+        assert f(s) == pytest.approx(math.sqrt(w / (s + 1)))
+    assert f(4 * w - 1) == pytest.approx(0.5)  # inverse square root, not linear or cosine
+    decay = [f(s) for s in range(w - 1, 200)]
+    assert all(b < a for a, b in zip(decay, decay[1:])) and decay[-1] > 0
+    assert [f(s) for s in range(200)] == [g(s) for s in range(200)]  # no dependence on the length
+
+
+def test_train_config_needs_one_length_and_known_choices():
+    for kw in ({}, {"epochs": 1, "iterations": 10}):
+        with pytest.raises(ValueError, match="epochs or as iterations"):
+            TrainConfig(**kw)
+    with pytest.raises(ValueError, match="'sgd'"):
+        TrainConfig(epochs=1, optimizer="sgd")
+    with pytest.raises(ValueError, match="'linear'"):
+        TrainConfig(epochs=1, schedule="linear")
+    cfg = TrainConfig.from_hparams({"lr": 0.5, "epochs": 3, "task": "sort", "betas": [0.9, 0.98]},
+                                   optimizer="adamw")
+    assert (cfg.lr, cfg.epochs, cfg.optimizer, cfg.betas) == (0.5, 3, "adamw", (0.9, 0.98))
+
+
+# -- the Trainer on its own: a length in iterations, validation every n steps -----------------------
+
+def linear_step(model, batch):
+    x, y = batch
+    logits = model(x)
+    return {"loss": F.cross_entropy(logits, y), "count": len(y), "acc": (logits.argmax(-1) == y).sum()}
+
+
+class Endless:
+    """Training data with no epochs: batches(start_step) only (a stream)."""
+
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def batches(self, start_step=0):
+        step = start_step
+        while True:
+            i = (step * self.batch_size) % len(self.x)
+            yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+            step += 1
+
+
+def toy_data(n=40):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=gen)
+    return x, (x[:, 0] > 0).long()
+
+
+def toy_trainer(folder, train, cfg, **kw):
+    torch.manual_seed(0)
+    x, y = toy_data()
+    return Trainer(nn.Linear(3, 2), train, lambda: [(x[:20], y[:20]), (x[20:], y[20:])], linear_step,
+                   cfg, folder, CPU, **kw)
+
+
+@pytest.mark.parametrize("data", ["tensor_batches", "stream"])
+def test_iterations_and_val_every(tmp_path, data):
+    x, y = toy_data()
+    train = TensorBatches((x, y), 8, seed=0) if data == "tensor_batches" else Endless(x, y, 8)
+    cfg = TrainConfig(iterations=11, val_every=4, lr=0.05, schedule="constant", select="last")
+    seen = []
+    trainer = toy_trainer(tmp_path, train, cfg, on_step=seen.append)
+    assert (trainer.total_steps, sorted(trainer.val_steps)) == (11, [4, 8, 11])
+    chosen = trainer.fit()
+    assert seen == list(range(1, 12))
+    rows = metrics(tmp_path)
+    assert [int(r["step"]) for r in rows] == [0, 4, 8, 11]  # step 0, every 4, and the last
+    if data == "tensor_batches":  # 5 batches per epoch: the epoch column still counts epochs
+        assert [float(r["epoch"]) for r in rows] == [0.0, 0.8, 1.6, 2.2]
+    else:  # no epochs in a stream
+        assert all(r["epoch"] == "" for r in rows)
+    assert set(rows[0]) == {"step", "epoch", "wall_time", "train_loss", "val_loss", "val_acc", "lr"}
+    assert all(float(r["lr"]) == 0.05 for r in rows)
+    # accuracy and loss are means per item over both validation batches
+    model = trainer.model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    assert float(rows[-1]["val_acc"]) == pytest.approx((logits.argmax(-1) == y).float().mean().item())
+    assert float(rows[-1]["val_loss"]) == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    assert chosen["step"] == 11 and chosen["select"] == "last"
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 11
+
+
+def test_val_every_defaults_to_the_end_and_epochs_need_steps_per_epoch(tmp_path):
+    x, y = toy_data()
+    trainer = toy_trainer(tmp_path / "a", Endless(x, y, 8), TrainConfig(iterations=6))
+    assert (trainer.total_steps, trainer.val_steps) == (6, {6})
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        toy_trainer(tmp_path / "b", Endless(x, y, 8), TrainConfig(epochs=2))
+
+
+def test_select_on_a_metric_to_minimise(tmp_path):
+    """select_on=("val_loss", "min"): the weights of the lowest validation loss, not the last."""
+    x, y = toy_data()
+    losses = [2.0, 1.5, 0.7, 0.9, 1.2]  # per validation (2 batches each): best at step 4
+    weights_at, calls = [], {"val": 0}
+
+    def scripted(model, batch):
+        out = linear_step(model, batch)
+        if not model.training:
+            k, first = divmod(calls["val"], 2)
+            calls["val"] += 1
+            if first == 0:
+                weights_at.append({name: t.clone() for name, t in model.state_dict().items()})
+            out["loss"] = torch.tensor(losses[k], dtype=torch.float64)
+        return out
+
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(3, 2), TensorBatches((x, y), 8, seed=0),
+                      lambda: [(x[:20], y[:20]), (x[20:], y[20:])], scripted,
+                      TrainConfig(iterations=8, val_every=2, lr=0.1, schedule="constant"),
+                      tmp_path, CPU, select_on=("val_loss", "min"))
+    chosen = trainer.fit()
+    assert [float(r["val_loss"]) for r in metrics(tmp_path)] == losses
+    assert chosen["step"] == 4 and chosen["val_loss"] == 0.7 and chosen["select"] == "best"
+    for name, t in weights_at[2].items():
+        assert torch.equal(chosen["state"][name], t), name
+    assert not all(torch.equal(chosen["state"][n], t) for n, t in weights_at[-1].items())
+    with pytest.raises(ValueError, match="max or min"):
+        Trainer(nn.Linear(3, 2), TensorBatches((x, y), 8, seed=0), lambda: [], linear_step,
+                TrainConfig(iterations=1), tmp_path / "c", CPU, select_on=("val_loss", "down"))

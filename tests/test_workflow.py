@@ -25,14 +25,18 @@ def job_counts(out: str) -> dict[str, int]:
     return {k: int(v) for k, v in counts.items()}
 
 
-def test_paper_grid_schedules_720_train_jobs(tmp_path):
+def test_paper_grid_schedules_every_family(tmp_path):
     res = dry_run(tmp_path=tmp_path)
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == 5 * 16 * 3 * 3 == 720
     assert counts["synthetic_eval"] == 720
-    assert counts["synthetic_figures"] == 5
-    assert counts["summary"] == counts["synthetic_tables"] == 1
+    # MNIST, Fashion-MNIST: d {256, 512} x heads {2, 4}; CIFAR-10/100: depth {2, 4} x heads {2, 4}
+    assert counts["vision_train"] == counts["vision_eval"] == 4 * 4 * 3 * 3 == 144
+    assert counts["vision_data"] == 4 and counts["vision_attention"] == 4
+    assert counts["anomaly_features"] == 1 and counts["anomaly_train"] == 3 * 3
+    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1
+    assert counts["summary"] == 1 and counts["tables"] == 3
 
 
 def test_restricting_task_variant_and_seeds(tmp_path):
@@ -41,14 +45,26 @@ def test_restricting_task_variant_and_seeds(tmp_path):
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == 16
-    assert counts["synthetic_figures"] == 1
+    assert counts["loss_figure"] == 1 + 4 + 1
+
+
+def test_families_pick_what_runs(tmp_path):
+    """families: [vision] schedules no synthetic or set-anomaly job, and the summary gathers
+    only the vision runs."""
+    res = dry_run("families=[vision]", "vision={tasks: [digits]}", tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout + res.stderr)
+    assert "synthetic_train" not in counts and "anomaly_train" not in counts
+    assert counts["vision_train"] == 3 * 3 and counts["vision_data"] == 1
+    assert counts["tables"] == 1 and counts["loss_figure"] == 1
 
 
 def test_presets_change_the_grid(tmp_path):
-    for preset, runs in (("cpu", 5 * 2 * 3 * 2), ("smoke", 5 * 1 * 3 * 1)):
+    for preset, runs in (("cpu", (5 * 2 * 3 * 2, 5 * 3 * 2, 3 * 2)), ("smoke", (5 * 3, 5 * 3, 3))):
         res = dry_run(f"preset={preset}", tmp_path=tmp_path)
         assert res.returncode == 0, res.stderr + res.stdout
-        assert job_counts(res.stdout + res.stderr)["synthetic_train"] == runs, preset
+        counts = job_counts(res.stdout + res.stderr)
+        assert (counts["synthetic_train"], counts["vision_train"], counts["anomaly_train"]) == runs, preset
 
 
 @pytest.mark.parametrize("override, named", [
@@ -59,6 +75,9 @@ def test_presets_change_the_grid(tmp_path):
     ("synthetic={lr: fast}", "synthetic.lr: 'fast' is not of type 'number'"),
     ("synthetic={grid: {seq_len: [64], d_model: [64], depth: [2], heads: [3]}}", "not divisible by heads=3"),
     ("device=tpu", "device: 'tpu' is not one of"),
+    ("families=[audio]", "families[0]: 'audio' is not one of"),
+    ("vision={cifar10: {lr: -1}}", "vision.cifar10.lr: -1"),
+    ("data={download: maybe}", "data.download: 'maybe' is not of type 'boolean'"),
 ])
 def test_bad_config_stops_with_a_message_naming_it(tmp_path, override, named):
     res = dry_run(override, tmp_path=tmp_path)

@@ -7,6 +7,7 @@ Every variant has a fused path (`F.scaled_dot_product_attention`) and a manual p
 return the attention maps; both compute the same function.
 """
 
+import inspect
 import math
 
 import torch
@@ -32,11 +33,34 @@ def register(name: str):
     return add
 
 
+def options_of(cls) -> set[str]:
+    """The keyword options a variant's constructors (along its MRO) accept."""
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "d_model", "heads"):
+                names.add(p.name)
+    return names
+
+
 def build_attention(name: str, d_model: int, heads: int, **options) -> "SelfAttention":
-    """The attention module registered as `name` (qkv, kv, kv_pos, ...)."""
+    """The attention module registered as `name` (qkv, kv, kv_pos, ...).
+
+    A model passes one set of options whatever variant its config names: options that another
+    registered variant takes (pos_dim for qkv) are dropped; an option no variant knows (a typo
+    such as pos_dims) is an error that names it."""
     if name not in ATTENTION:
         raise ValueError(f"unknown attention variant {name!r}; known: {', '.join(sorted(ATTENTION))}")
-    return ATTENTION[name](d_model, heads, **options)
+    known = set().union(*(options_of(cls) for cls in ATTENTION.values()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown attention option(s) {', '.join(unknown)} for variant {name!r}; "
+                        f"known options: {', '.join(sorted(known))}")
+    mine = options_of(ATTENTION[name])
+    return ATTENTION[name](d_model, heads, **{k: v for k, v in options.items() if k in mine})
 
 
 def make_mask(n_q: int, n_k: int | None = None, *, causal: bool = False,
@@ -90,9 +114,7 @@ class SelfAttention(nn.Module):
     variant = "?"
 
     def __init__(self, d_model: int, heads: int, *, bias: bool = True, out_bias: bool | None = None,
-                 scale: str = "head", attn_dropout: float = 0.0, fused: bool = True, **unused):
-        # **unused: options of other variants (pos_dim, max_len, ...), so that a model can pass
-        # one set of options whatever variant its config names.
+                 scale: str = "head", attn_dropout: float = 0.0, fused: bool = True):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")

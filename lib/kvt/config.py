@@ -1,21 +1,27 @@
-"""The pipeline's configuration: presets, command-line overrides, schema validation, the grid.
+"""The pipeline's configuration: presets, command-line overrides, schema validation.
 
 Order of precedence: config.yaml < presets.<preset> < values given with `--config`. Snakemake
 parses nested `--config` values with YAML's base loader, as strings; `coerce` turns them into the
 types the schema asks for, so `--config synthetic="{epochs: 1}"` works as expected.
+
+The schema file holds the top-level keys; each family's section comes from its declaration
+(kvt.families), and the name lists (variants, families, tasks) from the registries. Torch-free:
+the DAG is built without importing torch.
+
+    python -m kvt.config [KEY=VALUE ...]   # the resolved configuration, e.g. preset=cpu
 """
 
 import copy
 import hashlib
-import itertools
+import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from .families import FAMILIES, ConfigError  # noqa: F401  (ConfigError is part of this API)
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the key and the problem."""
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -30,6 +36,8 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 
 def _types(schema: dict) -> set:
+    if "anyOf" in schema:
+        return set().union(*(_types(s) for s in schema["anyOf"]))
     kind = schema.get("type")
     if kind is None and "enum" in schema:
         return {type(v).__name__ for v in schema["enum"]}
@@ -48,6 +56,8 @@ def coerce(value, schema: dict):
     if not isinstance(value, str):
         return value
     kinds = _types(schema)
+    if "null" in kinds and value.lower() in ("null", "none", "~"):
+        return None
     try:
         if "integer" in kinds or "int" in kinds:
             return int(value)
@@ -77,15 +87,18 @@ def _where(path) -> str:
     return out or "(top level)"
 
 
-def load_schema(path: Path) -> dict:
-    """The JSON Schema, with the name enums taken from the registries (the one source of names)."""
-    from .attention import ATTENTION
-    from .data.synthetic import TASKS
+def load_schema(path: Path = SCHEMA) -> dict:
+    """The JSON Schema: the file's top level, every family's section from its declaration, the
+    name enums from the registries (the one source of names)."""
+    from .attention_names import attention_names
 
     schema = yaml.safe_load(Path(path).read_text())
     props = schema["properties"]
-    props["attentions"]["items"]["enum"] = list(ATTENTION)
-    props["synthetic"]["properties"]["tasks"]["items"]["enum"] = list(TASKS)
+    props["attentions"]["items"]["enum"] = attention_names()
+    props["families"]["items"]["enum"] = list(FAMILIES)
+    for name, fam in FAMILIES.items():
+        props[name] = fam.schema()
+        schema.setdefault("required", []).append(name)
     return schema
 
 
@@ -98,65 +111,62 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
     if preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(presets) or '(none defined)'}")
     merged = deep_merge(deep_merge(config, presets[preset]), overrides)
+    for name in FAMILIES:
+        if merged.get(name) is None:  # an empty section in config.yaml: all defaults
+            merged[name] = {}
     merged = fill_defaults(coerce(merged, schema), schema)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(merged), key=lambda e: list(e.path))
     if errors:
         lines = [f"  {_where(e.path)}: {e.message}" for e in errors[:10]]
         raise ConfigError("invalid configuration (preset " + repr(preset) + "):\n" + "\n".join(lines))
-    check_synthetic(merged["synthetic"])
+    for name, fam in FAMILIES.items():
+        if fam.check is not None:
+            fam.check(merged[name])
     return merged
 
 
-def check_synthetic(section: dict) -> None:
-    """What the schema cannot say: combinations that cannot build a model or a batch."""
-    grid = section["grid"]
-    for d, h in itertools.product(grid["d_model"], grid["heads"]):
-        if d % h:
-            raise ConfigError(f"synthetic.grid: d_model={d} is not divisible by heads={h}")
-    if "swap" in section["tasks"] and any(n % 2 for n in grid["seq_len"]):
-        raise ConfigError("synthetic.grid.seq_len: swap needs even sequence lengths")
-    if section["train_size"] < section["batch_size"]:
-        raise ConfigError(f"synthetic.train_size={section['train_size']} is smaller than "
-                          f"batch_size={section['batch_size']}: no training batch")
-
-
-# -- the grid --------------------------------------------------------------------------------
-
-SYNTHETIC_KEYS = ("seq_len", "d_model", "depth", "heads")
-SYNTHETIC_TAGS = ("n", "d", "l", "h")
-
-
-def synthetic_configs(section: dict) -> dict[str, dict]:
-    """{configuration name: grid point}, e.g. 'n64-d256-l2-h4' -> {seq_len: 64, d_model: 256, ...}."""
-    grid = section["grid"]
-    out = {}
-    for values in itertools.product(*(grid[k] for k in SYNTHETIC_KEYS)):
-        name = "-".join(f"{t}{v}" for t, v in zip(SYNTHETIC_TAGS, values))
-        out[name] = dict(zip(SYNTHETIC_KEYS, values))
-    return out
-
-
-SYNTHETIC_RUN_KEYS = ("train_size", "val_size", "test_size", "epochs", "batch_size", "lr",
-                      "warmup_steps", "grad_clip", "dropout", "val_per_epoch", "select", "scale",
-                      "pos_dim", "pos_per_head", "fused", "keep_last")
-
-
-def synthetic_hparams(section: dict, task: str, cfg: str, attention: str, seed: int) -> dict:
-    """Everything one synthetic run needs, as the train job receives it."""
-    configs = synthetic_configs(section)
-    if cfg not in configs:
-        raise ConfigError(f"unknown synthetic configuration {cfg!r}; known: {', '.join(configs)}")
-    return {"family": "synthetic", "task": task, "attention": attention, "seed": int(seed),
-            "cfg": cfg, **configs[cfg], **{k: section[k] for k in SYNTHETIC_RUN_KEYS}}
-
-
-def code_hash(root: Path, exclude: tuple[str, ...] = ()) -> str:
-    """Content hash of the .py files under root (minus `exclude` subfolders): a Snakemake param,
-    so editing the model code reruns the jobs it affects (Snakemake does not track imports)."""
+def code_hash(root: Path, files=None, exclude: tuple[str, ...] = ()) -> str:
+    """Content hash of the .py files under root (or of `files`, relative to root; minus `exclude`
+    subfolders/files): a Snakemake param, so editing the model code reruns the jobs it affects
+    (Snakemake does not track imports)."""
+    root = Path(root)
+    paths = sorted(root.rglob("*.py")) if files is None else sorted(root / f for f in files)
     digest = hashlib.sha256()
-    for path in sorted(Path(root).rglob("*.py")):
+    for path in paths:
         rel = path.relative_to(root)
-        if rel.parts[0] in exclude:
+        if rel.parts[0] in exclude or str(rel) in exclude:
             continue
         digest.update(str(rel).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def family_code_hashes(package: Path) -> dict[str, str]:
+    """{family: hash of its own files plus every shared module}: editing one family's model
+    reruns that family's jobs only; editing a shared module (attention, trainer) reruns all.
+    The report code is hashed on its own (it reruns tables and figures only)."""
+    owned = {f for fam in FAMILIES.values() for f in fam.code}
+    shared = [str(p.relative_to(package)) for p in Path(package).rglob("*.py")
+              if p.relative_to(package).parts[0] != "report"
+              and str(p.relative_to(package)) not in owned]
+    return {name: code_hash(package, shared + list(fam.code)) for name, fam in FAMILIES.items()}
+
+
+def main(argv=None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    overrides: dict = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            sys.exit(f"usage: python -m kvt.config [KEY=VALUE ...]; got {arg!r}")
+        overrides[key] = yaml.safe_load(value)
+    base = yaml.safe_load(Path("config.yaml").read_text())
+    try:
+        resolved = resolve(deep_merge(base, overrides), overrides, load_schema())
+    except ConfigError as err:
+        sys.exit(str(err))
+    resolved.pop("presets", None)
+    print(yaml.safe_dump(resolved, sort_keys=False))
+
+
+if __name__ == "__main__":
+    main()

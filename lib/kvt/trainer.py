@@ -1,10 +1,16 @@
-"""The training loop shared by the families: resumable, validated on a fixed schedule.
+"""The training loop shared by the families: resumable, step-based, validated on a fixed schedule.
+
+The trainer knows steps, named metrics and a selection rule, nothing of tasks. A family gives its
+length in epochs (converted with its data's steps per epoch) or in iterations, its validation
+points (k per epoch, or every n steps), its optimizer and learning-rate schedule, and the
+validation metric that selects the weights with its direction (accuracy up, loss down).
 
 Per run folder it writes `metrics.csv` (appended and flushed at every validation), `last.pt`
-(everything needed to resume: model, optimizer, scheduler, step, RNG states, data position, the
-best weights so far) and, at the end, the selected weights. A run killed at any point and started
+(everything needed to resume: model, optimizer, scheduler, step, RNG states, the best weights so
+far, the metric rows) and returns the selected weights. A run killed at any point and started
 again resumes from `last.pt` and, on CPU, ends with the same metrics as an uninterrupted run: the
-data order is a function of (seed, epoch), and every RNG state is restored.
+training batch of a step (its order and augmentation) is a function of (seed, step), and every
+RNG state is restored.
 """
 
 import csv
@@ -13,7 +19,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -21,28 +27,47 @@ import numpy as np
 import torch
 from torch import nn
 
-METRIC_FIELDS = ["step", "epoch", "wall_time", "train_loss", "val_loss", "val_acc", "lr"]
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine", "noam")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int
-    batch_size: int
-    lr: float
+    epochs: int | None = None  # length in epochs of the training data ...
+    batch_size: int = 1
+    lr: float = 1e-3
     warmup_steps: int = 0
-    schedule: str = "cosine"  # cosine (to 0 over all steps after the warm-up) | constant
+    schedule: str = "cosine"  # constant | cosine (to 0 at the last step) | noam (inverse sqrt)
     optimizer: str = "adam"  # adam | adamw
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0: no clipping
-    val_per_epoch: int = 1
-    select: str = "best"  # best (on val accuracy) | last
+    val_per_epoch: int | None = 1  # validations per epoch ...
+    select: str = "best"  # best (on the selection metric) | last
+    iterations: int | None = None  # ... or in optimizer steps
+    val_every: int | None = None  # ... or every n steps (and at the last)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if (self.epochs is None) == (self.iterations is None):
+            raise ValueError("give the training length as epochs or as iterations (exactly one)")
+        self.betas = tuple(self.betas)
+
+    @classmethod
+    def from_hparams(cls, hp: dict, **fixed) -> "TrainConfig":
+        """The fields present in a run's hparams (same names), with a family's fixed choices."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in hp.items() if k in names}, **fixed})
 
 
 class TensorBatches:
     """Mini-batches of in-memory tensors, shuffled per epoch by a generator seeded with (seed, epoch),
-    so any data position (epoch, batch index) can be recreated after a restart. Drops the last
-    partial batch."""
+    so the batch of any step can be recreated after a restart. Drops the last partial batch."""
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int):
         self.tensors, self.batch_size, self.seed = tensors, batch_size, seed
@@ -57,11 +82,21 @@ class TensorBatches:
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
 
+    def batches(self, start_step: int = 0):
+        """The batches of steps start_step, start_step + 1, ... (endless)."""
+        epoch, start = divmod(start_step, self.steps_per_epoch)
+        while True:
+            yield from self.epoch(epoch, start)
+            epoch, start = epoch + 1, 0
+
 
 def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    """Linear warm-up over cfg.warmup_steps, then constant or cosine to 0 at total_steps."""
+    """Factor of cfg.lr at a step: linear warm-up over cfg.warmup_steps, then constant, cosine to 0
+    at total_steps, or Noam's inverse square root (peak cfg.lr at the end of the warm-up)."""
 
     def factor(step: int) -> float:
+        if cfg.schedule == "noam":
+            return min((step + 1) / max(1, cfg.warmup_steps), math.sqrt(max(1, cfg.warmup_steps) / (step + 1)))
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         if cfg.schedule == "constant":
@@ -134,45 +169,57 @@ class Progress:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, step_fn, device) -> tuple[float, float]:
-    """(mean loss, accuracy) over `batches`, with the model in eval mode."""
+def evaluate(model: nn.Module, batches, step_fn, device) -> dict[str, float]:
+    """{metric: value} over `batches`, with the model in eval mode. step_fn returns `loss` (the
+    batch mean), `count` (items in the batch) and named sums over the items (e.g. `acc`: the
+    number correct); loss becomes the item-weighted mean, every sum a mean per item."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_sum, count, sums = 0.0, 0, {}
     for batch in batches:
-        loss, n_correct, n = step_fn(model, tuple(t.to(device) for t in batch))
-        loss_sum += loss.item() * n
-        correct += n_correct
+        out = step_fn(model, tuple(t.to(device) for t in batch))
+        n = int(out["count"])
+        loss_sum += out["loss"].item() * n
         count += n
+        for name, value in out.items():
+            if name not in ("loss", "count"):
+                sums[name] = sums.get(name, 0) + (value.item() if torch.is_tensor(value) else value)
     model.train(was_training)
-    return loss_sum / count, correct / count
+    if count == 0:
+        raise ValueError("evaluation on an empty set")
+    return {"loss": loss_sum / count, **{name: s / count for name, s in sums.items()}}
 
 
 class Trainer:
-    """Trains `model` on `train` (a TensorBatches-like object) and validates on `val_batches`.
+    """Trains `model` on `train` (an object with `batches(start_step)` and, for a length in
+    epochs, `steps_per_epoch`) and validates on `val_batches()`.
 
     Resumes from run_dir/last.pt when it exists (`resumed` says so; `meta` is restored).
-
-    step_fn(model, batch) -> (mean loss tensor, number correct, number of items).
-    on_step(step): called after every optimizer step (tests use it to kill a run).
+    step_fn(model, batch) -> {"loss": mean loss tensor, "count": items, name: sum, ...}.
+    select_on: (validation column, "max" or "min"): the weights kept for `select: best`; ties go
+    to the lower validation loss. on_step(step): called after every optimizer step (tests use it).
     """
 
     def __init__(self, model: nn.Module, train, val_batches: Callable[[], object], step_fn,
-                 cfg: TrainConfig, run_dir: Path, device, on_step=None):
+                 cfg: TrainConfig, run_dir: Path, device, on_step=None,
+                 select_on: tuple[str, str] = ("val_acc", "max")):
         self.model, self.train, self.val_batches = model.to(device), train, val_batches
         self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, device, on_step
+        if select_on[1] not in ("max", "min"):
+            raise ValueError(f"select_on direction must be max or min, got {select_on[1]!r}")
+        self.select_on = select_on
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.last_path = self.run_dir / "last.pt"
         self.metrics_path = self.run_dir / "metrics.csv"
-        self.total_steps = cfg.epochs * train.steps_per_epoch
-        spe, v = train.steps_per_epoch, max(1, min(cfg.val_per_epoch, train.steps_per_epoch))
-        self.val_points = {round(k * spe / v) for k in range(1, v + 1)}  # batch counts within an epoch
+        self.spe = getattr(train, "steps_per_epoch", None)
+        self.total_steps, self.val_steps = self._schedule()
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = opt(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                             weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.total_steps))
-        self.step, self.epoch, self.batch_in_epoch, self.elapsed = 0, 0, 0, 0.0
-        self.best = {"val_acc": -1.0, "val_loss": math.inf, "step": -1, "state": None}
+        self.step, self.elapsed = 0, 0.0
+        self.best = {"step": -1, "state": None, "metrics": None}
         self.loss_sum, self.loss_count = 0.0, 0
         self.rows: list[dict] = []  # every metric row so far, also kept in the checkpoint
         self.meta: dict = {}  # caller's run record (start time, resumes), kept in the checkpoint
@@ -180,12 +227,25 @@ class Trainer:
         self.saved_step = None  # step of the checkpoint on disk
         self.resumed = self._resume()
 
+    def _schedule(self) -> tuple[int, set[int]]:
+        """Total steps and the steps after which to validate (step 0 is validated too)."""
+        cfg = self.cfg
+        if cfg.epochs is not None:
+            if not self.spe:
+                raise ValueError("a length in epochs needs training data with steps_per_epoch")
+            total = cfg.epochs * self.spe
+            v = max(1, min(cfg.val_per_epoch or 1, self.spe))
+            points = {round(k * self.spe / v) for k in range(1, v + 1)}  # batch counts in an epoch
+            return total, {e * self.spe + p for e in range(cfg.epochs) for p in points}
+        total = cfg.iterations
+        every = cfg.val_every or total
+        return total, set(range(every, total + 1, every)) | {total}
+
     # -- persistence -------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"version": CHECKPOINT_VERSION, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "elapsed": self.elapsed, "best": self.best, "rng": rng_state(),
+                "step": self.step, "elapsed": self.elapsed, "best": self.best, "rng": rng_state(),
                 "loss_sum": self.loss_sum, "loss_count": self.loss_count, "rows": self.rows,
                 "meta": self.meta}
 
@@ -196,8 +256,7 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        for key in ("step", "epoch", "batch_in_epoch", "elapsed", "best", "loss_sum", "loss_count",
-                    "rows", "meta"):
+        for key in ("step", "elapsed", "best", "loss_sum", "loss_count", "rows", "meta"):
             setattr(self, key, ckpt[key])
         set_rng_state(ckpt["rng"])
         self.saved_step = self.step
@@ -207,9 +266,11 @@ class Trainer:
         return True
 
     def _write_metrics(self, rows: list[dict], mode: str = "a") -> None:
+        if not rows:
+            return
         new = mode == "w" or not self.metrics_path.exists()
         with open(self.metrics_path, mode, newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             if new:
                 writer.writeheader()
             writer.writerows(rows)
@@ -217,21 +278,32 @@ class Trainer:
             os.fsync(f.fileno())
 
     # -- loop --------------------------------------------------------------------------------
+    def _better(self, metrics: dict) -> bool:
+        if self.best["metrics"] is None:
+            return True
+        name, direction = self.select_on
+        new, old = metrics[name], self.best["metrics"][name]
+        if new != old:
+            return new > old if direction == "max" else new < old
+        return name != "val_loss" and metrics["val_loss"] < self.best["metrics"]["val_loss"]
+
     def _validate(self) -> None:
-        val_loss, val_acc = evaluate(self.model, self.val_batches(), self.step_fn, self.device)
+        val = {f"val_{k}": v for k, v in evaluate(self.model, self.val_batches(), self.step_fn,
+                                                  self.device).items()}
         train_loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         self.loss_sum, self.loss_count = 0.0, 0
-        row = {"step": self.step, "epoch": round(self.step / self.train.steps_per_epoch, 4),
-               "wall_time": round(self.elapsed, 3), "train_loss": train_loss, "val_loss": val_loss,
-               "val_acc": val_acc, "lr": self.optimizer.param_groups[0]["lr"]}
+        epoch = round(self.step / self.spe, 4) if self.spe else None
+        row = {"step": self.step, "epoch": epoch, "wall_time": round(self.elapsed, 3),
+               "train_loss": train_loss, **val, "lr": self.optimizer.param_groups[0]["lr"]}
         self.rows.append(row)
         self._write_metrics([row])
-        if val_acc > self.best["val_acc"] or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"]):
+        if self._better(val):
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            self.best = {"val_acc": val_acc, "val_loss": val_loss, "step": self.step, "state": state}
-        self.log.message(f"step {self.step}/{self.total_steps} epoch {row['epoch']:.2f} "
-                         f"train {train_loss:.4f} val {val_loss:.4f} acc {val_acc:.4f} "
-                         f"({self.elapsed:.0f}s)")
+            self.best = {"step": self.step, "state": state, "metrics": val}
+        where = f"epoch {epoch:.2f} " if epoch is not None else ""
+        scores = " ".join(f"{k[4:]} {v:.4f}" for k, v in val.items())
+        self.log.message(f"step {self.step}/{self.total_steps} {where}train {train_loss:.4f} "
+                         f"val {scores} ({self.elapsed:.0f}s)")
         atomic_save(self._state(), self.last_path)
         self.saved_step = self.step
 
@@ -243,34 +315,30 @@ class Trainer:
             self.metrics_path.unlink(missing_ok=True)
             self._validate()  # step 0: the untrained model, the start of every curve
         self.model.train()
-        while self.epoch < self.cfg.epochs:
+        batches = self.train.batches(self.step)
+        tick = time.time()
+        while self.step < self.total_steps:
+            loss = self._train_step(next(batches))
+            self.elapsed += time.time() - tick
             tick = time.time()
-            for batch in self.train.epoch(self.epoch, self.batch_in_epoch):
-                loss = self._train_step(batch)
-                self.batch_in_epoch += 1
-                self.elapsed += time.time() - tick
+            self.log.update(self.step, loss)
+            if self.step in self.val_steps:
+                self._validate()
+                self.model.train()
                 tick = time.time()
-                self.log.update(self.step, loss)
-                if self.batch_in_epoch in self.val_points:
-                    if self.batch_in_epoch == self.train.steps_per_epoch:
-                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                    self._validate()
-                    self.model.train()
-                    tick = time.time()
-                if self.on_step is not None:
-                    self.on_step(self.step)
-            if self.batch_in_epoch == self.train.steps_per_epoch:  # no validation at the epoch end
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            if self.on_step is not None:
+                self.on_step(self.step)
         return self.selected()
 
     def _train_step(self, batch) -> float:
         batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-        loss, _, _ = self.step_fn(self.model, batch)
+        loss = self.step_fn(self.model, batch)["loss"]
         if not torch.isfinite(loss):
+            epoch = f", epoch {self.step // self.spe}" if self.spe else ""
             raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {self.step + 1}, epoch "
-                f"{self.epoch}; the last good checkpoint (step {self.saved_step}) stays in "
-                f"{self.last_path}. Lower the learning rate or check the data.")
+                f"non-finite training loss ({loss.item()}) at step {self.step + 1}{epoch}; the last "
+                f"good checkpoint (step {self.saved_step}) stays in {self.last_path}. Lower the "
+                "learning rate or check the data.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -289,4 +357,4 @@ class Trainer:
             state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
             return {"state": state, "step": self.step, "select": "last"}
         return {"state": self.best["state"], "step": self.best["step"], "select": "best",
-                "val_acc": self.best["val_acc"], "val_loss": self.best["val_loss"]}
+                **self.best["metrics"]}

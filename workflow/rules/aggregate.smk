@@ -1,17 +1,18 @@
-# Gather the runs into results/summary.csv, then the paper's tables and figures. They are light:
-# on a cluster they run where Snakemake runs, not through the scheduler.
+# Gather the runs into results/summary.csv, then every family's tables and figures, from its
+# recipe (kvt.families). They are light: on a cluster they run where Snakemake runs.
 
 
 localrules:
     summary,
-    synthetic_tables,
-    synthetic_figures,
+    tables,
+    loss_figure,
+    score_figure,
 
 
 rule summary:
     input:
-        runs=expand("{run}/run.json", run=synthetic_run_dirs()),
-        tests=expand("{run}/test.json", run=synthetic_run_dirs()),
+        runs=summary_runs,
+        tests=summary_tests,
     output:
         csv=report(
             f"{RESULTS}/summary.csv",
@@ -28,69 +29,97 @@ rule summary:
         "../../scripts/summarize.py"
 
 
-rule synthetic_tables:
+rule tables:
     input:
         summary=rules.summary.output.csv,
     output:
-        csv=f"{RESULTS}/tables/synthetic.csv",
+        csv=f"{RESULTS}/tables/{{family}}.csv",
         md=report(
-            f"{RESULTS}/tables/synthetic.md",
-            caption="../report/synthetic_table.rst",
-            category="Synthetic tasks",
-            labels={"table": "paper table"},
+            f"{RESULTS}/tables/{{family}}.md",
+            caption="../report/table.rst",
+            category="{family}",
+            labels={"table": "main table"},
         ),
-        tex=f"{RESULTS}/tables/synthetic.tex",
-        by_config_csv=f"{RESULTS}/tables/synthetic_by_config.csv",
+        tex=f"{RESULTS}/tables/{{family}}.tex",
+        by_config_csv=f"{RESULTS}/tables/{{family}}_by_config.csv",
         by_config_md=report(
-            f"{RESULTS}/tables/synthetic_by_config.md",
-            caption="../report/synthetic_by_config.rst",
-            category="Synthetic tasks",
+            f"{RESULTS}/tables/{{family}}_by_config.md",
+            caption="../report/by_config.rst",
+            category="{family}",
             labels={"table": "per configuration"},
         ),
-        params_csv=f"{RESULTS}/tables/params_synthetic.csv",
+        params_csv=f"{RESULTS}/tables/params_{{family}}.csv",
         params_md=report(
-            f"{RESULTS}/tables/params_synthetic.md",
+            f"{RESULTS}/tables/params_{{family}}.md",
             caption="../report/params.rst",
-            category="Synthetic tasks",
+            category="{family}",
             labels={"table": "parameters"},
         ),
     log:
-        f"{RESULTS}/logs/tables/synthetic.log",
+        f"{RESULTS}/logs/tables/{{family}}.log",
+    wildcard_constraints:
+        family="|".join(FAMILIES),
     conda:
         "../../envs/kvt.yaml"
     params:
+        family="{family}",
         code=REPORT_CODE,
     script:
-        "../../scripts/table_synthetic.py"
+        "../../scripts/tables.py"
 
 
-rule synthetic_figures:
+rule loss_figure:
     input:
         summary=rules.summary.output.csv,
-        runs=synthetic_runs_of,
+        runs=runs_of,
     output:
-        loss_png=report(
-            f"{RESULTS}/figures/synthetic/loss_{{task}}.png",
+        png=report(
+            f"{RESULTS}/figures/{{family}}/loss_{{task}}.png",
             caption="../report/loss.rst",
-            category="Synthetic tasks",
+            category="{family}",
             subcategory="{task}",
             labels={"task": "{task}", "figure": "loss vs time"},
         ),
-        loss_pdf=f"{RESULTS}/figures/synthetic/loss_{{task}}.pdf",
-        acc_png=report(
-            f"{RESULTS}/figures/synthetic/accuracy_{{task}}.png",
-            caption="../report/accuracy.rst",
-            category="Synthetic tasks",
-            subcategory="{task}",
-            labels={"task": "{task}", "figure": "test accuracy"},
-        ),
-        acc_pdf=f"{RESULTS}/figures/synthetic/accuracy_{{task}}.pdf",
+        pdf=f"{RESULTS}/figures/{{family}}/loss_{{task}}.pdf",
     log:
-        f"{RESULTS}/logs/figures/synthetic_{{task}}.log",
+        f"{RESULTS}/logs/figures/{{family}}_loss_{{task}}.log",
+    wildcard_constraints:
+        family="|".join(FAMILIES),
     conda:
         "../../envs/kvt.yaml"
     params:
+        family="{family}",
         task="{task}",
+        kind="loss",
         code=REPORT_CODE,
     script:
-        "../../scripts/figures_synthetic.py"
+        "../../scripts/figures.py"
+
+
+rule score_figure:
+    input:
+        summary=rules.summary.output.csv,
+        runs=runs_of,
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{family}}/{{score}}_{{task}}.png",
+            caption="../report/score.rst",
+            category="{family}",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "{score}"},
+        ),
+        pdf=f"{RESULTS}/figures/{{family}}/{{score}}_{{task}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/{{family}}_{{score}}_{{task}}.log",
+    wildcard_constraints:
+        family="|".join(FAMILIES),
+        score="|".join({f.table.score_figure for f in FAMILIES.values()}),
+    conda:
+        "../../envs/kvt.yaml"
+    params:
+        family="{family}",
+        task="{task}",
+        kind="score",
+        code=REPORT_CODE,
+    script:
+        "../../scripts/figures.py"

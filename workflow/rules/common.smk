@@ -1,16 +1,11 @@
-# All the Python of the workflow: configuration, the grid, and the input/params functions.
-# The rule files stay declarative.
+# All the Python of the workflow: configuration, the grid of every family, input/params functions.
+# The rule files stay declarative. Nothing here names a family; each one is declared in
+# lib/kvt/families/ and brings its own rule file (rules/<family>.smk).
 from pathlib import Path
 
 import kvt
-from kvt.config import (
-    ConfigError,
-    code_hash,
-    load_schema,
-    resolve,
-    synthetic_configs,
-    synthetic_hparams,
-)
+from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
+from kvt.families import FAMILIES
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
 # preset between the two: files < preset < --config.
@@ -29,60 +24,112 @@ config.update(_resolved)
 RESULTS = config["results"]
 ATTENTIONS = config["attentions"]
 SEEDS = config["seeds"]
-SYN = config["synthetic"]
-SYN_CONFIGS = synthetic_configs(SYN)
 RUN = "{task}/{cfg}/{attention}/seed{seed}"
 
-# Content hashes of the package, as params: editing the model code reruns train and eval jobs,
-# editing the report code reruns only the tables and figures.
+# Content hashes of the package, as params: editing a family's model code reruns that family's
+# train and eval jobs (a shared module reruns every family's); editing the report code reruns
+# only the tables and figures.
 PACKAGE = Path(kvt.__file__).resolve().parent
-MODEL_CODE = code_hash(PACKAGE, exclude=("report",))
+CODE = family_code_hashes(PACKAGE)
 REPORT_CODE = code_hash(PACKAGE / "report")
 
 
-wildcard_constraints:
-    task="|".join(SYN["tasks"]),
-    attention="|".join(ATTENTIONS),
-    cfg="|".join(SYN_CONFIGS),
-    seed=r"\d+",
+class FamilyRules:
+    """What the rules of one family need: its section, names, regexes and params functions."""
+
+    def __init__(self, name):
+        self.name, self.spec = name, FAMILIES[name]
+        self.section = config[name]
+        self.tasks = self.section["tasks"]
+        self.configs = {t: self.spec.configs(self.section, t) for t in self.tasks}
+        self.code = CODE[name]
+        self.root = f"{RESULTS}/{name}"
+        self.run = f"{RESULTS}/{name}/{RUN}"
+        cfgs = sorted({c for per_task in self.configs.values() for c in per_task})
+        self.constraints = {
+            "task": "|".join(self.tasks),
+            "cfg": "|".join(cfgs),
+            "attention": "|".join(ATTENTIONS),
+            "seed": r"\d+",
+        }
+
+    def run_dirs(self, task=None):
+        return [
+            f"{self.root}/{t}/{c}/{a}/seed{s}"
+            for t, c, a, s in self.spec.runs(self.section, ATTENTIONS, SEEDS)
+            if task is None or t == task
+        ]
+
+    def hparams(self, wildcards):
+        return self.spec.hparams(
+            self.section,
+            wildcards.task,
+            wildcards.cfg,
+            wildcards.attention,
+            wildcards.seed,
+        )
+
+    def runtime(self, wildcards):
+        return self.spec.resources(self.section, wildcards.task)["runtime"]
+
+    def mem_mb(self, wildcards):
+        return self.spec.resources(self.section, wildcards.task)["mem_mb"]
+
+    def runs_of(self, wildcards):
+        """run.json of every run of one task (the figures of that task)."""
+        return [f"{d}/run.json" for d in self.run_dirs(wildcards.task)]
+
+    def first_models(self, wildcards):
+        """model.pt of every variant at the first configuration and seed of a task (figures that
+        show one run per variant)."""
+        cfg = next(iter(self.configs[wildcards.task]))
+        return [
+            f"{self.root}/{wildcards.task}/{cfg}/{a}/seed{SEEDS[0]}/model.pt"
+            for a in ATTENTIONS
+        ]
+
+    def outputs(self, name):
+        """Files of the summary rule's inputs and the tables' targets."""
+        return [f"{d}/{name}" for d in self.run_dirs()]
 
 
-def synthetic_run_dirs():
-    return expand(
-        f"{RESULTS}/synthetic/{RUN}",
-        task=SYN["tasks"],
-        cfg=SYN_CONFIGS,
-        attention=ATTENTIONS,
-        seed=SEEDS,
-    )
+FAM = {name: FamilyRules(name) for name in FAMILIES}
+ACTIVE = [FAM[name] for name in FAMILIES if name in config["families"]]
 
 
-def synthetic_params(wildcards):
-    return synthetic_hparams(
-        SYN, wildcards.task, wildcards.cfg, wildcards.attention, wildcards.seed
-    )
+def summary_runs(wildcards=None):
+    return [f for fam in ACTIVE for f in fam.outputs("run.json")]
 
 
-def synthetic_runs_of(wildcards):
-    """run.json of every run of one task (the figures of that task)."""
-    return expand(
-        f"{RESULTS}/synthetic/{wildcards.task}/{{cfg}}/{{attention}}/seed{{seed}}/run.json",
-        cfg=SYN_CONFIGS,
-        attention=ATTENTIONS,
-        seed=SEEDS,
-    )
+def summary_tests(wildcards=None):
+    return [f for fam in ACTIVE for f in fam.outputs("test.json")]
 
 
 def all_targets():
+    """summary.csv, then per active family its tables, its figures per task, and the extra
+    outputs its recipe names (e.g. attention maps)."""
     targets = [f"{RESULTS}/summary.csv"]
-    if "synthetic" in config["families"]:
+    for fam in ACTIVE:
+        recipe = fam.spec.table
         targets += expand(
-            f"{RESULTS}/tables/synthetic.{{ext}}", ext=["csv", "md", "tex"]
+            f"{RESULTS}/tables/{{name}}.{{ext}}",
+            name=fam.name,
+            ext=["csv", "md", "tex"],
         )
         targets += expand(
-            f"{RESULTS}/figures/synthetic/{{kind}}_{{task}}.{{ext}}",
-            kind=["loss", "accuracy"],
-            task=SYN["tasks"],
+            f"{RESULTS}/figures/{fam.name}/{{kind}}_{{task}}.{{ext}}",
+            kind=["loss", recipe.score_figure],
+            task=fam.tasks,
             ext=["png", "pdf"],
         )
+        targets += [
+            f"{RESULTS}/{pattern.format(task=task)}"
+            for pattern in recipe.extras
+            for task in fam.tasks
+        ]
     return targets
+
+
+def runs_of(wildcards):
+    """run.json of every run of one task of one family (the figures of that task)."""
+    return [f"{d}/run.json" for d in FAM[wildcards.family].run_dirs(wildcards.task)]

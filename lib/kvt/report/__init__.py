@@ -8,7 +8,7 @@ import importlib
 
 _EXPORTS = {"collect": "summary", "diff_runs": "summary", "read_metrics": "summary",
             "read_summary": "summary", "write_summary": "summary",
-            "write_synthetic_tables": "tables", "write_task_figures": "figures"}
+            "write_tables": "tables", "write_figure": "figures"}
 __all__ = list(_EXPORTS)
 
 

@@ -1,5 +1,6 @@
-"""Figures of one synthetic task: loss curves against wall time (the paper's compute claim is
-about time, not steps) and test accuracy per configuration with the paper's mean beside it.
+"""Figures of one task of any family: loss curves against wall time (the paper's compute claim is
+about time, not steps) and the family's test metric per configuration, with the paper's mean
+beside it where the family's recipe has one.
 
 Built on matplotlib Figure objects, never pyplot: no global figure state, no display needed, and
 PNG/PDF go through the Agg/PDF canvases. Each variant keeps one colour in every figure.
@@ -16,7 +17,7 @@ from matplotlib.patches import Patch
 
 from . import paper
 from .summary import read_metrics
-from .tables import by_config_table, cfg_order
+from .tables import by_config_table, cfg_order, which_family
 
 # Okabe-Ito colours (colour-blind safe), one per variant, the same in every figure.
 COLORS = {"qkv": "#0072B2", "kv_pos": "#009E73", "kv": "#D55E00"}
@@ -51,12 +52,13 @@ def seed_band(curves, points: int = 200):
     return grid, ys.mean(0), ys.min(0), ys.max(0)
 
 
-def _task_runs(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+def _task_runs(summary: pd.DataFrame, task: str, family: str | None = None) -> pd.DataFrame:
+    fam = which_family(summary, family)
     df = summary[summary["task"] == task]
     if "family" in df:
-        df = df[df["family"] == "synthetic"]
+        df = df[df["family"] == fam.name]
     if df.empty:
-        raise ValueError(f"the summary holds no synthetic runs of task {task!r}")
+        raise ValueError(f"the summary holds no {fam.name} runs of task {task!r}")
     return df
 
 
@@ -70,10 +72,11 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str) -> Figure:
+def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str,
+                family: str | None = None) -> Figure:
     """One panel per configuration: train (dashed) and val (solid) loss against wall time per
     variant, mean over seeds with a min-max band."""
-    runs = _task_runs(summary, task)
+    runs = _task_runs(summary, task, family)
     cfgs, variants = cfg_order(runs), paper.order_variants(runs["attention"])
     colors = variant_colors(variants)
     rows, cols = _grid(len(cfgs))
@@ -118,10 +121,12 @@ def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: s
     return fig
 
 
-def accuracy_figure(summary: pd.DataFrame, task: str) -> Figure:
-    """Bars of test accuracy per configuration and variant (error bars: std over seeds, ddof=0),
-    with the paper's mean across configurations as a dotted line per variant."""
-    table = by_config_table(_task_runs(summary, task))
+def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None) -> Figure:
+    """Bars of the family's test metric per configuration and variant (error bars: std over
+    seeds, ddof=0), with the paper's mean across configurations as a dotted line per variant."""
+    fam = which_family(summary, family)
+    recipe = fam.table
+    table = by_config_table(_task_runs(summary, task, fam.name), fam.name)
     cfgs, variants = cfg_order(table), paper.order_variants(table["attention"])
     colors = variant_colors(variants)
     width = 0.8 / len(variants)
@@ -135,25 +140,26 @@ def accuracy_figure(summary: pd.DataFrame, task: str) -> Figure:
         handles.append(ax.bar(x + (i - (len(variants) - 1) / 2) * width, part["mean"], width * 0.95,
                       yerr=part["std"], capsize=2, color=colors[att], label=att,
                       error_kw={"elinewidth": 0.8, "ecolor": "0.25"}))
-        ref = paper.synthetic_cell(task, att)
+        ref = recipe.reference(task, att) if recipe.reference else None
         lines.append(Line2D([], [], alpha=0, label=" ") if ref is None else
                      ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6, label=f"{att} paper"))
     ax.set_xticks(x, cfgs, rotation=35 if len(cfgs) > 4 else 0, ha="right" if len(cfgs) > 4 else "center",
                   fontsize=8)
     ax.set_xlim(-0.6, len(cfgs) - 0.4)
-    ax.set_ylim(0, 1.05)
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("per-token test accuracy")
-    ax.set_xlabel("configuration (n: sequence length, d: width, l: depth, h: heads)")
+    if recipe.bounded:
+        ax.set_ylim(0, 1.05)
+        ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel(recipe.label)
+    ax.set_xlabel(recipe.cfg_label)
     ax.grid(axis="y", alpha=0.3, lw=0.5)
     ax.set_axisbelow(True)
-    paper_known = any(paper.synthetic_cell(task, v) for v in variants)
+    paper_known = recipe.reference is not None and any(recipe.reference(task, v) for v in variants)
     if paper_known:  # legend columns fill top-down: each variant's bar above its paper line
         handles = [h for pair in zip(handles, lines) for h in pair]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(variants), fontsize=8,
                frameon=False)
-    where = f"; dotted: paper mean over {paper.SYNTHETIC_N_CONFIGS.get(task)} configs" if paper_known else ""
-    fig.suptitle(f"{task}: test accuracy (mean ± std over seeds{where})", fontsize=11)
+    where = "; dotted: the paper's mean" if paper_known else ""
+    fig.suptitle(f"{task}: {recipe.label} (mean ± std over seeds{where})", fontsize=11)
     return fig
 
 
@@ -164,11 +170,15 @@ def save(fig: Figure, *paths) -> None:
         fig.savefig(path, dpi=DPI)
 
 
-def write_task_figures(summary: pd.DataFrame, task: str, loss_png, loss_pdf, acc_png, acc_pdf,
-                       metrics: dict[str, pd.DataFrame] | None = None) -> None:
-    """Both figures of `task` (what the figures_synthetic rule writes); reads each run's
-    metrics.csv from its run_dir unless `metrics` is given."""
-    runs = _task_runs(summary, task)
-    metrics = load_metrics(runs) if metrics is None else metrics
-    save(loss_figure(runs, metrics, task), loss_png, loss_pdf)
-    save(accuracy_figure(runs, task), acc_png, acc_pdf)
+def write_figure(summary: pd.DataFrame, family: str, task: str, kind: str, png, pdf,
+                 metrics: dict[str, pd.DataFrame] | None = None) -> None:
+    """One figure of `task`: kind `loss` (reads each run's metrics.csv from its run_dir unless
+    `metrics` is given) or `score` (the family's metric per configuration)."""
+    runs = _task_runs(summary, task, family)
+    if kind == "loss":
+        metrics = load_metrics(runs) if metrics is None else metrics
+        save(loss_figure(runs, metrics, task, family), png, pdf)
+    elif kind == "score":
+        save(accuracy_figure(runs, task, family), png, pdf)
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}; known: loss, score")

@@ -18,11 +18,12 @@ import pandas as pd
 from ..jsonfiles import read_json
 
 IDENTITY = ["family", "task", "cfg", "attention", "seed", "run_dir"]
-RESULT = ["n_params", "steps", "train_seconds", "best_step", "val_acc", "val_loss",
-          "final_val_loss", "final_val_acc", "test_acc", "test_loss", "status", "resumes"]
+RESULT_HEAD = ["n_params", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*, test_*
+RESULT_TAIL = ["status", "resumes"]
+SCORE_PREFIXES = ("val_", "final_val_", "test_")  # scores (diff_runs tells them from settings)
 PROVENANCE = ["device", "device_name", "host", "threads", "git_commit", "git_dirty", "torch", "python",
               "start_time", "end_time", "slurm_job_id"]
-METRIC_COLUMNS = ["step", "epoch", "wall_time", "train_loss", "val_loss", "val_acc", "lr"]
+METRIC_COLUMNS = ["step", "epoch", "wall_time", "train_loss", "val_loss", "lr"]  # and val_<metric>
 SORT_KEYS = ["family", "task", "seq_len", "d_model", "depth", "heads", "cfg", "attention", "seed"]
 
 
@@ -54,7 +55,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
     if df.empty:
         raise ValueError(f"metrics file {path} has no rows")
     try:
-        return df.astype({c: float for c in METRIC_COLUMNS if c != "step"}).astype({"step": int})
+        return df.astype({c: float for c in df.columns if c != "step"}).astype({"step": int})
     except (ValueError, TypeError) as err:
         raise ValueError(f"corrupt metrics file {path}: {err}") from err
 
@@ -87,23 +88,30 @@ def run_row(run_json: Path, test_json: Path) -> dict:
     if "step" in test and test["step"] != best_step:
         raise ValueError(f"{test_json} tested step {test['step']} but {run_json} selected step "
                          f"{best_step}: the weights changed after the test; rerun the eval job")
-    if "val_acc" in selected:
-        val_acc, val_loss = selected["val_acc"], selected.get("val_loss", math.nan)
+    val_columns = [c for c in metrics.columns if c.startswith("val_")]
+    if "val_loss" in selected:
+        val = {c: float(selected.get(c, math.nan)) for c in val_columns}
     else:  # select == "last": the selected weights are those of the last validation
-        val_acc, val_loss = last["val_acc"], last["val_loss"]
+        val = {c: float(last[c]) for c in val_columns}
     row = {"run_dir": str(run_json.parent)}
-    reserved = set(IDENTITY + RESULT + PROVENANCE) - {"family", "task", "cfg", "attention", "seed"}
+    reserved = set(IDENTITY + RESULT_HEAD + RESULT_TAIL + PROVENANCE) - {"family", "task", "cfg", "attention", "seed"}
     for key, value in _flatten(hparams).items():
         row[f"hp.{key}" if key in reserved else key] = value
     for key in ("family", "task", "cfg", "attention", "seed"):
         _need(hparams, key, run_json)
+    tests = {k: v for k, v in test.items() if k.startswith("test_") and k != "test_size"}
+    if not tests:
+        raise ValueError(f"run file {test_json} holds no test metric")
+    scores = {**val, **{f"final_{c}": float(last[c]) for c in val_columns},
+              **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in tests.items()}}
+    for key in scores:  # an hparam named like a score (val_size is not: val_<metric> are scores)
+        if key in row:
+            row[f"hp.{key}"] = row.pop(key)
     row.update({
         "n_params": _need(run, "n_params", run_json), "steps": run.get("steps"),
-        "train_seconds": run.get("train_seconds"), "best_step": best_step, "val_acc": float(val_acc), "val_loss": float(val_loss),
-        "final_val_loss": float(last["val_loss"]), "final_val_acc": float(last["val_acc"]),
-        "test_acc": float(_need(test, "test_acc", test_json)),
-        "test_loss": float(_need(test, "test_loss", test_json)),
+        "train_seconds": run.get("train_seconds"), "best_step": best_step, **scores,
         "status": run["status"], "resumes": len(run.get("resumed_at") or []),
+        "_scores": list(scores),
     })
     row.update({key: run.get(key) for key in PROVENANCE})
     return row
@@ -118,9 +126,11 @@ def collect(run_json_paths, test_json_paths) -> pd.DataFrame:
     rows = [run_row(r, t) for r, t in zip(run_json_paths, test_json_paths)]
     if not rows:
         raise ValueError("no runs to summarize")
+    scores = list(dict.fromkeys(k for row in rows for k in row.pop("_scores")))
     df = pd.DataFrame(rows)
-    first = IDENTITY + [c for c in df.columns if c not in IDENTITY + RESULT + PROVENANCE]
-    df = df[first + RESULT + PROVENANCE]
+    result = RESULT_HEAD + scores + RESULT_TAIL
+    first = IDENTITY + [c for c in df.columns if c not in IDENTITY + result + PROVENANCE]
+    df = df[first + result + PROVENANCE]
     keys = [k for k in SORT_KEYS if k in df.columns]
     return df.sort_values(keys, kind="stable").reset_index(drop=True)
 
@@ -168,7 +178,9 @@ def diff_runs(summary: pd.DataFrame, run_a, run_b) -> pd.DataFrame:
     for col in summary.columns:
         if col == "run_dir" or _same(a[col], b[col]):
             continue
-        kind = "metric" if col in RESULT else "provenance" if col in PROVENANCE else "param"
+        kind = ("metric" if col in RESULT_HEAD + RESULT_TAIL or col.startswith(SCORE_PREFIXES)
+                and not col.endswith(("_size", "_per_epoch", "_every")) else
+                "provenance" if col in PROVENANCE else "param")
         rows.append({"column": col, "kind": kind, "a": a[col], "b": b[col]})
     out = pd.DataFrame(rows, columns=["column", "kind", "a", "b"], dtype=object).set_index("column")
     out.attrs.update(a=a["run_dir"], b=b["run_dir"])

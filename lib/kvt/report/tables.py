@@ -1,6 +1,7 @@
-"""Tables of the synthetic tasks: the paper's table with its numbers beside ours, accuracy per
-configuration, and parameter counts, each as tidy CSV (for tools) and Markdown (for people); the
-paper table also as LaTeX in the paper's row format.
+"""Tables of one task family, from its recipe (kvt.families): the main table (the paper's layout,
+with the paper's numbers beside ours where it reports any), the metric per configuration, and
+parameter counts, each as tidy CSV (for tools) and Markdown (for people); the main table also as
+LaTeX in the paper's row format.
 
 Only tasks and variants present in the summary appear, so a partial run (one task, one variant)
 still gets its tables. Every std here is numpy's default (ddof=0): the design notes do not say which
@@ -12,19 +13,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..families import FAMILIES, family as family_spec
 from . import paper
 
-CONFIG_COLUMNS = ["seq_len", "d_model", "depth", "heads"]
+
+def which_family(summary: pd.DataFrame, family: str | None = None):
+    """The family spec of `family`, or of the only family in the summary."""
+    if family is None:
+        names = sorted(set(summary["family"])) if "family" in summary else []
+        if len(names) != 1:
+            raise ValueError(f"name the family: the summary holds {names or 'no family column'}")
+        family = names[0]
+    return family_spec(family)
 
 
-def _synthetic(summary: pd.DataFrame) -> pd.DataFrame:
-    df = summary[summary["family"] == "synthetic"] if "family" in summary else summary
+def family_runs(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
+    """The rows of one family (the only one in the summary when not named), checked."""
+    fam = which_family(summary, family)
+    df = summary[summary["family"] == fam.name] if "family" in summary else summary
     if df.empty:
-        raise ValueError("the summary holds no synthetic runs")
-    missing = [c for c in ["task", "cfg", "attention", "seed", "test_acc"] if c not in df]
+        raise ValueError(f"the summary holds no {fam.name} runs")
+    missing = [c for c in ["task", "cfg", "attention", "seed", fam.table.metric] if c not in df]
     if missing:
         raise ValueError(f"the summary lacks column(s) {', '.join(missing)}")
     return df
+
+
+def config_columns(df: pd.DataFrame) -> list[str]:
+    """The grid axes of the families in df, in name order (seq_len, d_model, depth, heads)."""
+    names = set(df["family"]) if "family" in df else set(FAMILIES)
+    cols = [k for name in FAMILIES if name in names for k in FAMILIES[name].grid_tags]
+    return [c for c in dict.fromkeys(cols) if c in df]
 
 
 def _std(values) -> float:
@@ -32,37 +51,46 @@ def _std(values) -> float:
 
 
 def cfg_order(df: pd.DataFrame) -> list[str]:
-    """Configurations by (seq_len, d_model, depth, heads), not by name ("n128" < "n64" as text)."""
-    keys = [c for c in CONFIG_COLUMNS if c in df] + ["cfg"]
+    """Configurations by their grid values (seq_len, d_model, ...), not by name ("n128" < "n64")."""
+    keys = config_columns(df) + ["cfg"]
     return list(df.sort_values(keys)["cfg"].drop_duplicates())
 
 
-def by_config_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per task, configuration and variant: mean and std (ddof=0) of test accuracy over seeds."""
-    df = _synthetic(summary)
-    keys = ["task", "cfg"] + [c for c in CONFIG_COLUMNS if c in df] + ["attention"]
-    out = (df.groupby(keys, sort=False, dropna=False)["test_acc"]
+def order_tasks(names, fam) -> list[str]:
+    """Tasks in the family's (the paper's) order; others after, sorted."""
+    names = set(names)
+    return [t for t in fam.tasks if t in names] + sorted(names - set(fam.tasks))
+
+
+def by_config_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
+    """Per task, configuration and variant: mean and std (ddof=0) of the family's metric over seeds."""
+    df = family_runs(summary, family)
+    fam = which_family(df, family)
+    keys = ["task", "cfg"] + config_columns(df) + ["attention"]
+    out = (df.groupby(keys, sort=False, dropna=False)[fam.table.metric]
            .agg(mean="mean", std=_std, n_seeds="count").reset_index())
-    out["_t"] = out["task"].map({t: i for i, t in enumerate(paper.order_tasks(out["task"]))})
+    out["_t"] = out["task"].map({t: i for i, t in enumerate(order_tasks(out["task"], fam))})
     out["_c"] = out["cfg"].map({c: i for i, c in enumerate(cfg_order(df))})
     out["_a"] = out["attention"].map({a: i for i, a in enumerate(paper.order_variants(out["attention"]))})
     return out.sort_values(["_t", "_c", "_a"]).drop(columns=["_t", "_c", "_a"]).reset_index(drop=True)
 
 
-def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The paper's table, tidy: per task and variant, test accuracy averaged over seeds within each
+def paper_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
+    """The paper's table, tidy: per task and variant, the metric averaged over seeds within each
     configuration, then mean and std (numpy, ddof=0) ACROSS configurations, with the paper's
-    (mean, std) beside it. A last row, task "mean", holds the mean over tasks of the task means
-    (std empty; n_configs and n_runs summed over tasks), beside the paper's mean over the same
-    tasks (its "mean of the 5" row when all five are present)."""
-    per_cfg = by_config_table(summary)
+    (mean, std) beside it where the recipe has one. A last row, task "mean", holds the mean over
+    tasks of the task means (std empty; n_configs and n_runs summed over tasks), beside the
+    paper's mean over the same tasks (synthetic: its "mean of the 5" row when all five ran)."""
+    fam = which_family(summary, family)
+    recipe = fam.table
+    per_cfg = by_config_table(summary, fam.name)
     rows = []
-    for task in paper.order_tasks(per_cfg["task"]):
+    for task in order_tasks(per_cfg["task"], fam):
         for att in paper.order_variants(per_cfg["attention"]):
             cell = per_cfg[(per_cfg["task"] == task) & (per_cfg["attention"] == att)]
             if cell.empty:
                 continue
-            ref = paper.synthetic_cell(task, att)
+            ref = recipe.reference(task, att) if recipe.reference else None
             rows.append({"task": task, "attention": att, "mean": float(cell["mean"].mean()),
                          "std": _std(cell["mean"]), "n_configs": len(cell),
                          "n_runs": int(cell["n_seeds"].sum()),
@@ -71,7 +99,7 @@ def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
     means = []
     for att in paper.order_variants(table["attention"]):
         part = table[table["attention"] == att]
-        ref = paper.synthetic_mean(att, part["task"])
+        ref = recipe.reference_mean(att, list(part["task"])) if recipe.reference_mean else None
         means.append({"task": "mean", "attention": att, "mean": float(part["mean"].mean()),
                       "std": np.nan, "n_configs": int(part["n_configs"].sum()),
                       "n_runs": int(part["n_runs"].sum()),
@@ -79,21 +107,26 @@ def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame(means)], ignore_index=True)
 
 
-def params_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Parameter count per configuration (rows) and variant (columns). The count depends on the
-    architecture only; a configuration whose runs disagree raises (it would mean a code change)."""
-    df = _synthetic(summary)
-    keys = ["cfg"] + [c for c in ["d_model", "depth", "heads"] if c in df]
+def params_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
+    """Parameter count per model (rows: task where tasks differ in their models, configuration)
+    and variant (columns). The count depends on the architecture only; runs of one model that
+    disagree raise (it would mean a code change)."""
+    df = family_runs(summary, family)
+    fam = which_family(df, family)
+    model_keys = [c for c in fam.table.model_keys if c in df]
+    keys = model_keys + ["cfg"] + [c for c in config_columns(df) if c not in fam.table.name_only]
     counts = df.groupby(keys + ["attention"], sort=False, dropna=False)["n_params"].unique()
     odd = counts[counts.map(len) > 1]
     if len(odd):
-        (cfg, *_, att), values = odd.index[0], odd.iloc[0]
-        raise ValueError(f"runs of {cfg} / {att} report different parameter counts {sorted(values)}: "
+        (*model, att), values = odd.index[0], odd.iloc[0]
+        raise ValueError(f"runs of {' '.join(map(str, model))} / {att} report different parameter counts {sorted(values)}: "
                          "were they trained with different code?")
     wide = counts.map(lambda v: int(v[0])).unstack("attention")
     wide = wide[paper.order_variants(wide.columns)].reset_index()
     wide["_c"] = wide["cfg"].map({c: i for i, c in enumerate(cfg_order(df))})
-    wide = wide.sort_values("_c").drop(columns="_c").reset_index(drop=True)
+    wide["_t"] = (wide["task"].map({t: i for i, t in enumerate(order_tasks(wide["task"], fam))})
+                  if "task" in wide else 0)
+    wide = wide.sort_values(["_t", "_c"]).drop(columns=["_t", "_c"]).reset_index(drop=True)
     wide.columns.name = None
     return wide.astype({v: "Int64" for v in paper.order_variants(counts.index.get_level_values(-1))})
 
@@ -142,10 +175,13 @@ def _paper_cells(table: pd.DataFrame):
     return variants, tasks, ours, ref
 
 
-def paper_markdown(table: pd.DataFrame) -> str:
+def paper_markdown(table: pd.DataFrame, fam) -> str:
     variants, tasks, ours, ref = _paper_cells(table)
-    header = ["task"] + [h for v in variants for h in (v, f"{v} paper")]
-    rows = [[t] + [c for pair in zip(ours[t], ref[t]) for c in pair] for t in tasks]
+    recipe = fam.table
+    has_ref = table["paper_mean"].notna().any()
+    header = ["task"] + ([h for v in variants for h in (v, f"{v} paper")] if has_ref else variants)
+    rows = [[t] + ([c for pair in zip(ours[t], ref[t]) for c in pair] if has_ref else ours[t])
+            for t in tasks]
     counts = []
     for t, part in table[table["task"] != "mean"].groupby("task", sort=False):
         sizes = {(r.n_configs, r.n_runs) for r in part.itertuples()}
@@ -155,33 +191,39 @@ def paper_markdown(table: pd.DataFrame) -> str:
         else:
             counts.append(f"{t}: " + ", ".join(f"{r.attention} {r.n_configs} configurations/{r.n_runs} runs"
                                                for r in part.itertuples()))
-    return (markdown(header, rows) + "\nPer-token test accuracy: mean over seeds per configuration, "
-            "then mean (std, numpy ddof=0) across configurations; `mean` = mean over tasks (the "
-            "paper's over the same tasks: its printed mean of the 5 when all five ran). "
-            f"Ours: {'; '.join(counts)}. Paper: 16 configurations (19 for reverse and sort).\n")
+    label = recipe.label[0].upper() + recipe.label[1:]
+    mean = ("; `mean` = mean over tasks (the paper's over the same tasks: its printed mean of the 5 "
+            "when all five ran)" if has_ref else "; `mean` = mean over tasks")
+    note = f" {recipe.reference_note}" if has_ref and recipe.reference_note else ""
+    return (markdown(header, rows) + f"\n{label}: mean over seeds per configuration, then mean "
+            f"(std, numpy ddof=0) across configurations{mean}. Ours: {'; '.join(counts)}.{note}\n")
 
 
-def paper_latex(table: pd.DataFrame) -> str:
-    """A tabular: our block, then the paper's, each cell `mean (std)` as the paper prints it."""
+def paper_latex(table: pd.DataFrame, fam) -> str:
+    """A tabular: our block, then the paper's (where it reports numbers), each cell `mean (std)`."""
     variants, tasks, ours, ref = _paper_cells(table)
+    has_ref = table["paper_mean"].notna().any()
     k = len(variants)
-    lines = ["% Per-token test accuracy: mean over seeds per configuration, then mean (std, ddof=0)",
+    blocks = 2 if has_ref else 1
+    head = (f" & \\multicolumn{{{k}}}{{c|}}{{ours}} & \\multicolumn{{{k}}}{{c}}{{paper}} \\\\"
+            if has_ref else f" & \\multicolumn{{{k}}}{{c}}{{ours}} \\\\")
+    label = fam.table.label[0].upper() + fam.table.label[1:]
+    lines = [f"% {label}: mean over seeds per configuration, then mean (std, ddof=0)",
              "% across configurations. Written by kvt.report.tables.",
-             f"\\begin{{tabular}}{{l|{'c' * k}|{'c' * k}}}", "\\hline",
-             f" & \\multicolumn{{{k}}}{{c|}}{{ours}} & \\multicolumn{{{k}}}{{c}}{{paper}} \\\\",
-             "task & " + " & ".join(_tex(v) for v in variants * 2) + " \\\\", "\\hline"]
+             "\\begin{tabular}{l" + ("|" + "c" * k) * blocks + "}", "\\hline", head,
+             "task & " + " & ".join(_tex(v) for v in variants * blocks) + " \\\\", "\\hline"]
     for t in tasks:
         if t == "mean":
             lines.append("\\hline")
-        lines.append(" & ".join([_tex(t)] + ours[t] + ref[t]) + " \\\\")
+        lines.append(" & ".join([_tex(t)] + ours[t] + (ref[t] if has_ref else [])) + " \\\\")
     lines += ["\\hline", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
-def by_config_markdown(table: pd.DataFrame) -> str:
+def by_config_markdown(table: pd.DataFrame, fam) -> str:
     """One row per task and configuration, one `mean ± std` column per variant."""
     variants = paper.order_variants(table["attention"])
-    keys = ["task", "cfg"] + [c for c in CONFIG_COLUMNS if c in table]
+    keys = ["task", "cfg"] + [c for c in fam.grid_tags if c in table]
     rows = []
     for key, group in table.groupby(keys, sort=False):
         cells = {r.attention: (fmt_cell(r.mean, r.std, " ± {}"), r.n_seeds) for r in group.itertuples()}
@@ -190,15 +232,18 @@ def by_config_markdown(table: pd.DataFrame) -> str:
                                                                for v in variants)
         rows.append([str(k) for k in key] + [cells[v][0] if v in cells else "" for v in variants] + [n])
     header = keys + variants + ["n_seeds"]
-    return (markdown(header, rows) + "\nPer-token test accuracy, mean ± std (numpy ddof=0) over "
+    label = fam.table.label[0].upper() + fam.table.label[1:]
+    return (markdown(header, rows) + f"\n{label}, mean ± std (numpy ddof=0) over "
             "seeds; n_seeds per variant when they differ.\n")
 
 
-def params_markdown(table: pd.DataFrame) -> str:
-    variants = [c for c in table.columns if c not in ("cfg", "d_model", "depth", "heads")]
+def params_markdown(table: pd.DataFrame, fam) -> str:
+    variants = [c for c in table.columns if c in set(paper.order_variants(table.columns))
+                and c not in ("cfg", "task", *fam.grid_tags)]
     rows = [[str(r[c]) for c in table.columns if c not in variants]
             + ["" if pd.isna(r[v]) else f"{int(r[v]):,}" for v in variants] for _, r in table.iterrows()]
-    return markdown(list(table.columns), rows) + "\nParameters per model (all tasks share them).\n"
+    shared = "" if fam.table.model_keys else " (all tasks share them)"
+    return markdown(list(table.columns), rows) + f"\nParameters per model{shared}.\n"
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -212,31 +257,34 @@ def _csv(df: pd.DataFrame, path) -> None:
     df.to_csv(path, index=False)
 
 
-def write_paper_table(summary: pd.DataFrame, csv, md, tex) -> pd.DataFrame:
-    table = paper_table(summary)
+def write_paper_table(summary: pd.DataFrame, csv, md, tex, family: str | None = None) -> pd.DataFrame:
+    fam = which_family(summary, family)
+    table = paper_table(summary, fam.name)
     _csv(table, csv)
-    _write(paper_markdown(table), md)
-    _write(paper_latex(table), tex)
+    _write(paper_markdown(table, fam), md)
+    _write(paper_latex(table, fam), tex)
     return table
 
 
-def write_by_config(summary: pd.DataFrame, csv, md) -> pd.DataFrame:
-    table = by_config_table(summary)
+def write_by_config(summary: pd.DataFrame, csv, md, family: str | None = None) -> pd.DataFrame:
+    fam = which_family(summary, family)
+    table = by_config_table(summary, fam.name)
     _csv(table, csv)
-    _write(by_config_markdown(table), md)
+    _write(by_config_markdown(table, fam), md)
     return table
 
 
-def write_params(summary: pd.DataFrame, csv, md) -> pd.DataFrame:
-    table = params_table(summary)
+def write_params(summary: pd.DataFrame, csv, md, family: str | None = None) -> pd.DataFrame:
+    fam = which_family(summary, family)
+    table = params_table(summary, fam.name)
     _csv(table, csv)
-    _write(params_markdown(table), md)
+    _write(params_markdown(table, fam), md)
     return table
 
 
-def write_synthetic_tables(summary: pd.DataFrame, csv, md, tex, by_config_csv, by_config_md,
-                           params_csv, params_md) -> None:
-    """All three synthetic tables (what the table_synthetic rule writes)."""
-    write_paper_table(summary, csv, md, tex)
-    write_by_config(summary, by_config_csv, by_config_md)
-    write_params(summary, params_csv, params_md)
+def write_tables(summary: pd.DataFrame, family: str, csv, md, tex, by_config_csv, by_config_md,
+                 params_csv, params_md) -> None:
+    """All three tables of a family (what the tables rule writes)."""
+    write_paper_table(summary, csv, md, tex, family)
+    write_by_config(summary, by_config_csv, by_config_md, family)
+    write_params(summary, params_csv, params_md, family)

@@ -1,0 +1,554 @@
+"""Image classification data for the ViT experiments: MNIST, Fashion-MNIST, CIFAR-10, CIFAR-100
+(read by torchvision's own dataset classes from files under a data folder `root`) and
+scikit-learn's 8x8 digits (bundled with scikit-learn, no files; for fast CPU checks).
+
+Nothing here touches the network except `download`, which the pipeline's download rule calls.
+Every split is a pure function of (files, split_seed, sizes) and every training batch a pure
+function of (seed, step), so a run can be resumed at any step and see the same data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import shutil
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.datasets as tvd
+from torchvision.datasets.utils import check_integrity
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class DataMissingError(FileNotFoundError):
+    """Files a dataset needs are not under the data folder."""
+
+
+class DataCorruptError(RuntimeError):
+    """A dataset file exists but cannot be read, or fails torchvision's md5 check."""
+
+
+@dataclass(frozen=True)
+class VisionData:
+    name: str
+    tv_class: str | None  # torchvision.datasets class name; None for digits
+    channels: int
+    image_size: int
+    classes: int
+    patch: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool
+    files: tuple[str, ...]  # relative to root, in torchvision's layout
+
+
+def _mnist_files(folder: str) -> tuple[str, ...]:
+    return tuple(f"{folder}/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+
+
+_CIFAR10_FILES = tuple(f"cifar-10-batches-py/{f}" for f in
+                       [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"])
+_CIFAR100_FILES = tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta"))
+
+# digits has no official test split: a fixed seeded permutation (independent of split_seed, so
+# every run is scored on the same images) holds out DIGITS_TEST images as its "official" test set.
+DIGITS_TEST, DIGITS_TEST_SEED = 360, 0
+
+DATASETS: dict[str, VisionData] = {
+    # The reference normalised Fashion-MNIST with MNIST's statistics; kept for comparability.
+    "mnist": VisionData("mnist", "MNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False, _mnist_files("MNIST")),
+    "fashion_mnist": VisionData("fashion_mnist", "FashionMNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False,
+                                _mnist_files("FashionMNIST")),
+    "cifar10": VisionData("cifar10", "CIFAR10", 3, 32, 10, 8, (0.4914, 0.4822, 0.4465),
+                          (0.2470, 0.2435, 0.2616), True, _CIFAR10_FILES),
+    "cifar100": VisionData("cifar100", "CIFAR100", 3, 32, 100, 8, (0.5071, 0.4865, 0.4409),
+                           (0.2673, 0.2564, 0.2762), True, _CIFAR100_FILES),
+    # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1; see test.
+    "digits": VisionData("digits", None, 1, 8, 10, 2, (0.3057,), (0.3759,), False, ()),
+}
+
+
+def spec_of(name: str) -> VisionData:
+    if name not in DATASETS:
+        raise ValueError(f"unknown vision dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: presence, download
+
+
+def missing_files(name: str, root) -> list[Path]:
+    root = Path(root)
+    return [root / f for f in spec_of(name).files if not (root / f).is_file()]
+
+
+def _how_to_get(name: str, root: Path, files) -> str:
+    spec = spec_of(name)
+    listed = "\n".join(f"  {f}" for f in files)
+    folders = ", ".join(sorted({f.split("/")[0] for f in spec.files}))
+    return (f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
+            f"To get them: run the pipeline's download rule on a machine with network "
+            f"(kvt.data.vision.download({name!r}, {str(root)!r})), or copy these files from a "
+            f"machine that has them into {root}, keeping the same relative paths.")
+
+
+def check_files(name: str, root) -> None:
+    """Raise DataMissingError naming every missing file of `name` and how to get it."""
+    missing = missing_files(name, root)
+    if missing:
+        raise DataMissingError(f"dataset {name}: {len(missing)} file(s) missing:\n"
+                               + _how_to_get(name, Path(root), missing))
+
+
+def download(name: str, root, retries: int = 3, wait: float = 5.0) -> list[Path]:
+    """Fetch the missing files of `name` with torchvision's downloader; returns the files placed.
+
+    torchvision downloads into a temporary folder beside `root` (same filesystem); only complete,
+    expected files are then renamed into place, so `root` never holds a half-written file. Files
+    already present are kept as they are; if none is missing nothing is downloaded.
+    """
+    spec, root = spec_of(name), Path(root)
+    missing = missing_files(name, root)
+    if not missing:
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    error: BaseException | None = None
+    for attempt in range(retries):
+        if attempt:
+            time.sleep(wait)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.{name}-download-", dir=root.parent))
+        try:
+            getattr(tvd, spec.tv_class)(str(tmp), train=True, download=True)
+            absent = [f for f in spec.files if not (tmp / f).is_file()]
+            if absent:
+                raise RuntimeError(f"torchvision's download did not produce {', '.join(absent)}")
+            for path in missing:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / path.relative_to(root), path)  # atomic: same filesystem
+            return missing
+        except Exception as e:  # network, md5 or extraction failures: retry, then report
+            error = e
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    raise RuntimeError(f"dataset {name}: download failed after {retries} tries: "
+                       f"{type(error).__name__}: {error}\nPlace these files by hand:\n"
+                       + _how_to_get(name, root, missing_files(name, root)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _unverified(cls):
+    """`cls` (CIFAR10/CIFAR100) with its md5 checks off: torchvision's check_integrity(path, None)
+    only tests that the file exists. For fixture files, which are not the real archives' files and
+    so cannot match torchvision's md5 sums (the smoke preset loads with verify=False)."""
+    return type(f"Unverified{cls.__name__}", (cls,), {
+        "train_list": [[f, None] for f, _ in cls.train_list],
+        "test_list": [[f, None] for f, _ in cls.test_list],
+        "meta": {**cls.meta, "md5": None},
+    })
+
+
+def _md5_failures(cls, root: Path) -> list[str]:
+    folder = root / cls.base_folder
+    entries = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
+    return [str(folder / f) for f, md5 in entries if not check_integrity(folder / f, md5)]
+
+
+def _first_unreadable(spec: VisionData, root: Path, train: bool) -> tuple[Path, Exception] | None:
+    """Which file of the split made torchvision's reader fail (to name it in the error)."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    for rel in spec.files:
+        path = root / rel
+        try:
+            if spec.tv_class in ("MNIST", "FashionMNIST"):
+                if rel.split("/")[-1].startswith("train" if train else "t10k"):
+                    (read_image_file if "images" in rel else read_label_file)(str(path))
+            else:
+                with open(path, "rb") as f:
+                    if not isinstance(pickle.load(f, encoding="latin1"), dict):
+                        raise ValueError("not a pickled dict")
+        except Exception as e:
+            return path, e
+    return None
+
+
+def _read_tv(spec: VisionData, root: Path, train: bool, verify: bool) -> Split:
+    """One official split through the torchvision class, as (uint8 N x C x H x W, int64 N)."""
+    cls = getattr(tvd, spec.tv_class)
+    is_cifar = issubclass(cls, tvd.CIFAR10)
+    if is_cifar and not verify:
+        cls = _unverified(cls)
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except Exception as e:
+        bad_md5 = _md5_failures(cls, root) if is_cifar and verify else []
+        if bad_md5:
+            raise DataCorruptError(
+                f"dataset {spec.name}: torchvision's md5 check fails for {', '.join(bad_md5)}. These are "
+                f"not the official files (corrupt, or test fixtures; fixtures load with verify=False)") from e
+        culprit = _first_unreadable(spec, root, train)
+        where = f"cannot read {culprit[0]}: {culprit[1]!r}" if culprit else f"cannot read files under {root}: {e!r}"
+        raise DataCorruptError(f"dataset {spec.name}: {where}. Replace the file (delete it and run the "
+                               f"download rule, or copy a good copy into {root})") from e
+    x = torch.as_tensor(np.asarray(ds.data))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST N x H x W; CIFAR N x H x W x C
+    y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+    if len(x) != len(y):
+        raise DataCorruptError(f"dataset {spec.name}: {len(x)} images but {len(y)} labels under {root}")
+    return x.contiguous(), y
+
+
+def _digits_official() -> tuple[Split, Split]:
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = torch.from_numpy(np.rint(d.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(DIGITS_TEST_SEED))
+    test, train = perm[:DIGITS_TEST].sort().values, perm[DIGITS_TEST:].sort().values
+    return (x[train], y[train]), (x[test], y[test])
+
+
+def _split_indices(n: int, val_size: int, gen: torch.Generator, train_size: int | None):
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size {val_size} must be between 1 and {n - 1} (training set of {n})")
+    if train_size is not None and not 0 < train_size <= n - val_size:
+        raise ValueError(f"train_size {train_size} must be between 1 and {n - val_size}")
+    perm = torch.randperm(n, generator=gen)
+    end = n if train_size is None else val_size + train_size
+    return perm[val_size:end].sort().values, perm[:val_size].sort().values
+
+
+def split_indices(n: int, val_size: int, seed: int, train_size: int | None = None):
+    """(train_idx, val_idx): disjoint sorted index tensors from one permutation seeded by `seed`;
+    val is the first val_size of it, train the rest (or the next train_size)."""
+    return _split_indices(n, val_size, torch.Generator().manual_seed(seed), train_size)
+
+
+def load_splits(name: str, root, *, val_size: int, split_seed: int, train_size: int | None = None,
+                test_size: int | None = None, verify: bool = True) -> dict[str, Split]:
+    """{"train", "val", "test"} -> (uint8 N x C x H x W, int64 N).
+
+    Val is held out from the official training set, train is the rest (or a seeded subset of
+    train_size), test is the official test set (or a seeded subset of test_size); one generator
+    seeded by split_seed draws all of it. verify=False skips torchvision's md5 check of the CIFAR
+    files (for fixtures, which cannot match it); the files must still exist.
+    """
+    spec, root = spec_of(name), Path(root)
+    check_files(name, root)
+    if spec.tv_class is None:
+        (xtr, ytr), (xte, yte) = _digits_official()
+    else:
+        (xtr, ytr), (xte, yte) = (_read_tv(spec, root, t, verify) for t in (True, False))
+    gen = torch.Generator().manual_seed(split_seed)
+    train, val = _split_indices(len(xtr), val_size, gen, train_size)
+    if test_size is None:
+        test = torch.arange(len(xte))
+    elif 0 < test_size <= len(xte):
+        test = torch.randperm(len(xte), generator=gen)[:test_size].sort().values
+    else:
+        raise ValueError(f"test_size {test_size} must be between 1 and {len(xte)}")
+    return {"train": (xtr[train], ytr[train]), "val": (xtr[val], ytr[val]), "test": (xte[test], yte[test])}
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation, augmentation, batches
+
+
+def normalize(x: torch.Tensor, spec: VisionData) -> torch.Tensor:
+    """uint8 (..., C, H, W) -> float (x/255 - mean) / std per channel."""
+    mean = torch.tensor(spec.mean).view(-1, 1, 1)
+    std = torch.tensor(spec.std).view(-1, 1, 1)
+    return (x.float() / 255 - mean) / std
+
+
+def _sample_boxes(n: int, height: int, width: int, gen: torch.Generator, scale, ratio, tries: int = 10):
+    """Crop boxes (top, left, h, w), each an int64 tensor of n, drawn as torchvision's
+    RandomResizedCrop.get_params draws them (up to 10 tries, then the fallback), vectorised."""
+    area = height * width
+    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64))
+    logr = (math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(logr[0] + (logr[1] - logr[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64))
+    w = torch.round(torch.sqrt(target * aspect)).long()
+    h = torch.round(torch.sqrt(target / aspect)).long()
+    ok = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+    first = torch.where(ok.any(1), ok.long().argmax(1), -1)
+    pick = first.clamp(min=0).unsqueeze(1)
+    w, h = w.gather(1, pick).squeeze(1), h.gather(1, pick).squeeze(1)
+    # torchvision's fallback: a central crop of the whole image, its aspect clamped to `ratio`
+    in_ratio = width / height
+    fw, fh = ((width, round(width / ratio[0])) if in_ratio < ratio[0] else
+              (round(height * ratio[1]), height) if in_ratio > ratio[1] else (width, height))
+    none = first < 0
+    w, h = torch.where(none, fw, w), torch.where(none, fh, h)
+    u = torch.rand(n, 2, generator=gen, dtype=torch.float64)
+    top = torch.where(none, (height - h) // 2, (u[:, 0] * (height - h + 1)).long())
+    left = torch.where(none, (width - w) // 2, (u[:, 1] * (width - w + 1)).long())
+    return top, left, h, w
+
+
+def _axis_coords(start, length, size: int) -> torch.Tensor:
+    """grid_sample (align_corners=False) coordinates that resize [start, start+length) to `size`
+    pixels as F.interpolate(bilinear, align_corners=False) does: the source index is clamped into
+    the crop, so pixels outside the crop never blend in."""
+    out = torch.arange(size, dtype=torch.float64)
+    src = ((out + 0.5) * (length.unsqueeze(1).double() / size) - 0.5).clamp(min=0)
+    src = torch.minimum(src, length.unsqueeze(1).double() - 1) + start.unsqueeze(1)
+    return ((2 * src + 1) / size - 1).float()  # n x size, in the input's normalised coordinates
+
+
+def _resized_crop(x: torch.Tensor, boxes, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop each image of x (B x C x H x W) to its box and resize back to H x W, bilinearly,
+    optionally mirrored left-right."""
+    top, left, h, w = boxes
+    n, _, height, width = x.shape
+    gx, gy = _axis_coords(left, w, width), _axis_coords(top, h, height)
+    if flip is not None:
+        gx = torch.where(flip.unsqueeze(1), gx.flip(1), gx)
+    grid = torch.stack((gx.unsqueeze(1).expand(n, height, width), gy.unsqueeze(2).expand(n, height, width)), -1)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, scale=(0.8, 1.0), ratio=(0.9, 1.1),
+            flip_p: float = 0.5) -> torch.Tensor:
+    """Random horizontal flip (p flip_p) + RandomResizedCrop(image size, scale, ratio), batched.
+
+    The batched equivalent of torchvision's RandomResizedCrop(bilinear) + RandomHorizontalFlip:
+    boxes are drawn per image as get_params draws them (from `generator`, so deterministic given
+    its seed), then all images are cropped and resized in one grid_sample call with the sampling
+    positions of F.interpolate(bilinear, align_corners=False). The crop is never larger than the
+    image, so the resize only upsamples and antialiasing would change nothing. Works on normalised
+    images: normalisation is per-channel affine, so it commutes with interpolation and flipping.
+    """
+    n, _, height, width = x.shape
+    boxes = _sample_boxes(n, height, width, generator, scale, ratio)
+    flip = torch.rand(n, generator=generator) < flip_p
+    return _resized_crop(x, boxes, flip)
+
+
+class ImageBatches:
+    """Training batches of normalised (optionally augmented) images for the trainer.
+
+    The batch of global step s is a pure function of (seed, s): epoch e = s // steps_per_epoch is
+    ordered by randperm seeded with seed * 100_003 + e (as TensorBatches), and step s's augmentation
+    uses a generator seeded with seed * 1_000_003 + s. A run resumed at any step therefore sees
+    exactly the batches an uninterrupted run sees. The last partial batch of an epoch is dropped.
+    """
+
+    def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                 spec: VisionData, augment: bool):
+        if len(x_uint8) != len(y):
+            raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
+        self.x, self.y, self.batch_size, self.seed = x_uint8, y, batch_size, seed
+        self.spec, self.augment = spec, augment
+        self.steps_per_epoch = len(x_uint8) // batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{len(x_uint8)} training examples make no batch of {batch_size}")
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+
+    def _batch(self, order: torch.Tensor, step: int):
+        i = step % self.steps_per_epoch
+        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+        x = normalize(self.x[idx], self.spec)
+        if self.augment:
+            x = augment(x, torch.Generator().manual_seed(self.seed * 1_000_003 + step))
+        return x, self.y[idx]
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of `epoch`, from batch index `start` on."""
+        order = self._order(epoch)
+        for i in range(start, self.steps_per_epoch):
+            yield self._batch(order, epoch * self.steps_per_epoch + i)
+
+    def batches(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless batches of global steps start_step, start_step + 1, ..."""
+        epoch, start = divmod(start_step, self.steps_per_epoch)
+        while True:
+            yield from self.epoch(epoch, start)
+            epoch, start = epoch + 1, 0
+
+
+def eval_batches(x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int,
+                 spec: VisionData) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """A callable giving, each time, the normalised batches of a fixed set in order (no augmentation)."""
+
+    def batches():
+        for i in range(0, len(x_uint8), batch_size):
+            yield normalize(x_uint8[i:i + batch_size], spec), y[i:i + batch_size]
+
+    return batches
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: small files in the exact on-disk formats torchvision reads
+
+
+def fixture_arrays(name: str, n_train: int = 600, n_test: int = 200, seed: int = 0):
+    """(x_train, y_train, x_test, y_test), uint8 N x C x H x W and int64: each class a fixed random
+    low-frequency pattern plus pixel noise, so a small model can learn them; classes balanced."""
+    spec = spec_of(name)
+    rng = np.random.Generator(np.random.PCG64([seed, spec.classes, spec.channels]))
+    s, c = spec.image_size, spec.channels
+    coarse = rng.normal(size=(spec.classes, c, 4, 4))
+    patterns = np.kron(coarse, np.ones((s // 4, s // 4)))  # 4 x 4 blocks: low frequency
+
+    def make(n):
+        y = rng.permutation(np.arange(n) % spec.classes)
+        img = 128 + 50 * patterns[y] + rng.normal(scale=25, size=(n, c, s, s))
+        return np.clip(np.rint(img), 0, 255).astype(np.uint8), y.astype(np.int64)
+
+    xtr, ytr = make(n_train)
+    xte, yte = make(n_test)
+    return xtr, ytr, xte, yte
+
+
+class _Py2Str(bytes):
+    """A Python 2 `str`: pickled with the STRING opcodes, as in the real CIFAR pickles (written by
+    Python 2's cPickle), so they load as str with encoding="latin1" and as bytes with "bytes"."""
+
+
+class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: its dispatch table is extensible
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_py2str(self, obj):
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + bytes(obj))
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + bytes(obj))
+
+    dispatch[_Py2Str] = _save_py2str
+
+
+def _py2(obj):
+    """Python 3 containers of str -> the same with Python 2 strs."""
+    if isinstance(obj, str):
+        return _Py2Str(obj.encode("latin1"))
+    if isinstance(obj, dict):
+        return {_py2(k): _py2(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_py2(v) for v in obj]
+    return obj
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _pickle_py2(obj) -> bytes:
+    import io
+    buf = io.BytesIO()
+    _Py2Pickler(buf, protocol=2).dump(_py2(obj))
+    return buf.getvalue()
+
+
+def _idx(array: np.ndarray) -> bytes:
+    """IDX file: magic 0x0000 08 ndim (uint8), big-endian int32 dims, then the bytes."""
+    return struct.pack(">i", 0x800 + array.ndim) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
+
+
+def _cifar_batch(x, y, label_key: str, batch_label: str, start: int, extra=None) -> dict:
+    entry = {"batch_label": batch_label, label_key: [int(v) for v in y],
+             "data": np.ascontiguousarray(x.reshape(len(x), -1)),  # N x 3072: R plane, G, B
+             "filenames": [f"fixture_{start + i:05d}.png" for i in range(len(x))]}
+    return {**entry, **(extra or {})}
+
+
+def write_fixture(name: str, root, n_train: int = 600, n_test: int = 200, seed: int = 0) -> list[Path]:
+    """Write small files of `name` under root in the exact formats torchvision reads (data from
+    fixture_arrays); returns their paths. Not the real data: CIFAR loads need verify=False."""
+    spec, root = spec_of(name), Path(root)
+    if spec.tv_class is None:
+        return []
+    xtr, ytr, xte, yte = fixture_arrays(name, n_train, n_test, seed)
+    files = {}
+    if spec.tv_class in ("MNIST", "FashionMNIST"):
+        raw = f"{spec.tv_class}/raw"
+        for prefix, x, y in (("train", xtr, ytr), ("t10k", xte, yte)):
+            files[f"{raw}/{prefix}-images-idx3-ubyte"] = _idx(x[:, 0])  # magic 2051
+            files[f"{raw}/{prefix}-labels-idx1-ubyte"] = _idx(y.astype(np.uint8))  # magic 2049
+    elif spec.tv_class == "CIFAR10":
+        folder, parts = "cifar-10-batches-py", np.array_split(np.arange(n_train), 5)
+        for b, idx in enumerate(parts, 1):
+            files[f"{folder}/data_batch_{b}"] = _pickle_py2(
+                _cifar_batch(xtr[idx], ytr[idx], "labels", f"training batch {b} of 5", int(idx[0]) if len(idx) else 0))
+        files[f"{folder}/test_batch"] = _pickle_py2(_cifar_batch(xte, yte, "labels", "testing batch 1 of 1", 0))
+        files[f"{folder}/batches.meta"] = _pickle_py2(
+            {"num_cases_per_batch": len(parts[0]), "label_names": [f"class_{i}" for i in range(10)], "num_vis": 3072})
+    else:  # CIFAR100: fine labels 0..99; coarse = fine // 5 (20 superclasses)
+        folder = "cifar-100-python"
+        for fname, x, y, label in (("train", xtr, ytr, "training"), ("test", xte, yte, "testing")):
+            files[f"{folder}/{fname}"] = _pickle_py2(_cifar_batch(
+                x, y, "fine_labels", f"{label} batch 1 of 1", 0, {"coarse_labels": [int(v) // 5 for v in y]}))
+        files[f"{folder}/meta"] = _pickle_py2({"fine_label_names": [f"fine_{i}" for i in range(100)],
+                                               "coarse_label_names": [f"coarse_{i}" for i in range(20)]})
+    return [_write_atomic(root / rel, data) for rel, data in files.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The data rule: files in place (staged, downloaded or, for the smoke preset, fixtures)
+
+FIXTURE_SIZES = {"cifar100": (2000, 1000)}  # (train, test): set anomaly needs >= 9 images a class
+
+
+def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries: int = 3,
+            wait: float = 5.0) -> dict:
+    """Make the files of `name` present under root and describe them (the data rule's manifest).
+
+    Files already in place are used as they are (an offline cluster stages them once). Missing
+    files are written as fixtures (`fixtures`: the smoke preset and tests; never over real
+    files), or downloaded (`download_missing`), or reported with where to put them."""
+    spec, root = spec_of(name), Path(root)
+    missing = missing_files(name, root)
+    source = "staged"
+    if missing and fixtures:
+        if len(missing) != len(spec.files):
+            raise DataMissingError(f"dataset {name}: some files exist and others do not; fixtures "
+                                   "are only written into an empty folder:\n"
+                                   + _how_to_get(name, root, missing))
+        write_fixture(name, root, *FIXTURE_SIZES.get(name, (600, 200)))
+        source = "fixture"
+    elif missing and download_missing:
+        download(name, root, retries=retries, wait=wait)
+        source = "downloaded"
+    check_files(name, root)
+    if spec.tv_class is None:
+        source = "scikit-learn"
+    return {"dataset": name, "root": str(root), "source": source,
+            "files": {f: (root / f).stat().st_size for f in spec.files}}
+
+
+def load_official(name: str, root, *, verify: bool = True, train_size: int | None = None,
+                  test_size: int | None = None, seed: int = 0) -> dict[str, Split]:
+    """{"train", "test"}: the official splits of a file-based dataset (seeded subsets of
+    train_size / test_size images when given), for the set-anomaly features."""
+    spec, root = spec_of(name), Path(root)
+    check_files(name, root)
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for split, size in (("train", train_size), ("test", test_size)):
+        x, y = _read_tv(spec, root, split == "train", verify)
+        if size is not None:
+            if not 0 < size <= len(x):
+                raise ValueError(f"{name}: {split} subset of {size} images, but it has {len(x)}")
+            keep = torch.randperm(len(x), generator=gen)[:size].sort().values
+            x, y = x[keep], y[keep]
+        out[split] = (x, y)
+    return out

@@ -1,0 +1,96 @@
+"""The vision family's runtime (declaration: kvt.families.vision): ViT, image data, step, and
+the figure of first-layer attention maps."""
+
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..data.vision import DATASETS, ImageBatches, eval_batches, load_splits
+from ..models.vit import ViTConfig, VisionTransformer
+from .common import fields_from
+
+SELECT_ON = ("val_acc", "max")
+TRAIN = {"optimizer": "adamw", "schedule": "constant"}
+
+
+def build_model(hp: dict) -> VisionTransformer:
+    spec = DATASETS[hp["task"]]
+    return VisionTransformer(fields_from(ViTConfig, hp, image_size=spec.image_size,
+                                         channels=spec.channels, patch=spec.patch,
+                                         classes=spec.classes))
+
+
+def step(model, batch) -> dict:
+    x, y = batch
+    logits = model(x)
+    return {"loss": F.cross_entropy(logits, y), "count": len(y), "acc": (logits.argmax(-1) == y).sum()}
+
+
+@lru_cache(maxsize=2)
+def _splits(task, manifest, val_size, split_seed, train_size, test_size):
+    info = json.loads(Path(manifest).read_text())
+    # Fixture files (smoke preset, tests) cannot match torchvision's md5 sums of the real files.
+    return load_splits(task, info["root"], val_size=val_size, split_seed=split_seed,
+                       train_size=train_size, test_size=test_size, verify=info["source"] != "fixture")
+
+
+def splits(hp: dict, inputs: dict) -> dict:
+    """{train, val, test} of the run's dataset, read once per process from the data rule's files."""
+    if "data" not in inputs:
+        raise ValueError("a vision run needs the data rule's manifest as input 'data'")
+    return _splits(hp["task"], str(inputs["data"]), hp["val_size"], hp["split_seed"],
+                   hp["train_size"], hp["test_size"])
+
+
+def train_data(hp: dict, inputs: dict) -> ImageBatches:
+    x, y = splits(hp, inputs)["train"]
+    spec = DATASETS[hp["task"]]
+    return ImageBatches(x, y, hp["batch_size"], hp["seed"], spec, augment=spec.augment)
+
+
+def eval_data(hp: dict, split: str, inputs: dict):
+    x, y = splits(hp, inputs)[split]
+    return eval_batches(x, y, hp["eval_batch"], DATASETS[hp["task"]])
+
+
+def first_layer_maps(model, hp: dict, inputs: dict, index: int = 0):
+    """(image, label, maps): test image `index` and the first block's attention maps
+    (heads x n x n) of `model` for it."""
+    x, y = splits(hp, inputs)["test"]
+    image = next(iter(eval_batches(x[index:index + 1], y[index:index + 1], 1, DATASETS[hp["task"]])()))[0]
+    with torch.no_grad():
+        maps = model.attention_maps(image)[0][0]
+    return x[index], int(y[index]), maps
+
+
+# -- the family's own jobs (Snakemake scripts call these) -------------------------------------
+def data_job(job) -> None:
+    """The data rule: the dataset's files in place (staged, downloaded or fixtures) -> manifest."""
+    from ..data.vision import prepare
+    from ..jsonfiles import write_json
+
+    p = job.params
+    info = prepare(job.wildcards.dataset, p.root, download_missing=p.download, fixtures=p.fixtures,
+                   retries=p.retries)
+    print(f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+          file=sys.stderr)
+    write_json(info, Path(job.output.manifest))
+
+
+def attention_figure_job(job) -> None:
+    """First-layer attention maps of one test image, one row per variant."""
+    from .. import runner
+    from ..jobs import inputs, setup
+    from ..report.attention import attention_figure
+    from ..report.figures import save
+
+    device = setup(job)
+    panels = {}
+    for path in job.input.models:
+        model, ckpt = runner.load_model(Path(path), device)
+        panels[ckpt["hparams"]["attention"]] = first_layer_maps(model.cpu(), ckpt["hparams"], inputs(job))
+    save(attention_figure(panels, job.wildcards.task), job.output.png, job.output.pdf)

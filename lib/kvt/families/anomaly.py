@@ -1,0 +1,78 @@
+"""Set anomaly detection on CIFAR-100 (protocol.md; UvA tutorial 6): in a set of 10 images, 9 of
+one class and 1 of another, find the odd one. Frozen ResNet-34 features are computed once by
+their own rule and cached; an encoder without positional encoding scores every set element.
+The family's declaration; training code: kvt.experiments.anomaly.
+"""
+
+from dataclasses import dataclass
+
+from .base import (Family, TableRecipe, axis, check_heads, fused_setting, mem_mb_setting,
+                   pos_dim_setting, pos_per_head_setting, runtime_setting, scale_setting,
+                   select_setting, setting)
+
+TASKS = ("cifar100",)
+
+
+@dataclass
+class AnomalyGrid:
+    d_model: list[int] = axis([256], "Model widths.")
+    depth: list[int] = axis([4], "Numbers of encoder blocks.")
+    heads: list[int] = axis([4], "Numbers of heads (each must divide every d_model).")
+
+
+@dataclass
+class AnomalyConfig:
+    tasks: list[str] = setting(list(TASKS), "Datasets whose images form the sets.", run=False,
+                               minItems=1, uniqueItems=True)
+    grid: AnomalyGrid = setting(AnomalyGrid(), "Hyperparameter grid.", run=False)
+    backbone: str = setting("imagenet", "ResNet-34 weights of the features: torchvision's ImageNet "
+                            "weights, or random (a fixed seed; tests and smoke).",
+                            enum=["imagenet", "random"], run=False)
+    image_size: int = setting(224, "Images are resized to this size for the ResNet.", minimum=8,
+                              run=False)
+    feature_batch: int = setting(256, "Images per batch of the feature rule.", minimum=1, run=False)
+    train_images: int | None = setting(None, "Training images used (a seeded subset, taken before "
+                                       "the features; null: all 50,000).", minimum=1, run=False)
+    test_images: int | None = setting(None, "Test images used (null: all 10,000).", minimum=1,
+                                      run=False)
+    set_size: int = setting(10, "Images per set (one of them the anomaly).", minimum=3)
+    val_fraction: float = setting(0.1, "Class-balanced share of the training images held out "
+                                  "for validation.", exclusiveMinimum=0, exclusiveMaximum=1)
+    split_seed: int = setting(0, "Seed of the hold-out and of the fixed train/val/test sets.",
+                              minimum=0)
+    epochs: int = setting(100, "Training epochs.", minimum=1)
+    batch_size: int = setting(64, "Sets per training batch.", minimum=1)
+    eval_batch: int = setting(500, "Sets per validation/test batch.", minimum=1)
+    lr: float = setting(5e-4, "Peak Adam learning rate.", exclusiveMinimum=0)
+    warmup_steps: int = setting(100, "Linear warm-up steps before the cosine decay.", minimum=0)
+    grad_clip: float = setting(2.0, "Gradient-norm clip (0 = none).", minimum=0)
+    dropout: float = setting(0.1, "Dropout in the blocks and the output net.", minimum=0, maximum=1)
+    input_dropout: float = setting(0.1, "Dropout on the input features.", minimum=0, maximum=1)
+    select: str = select_setting()
+    scale: str = scale_setting("head")
+    pos_dim: int = pos_dim_setting(10)
+    pos_per_head: bool = pos_per_head_setting()
+    fused: bool = fused_setting()
+    runtime: int = runtime_setting(240)
+    mem_mb: int = mem_mb_setting(8000)
+
+
+def check(section: dict) -> None:
+    check_heads("anomaly.grid", section["grid"])
+
+
+FAMILY = Family(
+    name="anomaly",
+    config=AnomalyConfig,
+    tasks=TASKS,
+    grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
+    runtime="kvt.experiments.anomaly",
+    code=("families/anomaly.py", "experiments/anomaly.py", "models/set_anomaly.py",
+          "data/set_anomaly.py"),
+    table=TableRecipe(metric="test_acc", label="test accuracy (odd one found)",
+                      task_label="dataset", cfg_label="configuration (d: width, l: depth, h: heads)"),
+    doc="Set anomaly detection on CIFAR-100 features (protocol.md): encoder without positional "
+        "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
+    check=check,
+    order=2,
+)

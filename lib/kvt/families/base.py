@@ -1,0 +1,236 @@
+"""The task-family contract, torch-free (the DAG is built from it without importing torch).
+
+A family declares, once, in a module of this package:
+- its config section as a dataclass (`Config`): field names, types, defaults and descriptions.
+  The JSON Schema of the section, the defaults, the per-run hyperparameters and the test
+  factories all derive from it, so a hyperparameter is written in exactly one place;
+- its task names, its grid (the axes of a configuration name such as `n64-d64-l2-h2`), the files
+  of the package that are its own (for its code hash), the module that trains it (`runtime`:
+  model, data, step, selection, test metrics), and its table recipe (which metric, how labelled,
+  which reference numbers).
+
+Field metadata (see `setting`): `doc` (description), `run` (False: not a hyperparameter of a run,
+e.g. the task list or cluster resources), and JSON Schema keywords (`enum`, `minimum`, ...).
+"""
+
+import copy
+import dataclasses
+import itertools
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key and the problem."""
+
+
+def setting(default, doc: str, *, run: bool = True, **schema):
+    """A config field: its default, description, whether runs receive it, and schema keywords."""
+    meta = {"doc": doc, "run": run, "schema": schema}
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# -- dataclass -> JSON Schema ------------------------------------------------------------------
+_SCALAR = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def _type_schema(tp, default) -> dict:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [_type_schema(a, None) for a in args if a is not type(None)]
+        out = dict(kinds[0]) if len(kinds) == 1 else {"anyOf": kinds}
+        if type(None) in args:
+            out = {"anyOf": [out, {"type": "null"}]}
+        return out
+    if origin is list:
+        return {"type": "array", "items": _type_schema(args[0], None)}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": _type_schema(args[1], None)}
+    if dataclasses.is_dataclass(tp):
+        return schema_of(tp, default)
+    if tp is float:
+        return {"type": "number"}
+    return {"type": _SCALAR[tp]}
+
+
+def schema_of(cls, instance=None) -> dict:
+    """JSON Schema (draft 2020-12) of a config dataclass, every property with its description and
+    its default (taken from `instance` when given: per-task defaults differ by task)."""
+    instance = cls() if instance is None else instance
+    hints = typing.get_type_hints(cls)
+    props = {}
+    for f in fields(cls):
+        value = getattr(instance, f.name)
+        prop = _type_schema(hints[f.name], value)
+        extra = dict(f.metadata.get("schema", {}))
+        items = extra.pop("items", None)
+        if items:
+            prop["items"] = {**prop.get("items", {}), **items}
+        if "enum" in extra and "type" in prop and prop.get("type") != "array":
+            prop.pop("type")
+        prop.update(extra)
+        prop["description"] = f.metadata.get("doc", "")
+        prop["default"] = to_plain(value)
+        props[f.name] = prop
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+def to_plain(value):
+    """Dataclass instances (nested) -> dicts; everything else deep-copied."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def run_fields(cls) -> list[str]:
+    """The fields of a config dataclass that a run receives (metadata run=True)."""
+    return [f.name for f in fields(cls) if f.metadata.get("run", True)]
+
+
+def grid_name(point: dict, tags: dict) -> str:
+    """'n64-d256-l2-h4' from {seq_len: 64, d_model: 256, ...} and {seq_len: 'n', ...}."""
+    return "-".join(f"{tags[k]}{point[k]}" for k in tags)
+
+
+# -- the family ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TableRecipe:
+    """How the report turns a family's runs into its tables and figures."""
+    metric: str  # summary column of the main table (test_acc, test_bleu, ...)
+    label: str  # what the metric is, for captions and axes
+    higher_is_better: bool = True
+    task_label: str = "task"
+    # (task, attention) -> (mean, std) the paper reports, or None; and its mean row
+    reference: Callable[[str, str], tuple[float, float] | None] | None = None
+    reference_mean: Callable[[str, list], float | None] | None = None
+    reference_note: str = ""
+    bounded: bool = True  # metric in [0, 1] (axis limits)
+    score_figure: str = "accuracy"  # name of the per-configuration figure of the metric
+    cfg_label: str = "configuration"  # x-axis label of that figure (what the name's tags mean)
+    extras: tuple[str, ...] = ()  # further outputs per task, relative to results ({task})
+    model_keys: tuple[str, ...] = ()  # columns besides cfg that change the model (e.g. task)
+    name_only: tuple[str, ...] = ()  # grid axes left out of the parameter table (no effect on it)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One task family (see the module docstring). Subclass to override the defaults."""
+    name: str
+    config: type  # dataclass of the config section
+    tasks: tuple[str, ...]  # every task the family knows, in the paper's order
+    grid_tags: dict  # grid axis -> tag of the configuration name, in name order
+    runtime: str  # module with build_model, data and step functions (imports torch)
+    code: tuple[str, ...]  # files of kvt/ that are this family's own (its code hash)
+    table: TableRecipe
+    doc: str = ""
+    check: Callable[[dict], None] | None = None  # what the schema cannot say; raise ConfigError
+    per_task: bool = False  # settings per task live in section[task] (a nested dataclass)
+    order: int = 0  # position among the families (the paper's order) in lists and the summary
+
+    # The section as configured: the dataclass's defaults, as the schema fills them in.
+    def defaults(self) -> dict:
+        return to_plain(self.config())
+
+    def schema(self) -> dict:
+        out = schema_of(self.config)
+        out["description"] = self.doc
+        out["properties"]["tasks"]["items"]["enum"] = list(self.tasks)
+        return out
+
+    def settings(self, section: dict, task: str) -> dict:
+        """The settings of one task: the section's run fields, with the task's own settings
+        (per_task families) overlaid."""
+        out = {k: section[k] for k in run_fields(self.config) if k in section and k not in self.tasks}
+        if self.per_task:
+            out.update(section[task])
+        return out
+
+    def resources(self, section: dict, task: str) -> dict:
+        """runtime (minutes) and mem_mb of one train job of `task`."""
+        src = section[task] if self.per_task else section
+        return {"runtime": src["runtime"], "mem_mb": src["mem_mb"]}
+
+    def configs(self, section: dict, task: str) -> dict[str, dict]:
+        """{configuration name: grid point} of one task."""
+        grid = (section[task] if self.per_task else section)["grid"]
+        out = {}
+        for values in itertools.product(*(grid[k] for k in self.grid_tags)):
+            point = dict(zip(self.grid_tags, values))
+            out[grid_name(point, self.grid_tags)] = point
+        return out
+
+    def hparams(self, section: dict, task: str, cfg: str, attention: str, seed) -> dict:
+        """Everything one run needs, as its train job receives it (and run.json records)."""
+        configs = self.configs(section, task)
+        if cfg not in configs:
+            raise ConfigError(f"unknown {self.name} configuration {cfg!r} of task {task!r}; "
+                              f"known: {', '.join(configs)}")
+        settings = {k: v for k, v in self.settings(section, task).items()
+                    if k not in ("grid", "runtime", "mem_mb")}
+        return {"family": self.name, "task": task, "attention": attention, "seed": int(seed),
+                "cfg": cfg, **configs[cfg], **settings}
+
+    def runs(self, section: dict, attentions, seeds) -> list[tuple[str, str, str, int]]:
+        """(task, cfg, attention, seed) of every run the section asks for."""
+        return [(t, c, a, s) for t in section["tasks"] for c in self.configs(section, t)
+                for a in attentions for s in seeds]
+
+
+def field_default(cls, name: str) -> Any:
+    f = {f.name: f for f in fields(cls)}[name]
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+# -- settings most families share (one description each; defaults per family) ------------------
+def axis(default: list[int], doc: str):
+    """A grid axis: a non-empty list of distinct positive integers."""
+    return setting(default, doc, minItems=1, uniqueItems=True, items={"minimum": 1})
+
+
+def select_setting():
+    return setting("best", "Weights tested: best on the validation metric, or last (the "
+                   "reference's choice for the synthetic tasks).", enum=["best", "last"])
+
+
+def scale_setting(default: str):
+    return setting(default, "Score scale, head (1/sqrt(d/h)) or model (1/sqrt(d)).",
+                   enum=["head", "model"])
+
+
+def pos_dim_setting(default: int):
+    return setting(default, "Channels p of the 2D table of kv_pos.", minimum=1)
+
+
+def pos_per_head_setting():
+    return setting(False, "One map_pos per head instead of one per layer.")
+
+
+def fused_setting():
+    return setting(True, "Use scaled_dot_product_attention (false: the manual path).")
+
+
+def runtime_setting(default: int):
+    return setting(default, "Minutes a train job may take (cluster executors).", run=False,
+                   minimum=1)
+
+
+def mem_mb_setting(default: int):
+    return setting(default, "Memory of a train job in MB (cluster executors).", run=False,
+                   minimum=100)
+
+
+def check_heads(where: str, grid: dict) -> None:
+    """Every width of the grid must split into every head count."""
+    for d in grid["d_model"]:
+        for h in grid["heads"]:
+            if d % h:
+                raise ConfigError(f"{where}: d_model={d} is not divisible by heads={h}")

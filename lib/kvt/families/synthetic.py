@@ -1,0 +1,77 @@
+"""Synthetic sequence tasks (reverse, sort, swap, sub, copy): the family's declaration.
+
+Encoder-only per-token classifier, Adam with warm-up + cosine, validated 4 times per epoch,
+weights selected on validation accuracy (protocol.md). Training code: kvt.experiments.synthetic.
+"""
+
+from dataclasses import dataclass
+
+from ..report import paper
+from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
+                   scale_setting, select_setting, setting)
+
+TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
+
+
+@dataclass
+class SyntheticGrid:
+    seq_len: list[int] = setting([64, 128], "Sequence lengths (even, for swap).",
+                                 minItems=1, uniqueItems=True, items={"minimum": 2})
+    d_model: list[int] = axis([64, 256], "Model widths.")
+    depth: list[int] = axis([2, 4], "Numbers of encoder blocks.")
+    heads: list[int] = axis([2, 4], "Numbers of attention heads (each must divide every d_model).")
+
+
+@dataclass
+class SyntheticConfig:
+    tasks: list[str] = setting(list(TASKS), "Tasks to run.", run=False, minItems=1, uniqueItems=True)
+    grid: SyntheticGrid = setting(SyntheticGrid(), "Hyperparameter grid; every combination is one "
+                                  "configuration (2 x 2 x 2 x 2 = 16 in the paper).", run=False)
+    train_size: int = setting(50000, "Training sequences per seed.", minimum=1)
+    val_size: int = setting(1000, "Validation sequences.", minimum=1)
+    test_size: int = setting(10000, "Test sequences.", minimum=1)
+    epochs: int = setting(2, "Training epochs.", minimum=1)
+    batch_size: int = setting(128, "Training batch size (last partial batch dropped).", minimum=1)
+    lr: float = setting(0.001, "Peak Adam learning rate.", exclusiveMinimum=0)
+    warmup_steps: int = setting(5, "Linear warm-up steps before the cosine decay.", minimum=0)
+    grad_clip: float = setting(5.0, "Gradient-norm clip (0 = none).", minimum=0)
+    dropout: float = setting(0.1, "Dropout in blocks and head.", minimum=0, maximum=1)
+    val_per_epoch: int = setting(4, "Validations per epoch (each also writes last.pt).", minimum=1)
+    select: str = select_setting()
+    scale: str = scale_setting("head")
+    pos_dim: int = pos_dim_setting(10)
+    pos_per_head: bool = pos_per_head_setting()
+    fused: bool = fused_setting()
+    runtime: int = runtime_setting(60)
+    mem_mb: int = mem_mb_setting(8000)
+
+
+def check(section: dict) -> None:
+    """What the schema cannot say: combinations that cannot build a model or a batch."""
+    grid = section["grid"]
+    check_heads("synthetic.grid", grid)
+    if "swap" in section["tasks"] and any(n % 2 for n in grid["seq_len"]):
+        raise ConfigError("synthetic.grid.seq_len: swap needs even sequence lengths")
+    if section["train_size"] < section["batch_size"]:
+        raise ConfigError(f"synthetic.train_size={section['train_size']} is smaller than "
+                          f"batch_size={section['batch_size']}: no training batch")
+
+
+FAMILY = Family(
+    name="synthetic",
+    config=SyntheticConfig,
+    tasks=TASKS,
+    grid_tags={"seq_len": "n", "d_model": "d", "depth": "l", "heads": "h"},
+    runtime="kvt.experiments.synthetic",
+    code=("families/synthetic.py", "experiments/synthetic.py", "models/synthetic.py",
+          "data/synthetic.py"),
+    table=TableRecipe(metric="test_acc", label="per-token test accuracy",
+                      reference=paper.synthetic_cell, reference_mean=paper.synthetic_mean,
+                      reference_note="Paper: 16 configurations (19 for reverse and sort).",
+                      cfg_label="configuration (n: sequence length, d: width, l: depth, h: heads)",
+                      name_only=("seq_len",)),
+    doc="Synthetic sequence tasks (protocol.md), encoder-only per-token classifier.",
+    check=check,
+    order=0,
+)

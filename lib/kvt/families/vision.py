@@ -1,0 +1,91 @@
+"""Vision: a small ViT on MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (protocol.md), plus
+scikit-learn's 8x8 digits (beyond the paper: real images that ship with a package, for CPUs
+without network). The family's declaration; training code: kvt.experiments.vision.
+
+Each dataset (a task) has its own settings: its grid, epochs, batch size and learning rate.
+"""
+
+from dataclasses import dataclass
+
+from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
+                   scale_setting, select_setting, setting)
+
+TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
+
+
+@dataclass
+class ViTGrid:
+    d_model: list[int] = axis([128], "Model widths.")
+    depth: list[int] = axis([2, 4], "Numbers of blocks.")
+    heads: list[int] = axis([2, 4], "Numbers of heads (each must divide every d_model).")
+
+
+@dataclass
+class ViTTask:
+    grid: ViTGrid = setting(ViTGrid(), "Hyperparameter grid of this dataset.", run=False)
+    epochs: int = setting(40, "Training epochs.", minimum=1)
+    batch_size: int = setting(128, "Training batch size (last partial batch dropped).", minimum=1)
+    eval_batch: int = setting(1000, "Batch size of validation and test.", minimum=1)
+    lr: float = setting(1e-3, "AdamW learning rate (constant).", exclusiveMinimum=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay.", minimum=0)
+    val_size: int = setting(5000, "Images held out of the training set for validation.", minimum=1)
+    train_size: int | None = setting(None, "Training images (a seeded subset; null: all the rest).",
+                                     minimum=1)
+    test_size: int | None = setting(None, "Test images (a seeded subset; null: all).", minimum=1)
+    runtime: int = runtime_setting(120)
+    mem_mb: int = mem_mb_setting(8000)
+
+
+def _mnist_like() -> ViTTask:
+    return ViTTask(grid=ViTGrid(d_model=[256, 512], depth=[4], heads=[2, 4]), epochs=20,
+                   batch_size=200, lr=1e-4)
+
+
+@dataclass
+class VisionConfig:
+    tasks: list[str] = setting(["mnist", "fashion_mnist", "cifar10", "cifar100"], "Datasets to run "
+                               "(digits: beyond the paper, needs no files).", run=False, minItems=1,
+                               uniqueItems=True)
+    split_seed: int = setting(0, "Seed of the one train/val split (and test subsets), shared by "
+                              "every run so all are scored on the same images.", minimum=0)
+    select: str = select_setting()
+    scale: str = scale_setting("model")
+    pos_dim: int = pos_dim_setting(50)
+    pos_per_head: bool = pos_per_head_setting()
+    fused: bool = fused_setting()
+    mnist: ViTTask = setting(_mnist_like(), "MNIST settings (protocol.md).")
+    fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (protocol.md).")
+    cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (protocol.md).")
+    cifar100: ViTTask = setting(ViTTask(epochs=50), "CIFAR-100 settings (protocol.md).")
+    digits: ViTTask = setting(ViTTask(grid=ViTGrid(d_model=[64], depth=[2], heads=[4]), epochs=30,
+                                      batch_size=64, eval_batch=512, val_size=180, runtime=10,
+                                      mem_mb=2000),
+                              "scikit-learn digits (1,797 8x8 images; 360 test, val_size val).")
+
+
+def check(section: dict) -> None:
+    for task in section["tasks"]:
+        s = section[task]
+        check_heads(f"vision.{task}.grid", s["grid"])
+        if s["train_size"] is not None and s["train_size"] < s["batch_size"]:
+            raise ConfigError(f"vision.{task}.train_size={s['train_size']} is smaller than "
+                              f"batch_size={s['batch_size']}: no training batch")
+
+
+FAMILY = Family(
+    name="vision",
+    config=VisionConfig,
+    tasks=TASKS,
+    grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
+    runtime="kvt.experiments.vision",
+    code=("families/vision.py", "experiments/vision.py", "models/vit.py", "data/vision.py"),
+    table=TableRecipe(metric="test_acc", label="top-1 test accuracy", task_label="dataset",
+                      cfg_label="configuration (d: width, l: depth, h: heads)",
+                      model_keys=("task",), extras=("figures/vision/attention_{task}.png",)),
+    doc="Vision (protocol.md): a pre-norm ViT per dataset; AdamW, constant learning rate, "
+        "weights selected on validation accuracy.",
+    check=check,
+    per_task=True,
+    order=1,
+)

@@ -1,0 +1,201 @@
+"""The family contract: every family trains through the one runner, resumes bit for bit
+(augmentation and set sampling included), and derives its schema, hparams and configurations
+from its declaration alone."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from kvt import runner
+from kvt.config import load_schema, resolve
+from kvt.families import FAMILIES
+from kvt.families.base import run_fields
+from kvt.trainer import load_checkpoint
+
+from conftest import FAMILY_INPUTS, tiny_hparams
+
+CPU = torch.device("cpu")
+
+
+class Stop(Exception):
+    pass
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # runs are compared bit for bit
+
+
+def rows(folder):
+    with open(Path(folder) / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+
+def weights(folder):
+    return torch.load(Path(folder) / "model.pt", weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_resumes_bit_for_bit(tmp_path, family):
+    """Killed between two checkpoints, then started again: the same metrics, weights and test
+    results as an uninterrupted run (the batch of a step is a function of seed and step)."""
+    inputs = FAMILY_INPUTS[family](tmp_path)
+    hp = tiny_hparams(family)
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    record = runner.train(hp, whole, whole / "model.pt", CPU, inputs=inputs)
+    total = record["steps"]
+    assert total >= 8
+    checkpoints = [int(r["step"]) for r in rows(whole)]
+    # after the first checkpoint past step 0, before the next one
+    stop_at = next(s for s in range(checkpoints[1] + 1, total) if s not in checkpoints)
+
+    def stop(step):
+        if step == stop_at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        runner.train(hp, broken, broken / "model.pt", CPU, inputs=inputs, on_step=stop)
+    assert load_checkpoint(broken / "last.pt")["step"] == max(s for s in checkpoints if s < stop_at)
+    seen = []
+    runner.train(hp, broken, broken / "model.pt", CPU, inputs=inputs, on_step=seen.append)
+    assert seen[0] == checkpoints[1] + 1, "the second call must resume, not start again"
+    assert rows(broken) == rows(whole)
+    a, b = weights(whole), weights(broken)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ta = runner.test(whole / "model.pt", tmp_path / "a.json", CPU, inputs=inputs)
+    tb = runner.test(broken / "model.pt", tmp_path / "b.json", CPU, inputs=inputs)
+    assert ta == tb and 0 <= ta["test_acc"] <= 1
+    assert json.loads((broken / "run.json").read_text())["resumed_at"]
+
+
+def test_vision_augmentation_is_seeded_by_step(tmp_path):
+    """CIFAR batches are augmented: two seeds see different images, one seed the same ones."""
+    from kvt.experiments import vision
+
+    inputs = FAMILY_INPUTS["vision"](tmp_path)
+    hp = tiny_hparams("vision")
+    first = next(vision.train_data(hp, inputs).batches(3))[0]
+    again = next(vision.train_data(hp, inputs).batches(3))[0]
+    other = next(vision.train_data({**hp, "seed": 1}, inputs).batches(3))[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_schema_hparams_and_defaults_come_from_the_declaration(name):
+    """One source: the schema's properties, its defaults and a run's hparams all follow the
+    family's dataclass, so a new key is written once."""
+    fam = FAMILIES[name]
+    schema = load_schema()
+    section = schema["properties"][name]
+    assert set(section["properties"]) == {f for f in fam.defaults()}
+    assert all(p.get("description") for p in section["properties"].values())
+    config = resolve({"preset": "paper", "presets": {"paper": {}}}, {}, schema)
+    assert config[name] == fam.defaults()
+    task = fam.defaults()["tasks"][0]
+    cfg = next(iter(fam.configs(config[name], task)))
+    hp = fam.hparams(config[name], task, cfg, "kv", 1)
+    settings = set(run_fields(fam.config)) - set(fam.tasks)
+    if fam.per_task:
+        settings |= {k for k in config[name][task] if k not in ("grid", "runtime", "mem_mb")}
+    assert set(hp) == {"family", "task", "attention", "seed", "cfg"} | set(fam.grid_tags) | settings
+    # not hyperparameters: toggling them must not rerun a job (hparams are a Snakemake param)
+    assert not {"keep_last", "runtime", "mem_mb", "grid", "tasks", "device"} & set(hp)
+
+
+def test_family_tasks_are_the_schema_enum_and_errors_name_the_key():
+    schema = load_schema()
+    base = {"preset": "paper", "presets": {"paper": {}}}
+    with pytest.raises(ValueError, match="'epoch' was unexpected"):
+        resolve(base, {"vision": {"cifar10": {"epoch": 3}}}, schema)
+    with pytest.raises(ValueError, match="imagenet"):
+        resolve(base, {"anomaly": {"backbone": "resnet"}}, schema)
+    with pytest.raises(ValueError, match="svhn"):
+        resolve(base, {"vision": {"tasks": ["svhn"]}}, schema)
+    with pytest.raises(ValueError, match="d_model=30 is not divisible by heads=4"):
+        resolve(base, {"vision": {"cifar10": {"grid": {"d_model": [30]}}}}, schema)
+
+
+def test_presets_fill_per_task_settings_partially():
+    import yaml
+
+    from kvt.config import SCHEMA
+
+    base = yaml.safe_load((SCHEMA.parents[2] / "config.yaml").read_text())
+    cpu = resolve(base, {"preset": "cpu"}, load_schema())
+    assert cpu["vision"]["digits"]["epochs"] == 30 and cpu["vision"]["digits"]["lr"] == 1e-3
+    assert cpu["vision"]["mnist"]["train_size"] == 20000 and cpu["vision"]["mnist"]["eval_batch"] == 1000
+    paper = resolve(base, {}, load_schema())
+    assert paper["vision"]["mnist"]["lr"] == 1e-4 and paper["vision"]["cifar100"]["epochs"] == 50
+
+
+def test_data_rule_offline_error_names_files_and_leaves_nothing(tmp_path, monkeypatch):
+    """Missing files, no download: an error naming every file and the folder; with a failing
+    download (offline), the same and no half-written file."""
+    import torchvision.datasets as tvd
+
+    from kvt.data.vision import DataMissingError, prepare
+
+    with pytest.raises(DataMissingError) as err:
+        prepare("mnist", tmp_path / "data", download_missing=False, fixtures=False)
+    assert "train-images-idx3-ubyte" in str(err.value) and str(tmp_path / "data") in str(err.value)
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    with pytest.raises(RuntimeError, match="t10k-labels-idx1-ubyte"):
+        prepare("mnist", tmp_path / "data", download_missing=True, fixtures=False, retries=2, wait=0)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_fixtures_never_overwrite_real_files(tmp_path):
+    from kvt.data.vision import DataMissingError, prepare
+
+    info = prepare("cifar10", tmp_path, download_missing=False, fixtures=True)
+    assert info["source"] == "fixture"
+    again = prepare("cifar10", tmp_path, download_missing=False, fixtures=True)
+    assert again["source"] == "staged" and again["files"] == info["files"]
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(DataMissingError, match="test_batch"):
+        prepare("cifar10", tmp_path, download_missing=False, fixtures=True)
+
+
+def test_attention_figure_has_a_row_per_variant(tmp_path):
+    from kvt.experiments import vision
+    from kvt.report.attention import attention_figure
+
+    inputs = FAMILY_INPUTS["vision"](tmp_path)
+    panels = {}
+    for variant in ("qkv", "kv", "kv_pos"):
+        hp = tiny_hparams("vision", attention=variant)
+        model = runner.runtime("vision").build_model(hp).eval()
+        image, label, maps = vision.first_layer_maps(model, hp, inputs)
+        assert maps.shape == (2, 17, 17) and torch.allclose(maps.sum(-1), torch.ones(2, 17))
+        panels[variant] = (image, label, maps)
+    fig = attention_figure(panels, "cifar10")
+    assert len(fig.axes) == 3 * 3 + 2 * 3  # three panels a variant, two colour bars
+    fig.savefig(tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("variant", sorted(__import__("kvt").ATTENTION))
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_model_trains_with_every_variant(tmp_path, family, variant):
+    """Through the contract (build_model, train_data, step): a finite loss on a real batch, and a
+    finite gradient for every parameter, non-zero except where the row softmax cancels it (the
+    bias of map_pos; a key bias beside a query projection)."""
+    inputs = FAMILY_INPUTS[family](tmp_path)
+    hp = tiny_hparams(family, attention=variant)
+    rt = runner.runtime(family)
+    torch.manual_seed(0)
+    model = rt.build_model(hp).train()
+    out = rt.step(model, next(rt.train_data(hp, inputs).batches(0)))
+    assert torch.isfinite(out["loss"]) and out["count"] > 0 and 0 <= int(out["acc"]) <= out["count"]
+    out["loss"].backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        cancelled = name.endswith("map_pos.bias") or (
+            name.endswith("k_proj.bias") and hasattr(model.get_submodule(name.rsplit(".", 2)[0]), "q_proj"))
+        if not cancelled:
+            assert p.grad.abs().sum() > 0, name
