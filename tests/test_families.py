@@ -170,9 +170,13 @@ def test_attention_figure_has_a_row_per_variant(tmp_path):
     for variant in ("qkv", "kv", "kv_pos"):
         hp = tiny_hparams("vision", attention=variant)
         model = runner.runtime("vision").build_model(hp).eval()
-        image, label, maps = vision.first_layer_maps(model, hp, inputs)
-        assert maps.shape == (2, 17, 17) and torch.allclose(maps.sum(-1), torch.ones(2, 17))
-        panels[variant] = (image, label, maps)
+        image, label, maps, scores = vision.first_layer_maps(model, hp, inputs)
+        assert maps.shape == scores.shape == (2, 17, 17)
+        assert torch.allclose(maps.sum(-1), torch.ones(2, 17))
+        assert torch.allclose(scores.softmax(-1), maps, atol=1e-6)  # the maps' own scores
+        symmetric = torch.allclose(scores, scores.transpose(-1, -2), atol=1e-5)
+        assert symmetric == (variant == "kv")  # kv_pos adds a per-key column term
+        panels[variant] = (image, label, maps, scores)
     fig = attention_figure(panels, "cifar10")
     assert len(fig.axes) == 3 * 3 + 2 * 3  # three panels a variant, two colour bars
     fig.savefig(tmp_path / "a.png")
@@ -199,3 +203,52 @@ def test_every_family_model_trains_with_every_variant(tmp_path, family, variant)
             name.endswith("k_proj.bias") and hasattr(model.get_submodule(name.rsplit(".", 2)[0]), "q_proj"))
         if not cancelled:
             assert p.grad.abs().sum() > 0, name
+
+
+def test_config_and_dag_helpers_do_not_import_torch():
+    """The DAG is built without torch: the config, the family registry and the report core."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from kvt.config import load_schema, resolve, family_code_hashes; "
+            "import kvt.report.tables, kvt.report.summary; s = load_schema(); "
+            "resolve({'preset': 'paper', 'presets': {'paper': {}}}, {}, s); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_only_the_families_that_run_are_checked():
+    """A vision grid that cannot build (d_model 30, heads 4) stops only a run that includes vision."""
+    base = {"preset": "paper", "presets": {"paper": {}}}
+    bad = {"vision": {"cifar10": {"grid": {"d_model": [30]}}}}
+    resolve(base, {**bad, "families": ["synthetic"]}, load_schema())
+    with pytest.raises(ValueError, match="not divisible"):
+        resolve(base, {**bad, "families": ["vision"]}, load_schema())
+
+
+def test_tables_of_one_family_from_a_summary_of_several():
+    """Grid columns another family lacks come back from CSV as floats; a family's tables show
+    its own grid values as integers, and only its own rows."""
+    import io
+
+    import pandas as pd
+
+    from kvt.report.tables import by_config_table, params_table
+
+    rows = []
+    for att, acc in (("qkv", 0.5), ("kv", 0.25)):
+        rows.append({"family": "synthetic", "task": "sort", "cfg": "n8-d16-l1-h2", "attention": att,
+                     "seed": 0, "seq_len": 8, "d_model": 16, "depth": 1, "heads": 2,
+                     "test_acc": acc, "n_params": 100})
+        rows.append({"family": "vision", "task": "digits", "cfg": "d16-l1-h2", "attention": att,
+                     "seed": 0, "d_model": 16, "depth": 1, "heads": 2, "test_acc": acc + 0.1,
+                     "n_params": 200})
+    summary = pd.read_csv(io.StringIO(pd.DataFrame(rows).to_csv(index=False)))
+    assert summary["seq_len"].dtype == float  # NaN in the vision rows
+    syn = by_config_table(summary, "synthetic")
+    assert list(syn["seq_len"]) == [8, 8] and syn["seq_len"].dtype.kind == "i"
+    vis = by_config_table(summary, "vision")
+    assert set(vis["task"]) == {"digits"} and list(vis["mean"]) == [0.6, 0.35]
+    assert "seq_len" not in by_config_table(summary, "vision").columns or vis["seq_len"].isna().all()
+    assert list(params_table(summary, "vision")["task"]) == ["digits"]

@@ -149,15 +149,28 @@ class SelfAttention(nn.Module):
         and an additive bias ((1 or heads) x n x n), for sequences of n tokens."""
         return None, None
 
+    def _scaled_query(self, x, k):
+        """(query heads times the temperature, additive bias or None) of x, given its key heads."""
+        q = self.query(x, k)
+        alpha, bias = self.score_terms(x.shape[1])
+        temperature = self.scale if alpha is None else self.scale * alpha
+        return q * temperature, bias
+
+    def scores(self, x):
+        """The scores S before the mask and the softmax (batch x heads x n x n), for figures:
+        symmetric for kv, plus a per-key column term for kv_pos (attention.md)."""
+        k = self.split_heads(self.k_proj(x))
+        q, bias = self._scaled_query(x, k)
+        s = q @ k.transpose(-2, -1)
+        return s if bias is None else s + bias
+
     def forward(self, x, mask=None, need_weights: bool = False):
         """x: batch x n x d; mask: additive (see make_mask). Returns out, or (out, maps)."""
         b, n, _ = x.shape
         k = self.split_heads(self.k_proj(x))
         v = self.split_heads(self.v_proj(x))
-        q = self.query(x, k)
-        alpha, bias = self.score_terms(n)
-        temperature = self.scale if alpha is None else self.scale * alpha
-        out, attn = attend(q * temperature, k, v, bias=bias, mask=mask, fused=self.fused,
+        q, bias = self._scaled_query(x, k)
+        out, attn = attend(q, k, v, bias=bias, mask=mask, fused=self.fused,
                            dropout_p=self.attn_dropout if self.training else 0.0,
                            need_weights=need_weights)
         out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))

@@ -58,13 +58,16 @@ def eval_data(hp: dict, split: str, inputs: dict):
 
 
 def first_layer_maps(model, hp: dict, inputs: dict, index: int = 0):
-    """(image, label, maps): test image `index` and the first block's attention maps
-    (heads x n x n) of `model` for it."""
+    """(image, label, maps, scores): test image `index`, and the first block's attention maps and
+    pre-softmax scores (heads x n x n each) of `model` for it."""
     x, y = splits(hp, inputs)["test"]
     image = next(iter(eval_batches(x[index:index + 1], y[index:index + 1], 1, DATASETS[hp["task"]])()))[0]
+    model.eval()
     with torch.no_grad():
         maps = model.attention_maps(image)[0][0]
-    return x[index], int(y[index]), maps
+        block = model.blocks[0]
+        scores = block.attn.scores(block.norm1(model.embed(image)))[0]
+    return x[index], int(y[index]), maps, scores
 
 
 # -- the family's own jobs (Snakemake scripts call these) -------------------------------------

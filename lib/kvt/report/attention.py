@@ -1,5 +1,6 @@
-"""The first layer's attention maps of each variant for one test image (vision): the image, the
-CLS token's row drawn over the patch grid, and the whole token x token map (head mean)."""
+"""The first layer's attention of each variant for one test image (vision): the image, the CLS
+token's attention row drawn over the patch grid, and the token x token scores before the softmax
+(head mean: symmetric for kv, plus a per-key column term for kv_pos)."""
 
 import math
 
@@ -16,14 +17,14 @@ def _image(x) -> np.ndarray:
 
 
 def attention_figure(panels: dict, task: str) -> Figure:
-    """panels: {variant: (image C x H x W uint8, label, maps heads x n x n)} -> one row a variant."""
+    """panels: {variant: (image C x H x W uint8, label, maps, scores: heads x n x n)} -> one row a
+    variant."""
     variants = paper.order_variants(panels)
     fig = Figure(figsize=(9.5, 2.9 * len(variants) + 0.6), layout="constrained")
     axes = fig.subplots(len(variants), 3, squeeze=False)
     for row, variant in zip(axes, variants):
-        image, label, maps = panels[variant]
-        maps = np.asarray(maps, dtype=float)
-        mean = maps.mean(0)
+        image, label, maps, scores = panels[variant]
+        mean = np.asarray(maps, dtype=float).mean(0)
         side = int(math.isqrt(mean.shape[-1] - 1))
         row[0].imshow(_image(image), cmap="gray")
         row[0].set_title(f"{variant}: test image (label {label})", fontsize=9)
@@ -31,8 +32,8 @@ def attention_figure(panels: dict, task: str) -> Figure:
         im = row[1].imshow(cls, cmap="viridis")
         row[1].set_title("CLS row over the patches", fontsize=9)
         fig.colorbar(im, ax=row[1], shrink=0.8)
-        im = row[2].imshow(mean, cmap="magma")
-        row[2].set_title("all tokens (query row, key column)", fontsize=9)
+        im = row[2].imshow(np.asarray(scores, dtype=float).mean(0), cmap="magma")
+        row[2].set_title("scores before softmax (query row, key col.)", fontsize=9)
         fig.colorbar(im, ax=row[2], shrink=0.8)
         for ax in row:
             ax.set_xticks([])

@@ -36,7 +36,10 @@ def family_runs(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     missing = [c for c in ["task", "cfg", "attention", "seed", fam.table.metric] if c not in df]
     if missing:
         raise ValueError(f"the summary lacks column(s) {', '.join(missing)}")
-    return df
+    # Grid values are integers; in a summary of several families a column one family lacks is
+    # read back as float (NaN in that family's rows).
+    grid = [c for c in fam.grid_tags if c in df and df[c].notna().all()]
+    return df.astype({c: int for c in grid})
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
@@ -179,7 +182,7 @@ def paper_markdown(table: pd.DataFrame, fam) -> str:
     variants, tasks, ours, ref = _paper_cells(table)
     recipe = fam.table
     has_ref = table["paper_mean"].notna().any()
-    header = ["task"] + ([h for v in variants for h in (v, f"{v} paper")] if has_ref else variants)
+    header = [recipe.task_label] + ([h for v in variants for h in (v, f"{v} paper")] if has_ref else variants)
     rows = [[t] + ([c for pair in zip(ours[t], ref[t]) for c in pair] if has_ref else ours[t])
             for t in tasks]
     counts = []
@@ -231,7 +234,7 @@ def by_config_markdown(table: pd.DataFrame, fam) -> str:
         n = str(seeds.pop()) if len(seeds) == 1 else "/".join(str(cells[v][1]) if v in cells else "-"
                                                                for v in variants)
         rows.append([str(k) for k in key] + [cells[v][0] if v in cells else "" for v in variants] + [n])
-    header = keys + variants + ["n_seeds"]
+    header = [fam.table.task_label] + keys[1:] + variants + ["n_seeds"]
     label = fam.table.label[0].upper() + fam.table.label[1:]
     return (markdown(header, rows) + f"\n{label}, mean ± std (numpy ddof=0) over "
             "seeds; n_seeds per variant when they differ.\n")
