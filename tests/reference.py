@@ -5,7 +5,9 @@ against these formulas, computed with a module's own weights. Nothing here is op
 builds the batch x heads x n x n x pos_dim tensor of the literal definition
 S = map_pos(s * (K K^T)_ij + P_ij), takes P from the PyPI package `positional-encodings` (not from
 the package's own table), adds the mask after map_pos and does the softmax by hand. The scale is
-recomputed from its name, not read from the module.
+recomputed from its name, not read from the module. Cross-attention (attention.md): keys and
+values from the context; the query side of the kv variants per their `cross` mode (qk: W_Q on the
+decoder states; kk: W_K on both sides); kv_pos's table sliced to P[:m, :n].
 """
 
 import math
@@ -47,21 +49,34 @@ def _heads(x, heads):
     return x.reshape(b, n, heads, d // heads).permute(0, 2, 1, 3)  # b x h x n x d_h
 
 
-def reference_scores(module, x, scale: str = "head"):
-    """Scores S before the mask, batch x heads x n x n, by the literal formulas."""
+def _query(module, x, k, context, has_query):
+    h = module.heads
+    if has_query:
+        return _heads(_linear(x, module.q_proj), h)
+    if context is None:
+        return k  # query-free: the keys themselves
+    proj = {"qk": "q_proj", "kk": "k_proj"}[module.cross]  # qk: W_Q; kk: the same W_K
+    return _heads(_linear(x, getattr(module, proj)), h)
+
+
+def reference_scores(module, x, scale: str = "head", context=None):
+    """Scores S before the mask, batch x heads x m x n, by the literal formulas (context: the
+    keys' side of cross-attention; None: self-attention)."""
     if module.variant not in FORMULAS:
         raise NotImplementedError(f"no reference formula for variant {module.variant!r}")
     has_query, has_pos = FORMULAS[module.variant]
-    b, n, d = x.shape
+    source = x if context is None else context
+    b, m, d = x.shape
+    n = source.shape[1]
     h = module.heads
     s = scale_of(scale, d, h)
-    k = _heads(_linear(x, module.k_proj), h)
-    q = _heads(_linear(x, module.q_proj), h) if has_query else k
-    dot = s * (q @ k.transpose(-2, -1))  # b x h x n x n
+    k = _heads(_linear(source, module.k_proj), h)
+    q = _query(module, x, k, context, has_query)
+    dot = s * (q @ k.transpose(-2, -1))  # b x h x m x n
     if not has_pos:
         return dot
     p = module.map_pos.in_features
-    table = package_table(module.max_len, p)[:n, :n].to(x.dtype)  # n x n x p
+    table = package_table(module.max_len, p)[:m, :n].to(x.dtype)  # m x n x p
     literal = dot[..., None] + table  # b x h x n x n x p: the score added to every channel
     w, bias = module.map_pos.weight, module.map_pos.bias  # maps x p, maps
     if w.shape[0] == 1:  # one Linear(p -> 1) per layer, shared by the heads
@@ -70,16 +85,17 @@ def reference_scores(module, x, scale: str = "head"):
     return torch.stack([literal[:, i] @ w[i] + bias[i] for i in range(h)], dim=1)
 
 
-def reference_forward(module, x, mask=None, scale: str = "head"):
+def reference_forward(module, x, mask=None, scale: str = "head", context=None):
     """(out, attention maps): softmax_row(S + M) by hand, A V, concat heads, W_O."""
-    b, n, d = x.shape
-    scores = reference_scores(module, x, scale)
+    b, m, d = x.shape
+    source = x if context is None else context
+    scores = reference_scores(module, x, scale, context)
     if mask is not None:
         scores = scores + mask.to(scores.dtype)  # after map_pos
     shifted = scores - scores.amax(dim=-1, keepdim=True)
     e = shifted.exp()
     attn = e / e.sum(dim=-1, keepdim=True)
-    v = _heads(_linear(x, module.v_proj), module.heads)
-    heads = attn @ v  # b x h x n x d_h
-    concat = heads.permute(0, 2, 1, 3).reshape(b, n, d)
+    v = _heads(_linear(source, module.v_proj), module.heads)
+    heads = attn @ v  # b x h x m x d_h
+    concat = heads.permute(0, 2, 1, 3).reshape(b, m, d)
     return _linear(concat, module.out_proj), attn

@@ -263,3 +263,104 @@ def test_kv_pos_sequence_longer_than_max_len():
     module(torch.randn(1, 8, 16))  # exactly max_len is fine
     with pytest.raises(ValueError, match="max_len=8"):
         module(torch.randn(1, 9, 16))
+
+
+# -- cross-attention (attention.md: keys and values from the context; kv's query side by mode) ----
+
+CROSS_SHAPES = [(2, 5, 9, 16, 2), (3, 7, 7, 24, 3), (1, 9, 4, 32, 4)]  # batch, m, n, d, heads
+
+
+def cross_mask(kind, batch, m, n):
+    if kind == "none":
+        return None
+    pad = torch.zeros(batch, n, dtype=torch.bool)
+    for i in range(batch):
+        pad[i, n - 1 - i % 2:] = True  # the source's trailing padding; key 0 never padded
+    return make_mask(m, n, causal=kind == "causal", key_padding=pad if kind == "padding" else None)
+
+
+def cross_outputs_and_grads(module, x, context, mask, path):
+    x = x.detach().clone().requires_grad_(True)
+    context = context.detach().clone().requires_grad_(True)
+    if path == "reference":
+        out, maps = reference_forward(module, x, mask, context=context)
+    else:
+        module.fused = path == "fused"
+        out, maps = module(x, mask=mask, context=context, need_weights=True) if path == "manual" \
+            else (module(x, mask=mask, context=context), None)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=out.dtype)
+    names, params = zip(*module.named_parameters())
+    grads = torch.autograd.grad((out * g).sum(), [x, context, *params], allow_unused=True)
+    return out.detach(), maps, dict(zip(("input", "context", *names), grads))
+
+
+@pytest.mark.parametrize("cross", ["qk", "kk"])
+@pytest.mark.parametrize("mask_kind", ["none", "padding", "causal"])
+@pytest.mark.parametrize("shape", CROSS_SHAPES, ids=lambda s: "b{}m{}n{}d{}h{}".format(*s))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cross_attention_fused_manual_reference_agree(variant, shape, mask_kind, cross):
+    b, m, n, d, h = shape
+    if variant not in FORMULAS:
+        pytest.skip(f"tests/reference.py has no formula for {variant!r}")
+    module = build(variant, d, h, cross=cross)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(b, m, d, dtype=torch.float64, generator=gen)
+    context = torch.randn(b, n, d, dtype=torch.float64, generator=gen)
+    mask = cross_mask(mask_kind, b, m, n)
+    ref_out, ref_maps, ref_grads = cross_outputs_and_grads(module, x, context, mask, "reference")
+    assert ref_out.shape == (b, m, d) and ref_maps.shape == (b, h, m, n)
+    for path in ("fused", "manual"):
+        out, maps, grads = cross_outputs_and_grads(module, x, context, mask, path)
+        assert_same(out, ref_out, f"{path} output")
+        for name, ref in ref_grads.items():
+            if ref is None:
+                assert grads[name] is None, f"{path}: {name} should take no part"
+            else:
+                assert_same(grads[name], ref, f"{path} grad of {name}")
+        if maps is not None:
+            assert_same(maps, ref_maps, f"{path} attention maps")
+    # every projection of the mode takes part; qk's W_Q exists for cross-attention only
+    assert all(ref_grads[k] is not None for k in ("k_proj.weight", "v_proj.weight", "out_proj.weight"))
+    if "q_proj.weight" in ref_grads:
+        assert ref_grads["q_proj.weight"] is not None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_equal_lengths_still_attend_to_the_context(variant):
+    """m == n: the scores are between the decoder states and the encoder states, never the
+    encoder's self-scores (the reference chose the mode by comparing lengths)."""
+    module = build(variant, 16, 2, cross="kk")
+    gen = torch.Generator().manual_seed(0)
+    x, context = (torch.randn(2, 6, 16, dtype=torch.float64, generator=gen) for _ in range(2))
+    out = module(x, context=context)
+    assert_same(out, reference_forward(module, x, context=context)[0], "cross output")
+    assert not torch.allclose(out, module(context)), "cross-attention computed self-attention"
+    assert not torch.allclose(out, module(x))
+
+
+def test_qk_and_kk_differ_only_as_attention_md_says():
+    """kk: S = s (x W_K)(c W_K)^T with the one W_K (no new parameter; with c = x it is kv's
+    self-attention); qk: a W_Q for cross-attention only (d^2 + d more parameters)."""
+    d, h = 16, 2
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    kv, kk, qk = (build("kv", d, h, cross=c) for c in (None, "kk", "qk"))
+    assert count(kk) == count(kv) and count(qk) == count(kv) + d * d + d
+    x = torch.randn(2, 5, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert_same(kk(x, context=x), kk(x), "kk with the context x is self-attention")
+    c = torch.randn(2, 7, d, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    kx, kc = (kk.split_heads(kk.k_proj(t)) for t in (x, c))
+    assert_same(kk.scores(x, context=c), kk.scale * kx @ kc.transpose(-2, -1), "kk scores")
+    qx = qk.split_heads(qk.q_proj(x))
+    kc = qk.split_heads(qk.k_proj(c))
+    assert_same(qk.scores(x, context=c), qk.scale * qx @ kc.transpose(-2, -1), "qk scores")
+    pos = build("kv_pos", d, h, cross="qk", max_len=8)
+    alpha, bias = pos.score_terms(5, 7)
+    assert bias.shape == (1, 5, 7)  # P[:m, :n]
+
+
+def test_self_attention_only_module_refuses_a_context():
+    module = build("kv", 16, 2)
+    with pytest.raises(ValueError, match="cross='qk' or 'kk'"):
+        module(torch.randn(1, 3, 16, dtype=torch.float64), context=torch.randn(1, 4, 16, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cross must be one of"):
+        build_attention("kv", 16, 2, cross="kq")

@@ -140,40 +140,44 @@ class SelfAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.heads, self.d_head).transpose(1, 2)
 
-    def query(self, x, k):
-        """The query heads (batch x heads x n x d_h); k is the key heads."""
+    def query(self, x, k, context=None):
+        """The query heads (batch x heads x m x d_h) of x; k: the key heads (of x itself, or of
+        `context` in cross-attention)."""
         raise NotImplementedError
 
-    def score_terms(self, n: int):
+    def score_terms(self, m: int, n: int | None = None):
         """(alpha, bias): a temperature multiplying the scaled scores (None or heads x 1 x 1)
-        and an additive bias ((1 or heads) x n x n), for sequences of n tokens."""
+        and an additive bias ((1 or heads) x m x n), for m queries and n keys (n = m: self)."""
         return None, None
 
-    def _scaled_query(self, x, k):
-        """(query heads times the temperature, additive bias or None) of x, given its key heads."""
-        q = self.query(x, k)
-        alpha, bias = self.score_terms(x.shape[1])
+    def _scaled_query(self, x, k, context=None):
+        """(query heads times the temperature, additive bias or None) of x, given the key heads."""
+        q = self.query(x, k, context)
+        alpha, bias = self.score_terms(x.shape[1], k.shape[2])
         temperature = self.scale if alpha is None else self.scale * alpha
         return q * temperature, bias
 
-    def scores(self, x):
-        """The scores S before the mask and the softmax (batch x heads x n x n), for figures:
+    def scores(self, x, context=None):
+        """The scores S before the mask and the softmax (batch x heads x m x n), for figures:
         symmetric for kv, plus a per-key column term for kv_pos (attention.md)."""
-        k = self.split_heads(self.k_proj(x))
-        q, bias = self._scaled_query(x, k)
+        k = self.split_heads(self.k_proj(x if context is None else context))
+        q, bias = self._scaled_query(x, k, context)
         s = q @ k.transpose(-2, -1)
         return s if bias is None else s + bias
 
-    def forward(self, x, mask=None, need_weights: bool = False):
-        """x: batch x n x d; mask: additive (see make_mask). Returns out, or (out, maps)."""
-        b, n, _ = x.shape
-        k = self.split_heads(self.k_proj(x))
-        v = self.split_heads(self.v_proj(x))
-        q, bias = self._scaled_query(x, k)
+    def forward(self, x, mask=None, need_weights: bool = False, context=None):
+        """x: batch x m x d; context: batch x n x d, the keys' and values' side of cross-attention
+        (None: self-attention, n = m); mask: additive, m x n (see make_mask). Returns out
+        (batch x m x d), or (out, maps)."""
+        b, m, _ = x.shape
+        source = x if context is None else context
+        k = self.split_heads(self.k_proj(source))
+        v = self.split_heads(self.v_proj(source))
+        q, bias = self._scaled_query(x, k, context)
         out, attn = attend(q, k, v, bias=bias, mask=mask, fused=self.fused,
                            dropout_p=self.attn_dropout if self.training else 0.0,
                            need_weights=need_weights)
-        out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))
+        out = self.out_proj(out.transpose(1, 2).reshape(b, m, self.d_model))
         return (out, attn) if need_weights else out
 
 
@@ -186,20 +190,41 @@ class QKVAttention(SelfAttention):
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self._init_projections()
 
-    def query(self, x, k):
+    def query(self, x, k, context=None):
         return self.split_heads(self.q_proj(x))
+
+
+CROSS_MODES = ("qk", "kk")
 
 
 @register("kv")
 class KVAttention(SelfAttention):
-    """Query-free attention: S = s K K^T, symmetric before the mask."""
+    """Query-free attention: S = s K K^T, symmetric before the mask.
 
-    def __init__(self, d_model, heads, **options):
-        super().__init__(d_model, heads, **options)
+    Between two sequences (decoder states x, encoder states `context`) query-free attention is
+    not defined; `cross` says what the kv variants do there (attention.md): `qk` a query
+    projection for cross-attention only, S = s (x W_Q)(context W_K)^T (what the reference ran);
+    `kk` the same W_K on both sides, S = s (x W_K)(context W_K)^T. None: self-attention only. The
+    mode is fixed at construction, never decided by comparing lengths (the reference's bug).
+    """
+
+    def __init__(self, d_model, heads, *, cross: str | None = None, bias: bool = True, **options):
+        super().__init__(d_model, heads, bias=bias, **options)
+        if cross not in (None, *CROSS_MODES):
+            raise ValueError(f"cross must be one of {CROSS_MODES} (or None), got {cross!r}")
+        self.cross = cross
+        if cross == "qk":
+            self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self._init_projections()
 
-    def query(self, x, k):
-        return k
+    def query(self, x, k, context=None):
+        if context is None:
+            return k
+        if self.cross is None:
+            raise ValueError(f"{self.variant} attention was built for self-attention only; build it "
+                             f"with cross='qk' or 'kk' to attend to a context")
+        proj = self.q_proj if self.cross == "qk" else self.k_proj
+        return self.split_heads(proj(x))
 
 
 class PositionalTerm:
@@ -218,12 +243,14 @@ class PositionalTerm:
         self.map_pos = nn.Linear(pos_dim, heads if pos_per_head else 1)
         self.register_buffer("pos_table", sinusoid_2d(max_len, pos_dim), persistent=False)
 
-    def score_terms(self, n):
-        if n > self.max_len:
-            raise ValueError(f"sequence of {n} tokens exceeds {self.variant} max_len={self.max_len}")
+    def score_terms(self, m, n=None):
+        n = m if n is None else n
+        if max(m, n) > self.max_len:
+            raise ValueError(f"sequence of {max(m, n)} tokens exceeds {self.variant} "
+                             f"max_len={self.max_len}")
         w, b = self.map_pos.weight, self.map_pos.bias  # maps x pos_dim, maps
         alpha = w.sum(-1)[:, None, None]
-        bias = torch.einsum("ijp,mp->mij", self.pos_table[:n, :n], w) + b[:, None, None]
+        bias = torch.einsum("ijp,mp->mij", self.pos_table[:m, :n], w) + b[:, None, None]  # P[:m, :n]
         return alpha, bias
 
 

@@ -159,6 +159,8 @@ def main(argv=None) -> None:
         if not sep:
             sys.exit(f"usage: python -m kvt.config [KEY=VALUE ...]; got {arg!r}")
         overrides[key] = yaml.safe_load(value)
+    if not Path("config.yaml").exists():
+        sys.exit("no config.yaml here: run python -m kvt.config from the repository root")
     base = yaml.safe_load(Path("config.yaml").read_text())
     try:
         resolved = resolve(deep_merge(base, overrides), overrides, load_schema())

@@ -7,8 +7,6 @@ A family's runtime module (named by its declaration in kvt.families) provides:
     step(model, batch) -> {"loss": mean loss tensor, "count": items, name: sum over items, ...}
     SELECT_ON = ("val_acc", "max")      # the validation metric that selects weights
     TRAIN = {"optimizer": ..., ...}     # fixed TrainConfig fields; the rest come from hp by name
-and optionally test_extra(model, hp, inputs, device) -> {name: value} (test-only metrics) and
-derived(metrics) -> {name: value} (e.g. bits per character from a loss).
 `inputs` are the paths a rule hands the job (data files, cached features); hparams hold no paths
 that are not config values.
 """
@@ -69,10 +67,6 @@ def test(model_path: Path, out_path: Path, device, inputs=None) -> dict:
     hp, inputs = ckpt["hparams"], dict(inputs or {})
     rt = runtime(hp["family"])
     metrics = evaluate(model, rt.eval_data(hp, "test", inputs)(), rt.step, device)
-    if hasattr(rt, "derived"):
-        metrics.update(rt.derived(metrics))
-    if hasattr(rt, "test_extra"):
-        metrics.update(rt.test_extra(model, hp, inputs, device))
     result = {**{f"test_{k}": v for k, v in metrics.items()}, "test_size": hp.get("test_size"),
               "step": ckpt["step"], "select": ckpt["select"],
               "n_params": sum(p.numel() for p in model.parameters())}

@@ -75,10 +75,6 @@ class FamilyRules:
     def mem_mb(self, wildcards):
         return self.spec.resources(self.section, wildcards.task)["mem_mb"]
 
-    def runs_of(self, wildcards):
-        """run.json of every run of one task (the figures of that task)."""
-        return [f"{d}/run.json" for d in self.run_dirs(wildcards.task)]
-
     def first_models(self, wildcards):
         """model.pt of every variant at the first configuration and seed of a task (figures that
         show one run per variant)."""
@@ -89,7 +85,7 @@ class FamilyRules:
         ]
 
     def outputs(self, name):
-        """Files of the summary rule's inputs and the tables' targets."""
+        """The file `name` (run.json, test.json) of every run: the summary's inputs."""
         return [f"{d}/{name}" for d in self.run_dirs()]
 
 

@@ -18,8 +18,8 @@ import dataclasses
 import itertools
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable
+from dataclasses import dataclass, field, fields
+from typing import Callable
 
 
 class ConfigError(ValueError):
@@ -107,7 +107,6 @@ class TableRecipe:
     """How the report turns a family's runs into its tables and figures."""
     metric: str  # summary column of the main table (test_acc, test_bleu, ...)
     label: str  # what the metric is, for captions and axes
-    higher_is_better: bool = True
     task_label: str = "task"
     # (task, attention) -> (mean, std) the paper reports, or None; and its mean row
     reference: Callable[[str, str], tuple[float, float] | None] | None = None
@@ -183,11 +182,6 @@ class Family:
         """(task, cfg, attention, seed) of every run the section asks for."""
         return [(t, c, a, s) for t in section["tasks"] for c in self.configs(section, t)
                 for a in attentions for s in seeds]
-
-
-def field_default(cls, name: str) -> Any:
-    f = {f.name: f for f in fields(cls)}[name]
-    return f.default_factory() if f.default is MISSING else f.default
 
 
 # -- settings most families share (one description each; defaults per family) ------------------

@@ -1,0 +1,300 @@
+"""Text data for the NLP experiments: Tiny Shakespeare (character-level language model) and
+Multi30k task 1 (German <-> English sentence pairs).
+
+Files live under a data folder `root` at the same relative paths as their public raw-file URLs
+(`<owner>/<repo>/<branch>/<path>`), so a mirror of the URLs, a download and a staged copy all look
+alike. Each file is pinned by a sha256 recorded here: a file that does not match is never used.
+Nothing here touches the network except `fetch`, which the pipeline's data rule calls.
+Every training batch is a pure function of (seed, step), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+# ---------------------------------------------------------------------------------------------
+# Sources: name -> (path relative to the raw-file root, sha256). The sums are those of the files
+# the study used (the offline mirror's SHA256SUMS), recorded here so a changed upstream file or a
+# damaged copy is caught rather than silently trained on.
+
+DEFAULT_BASE = "https://raw.githubusercontent.com"
+SHAKESPEARE = "karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+MULTI30K = "multi30k/dataset/master/data/task1/raw"
+MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
+
+SOURCES: dict[str, tuple[str, str]] = {
+    "tinyshakespeare": (SHAKESPEARE, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    "multi30k.train.de": (f"{MULTI30K}/train.de.gz", "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6"),
+    "multi30k.train.en": (f"{MULTI30K}/train.en.gz", "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f"),
+    "multi30k.val.de": (f"{MULTI30K}/val.de.gz", "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a"),
+    "multi30k.val.en": (f"{MULTI30K}/val.en.gz", "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28"),
+    "multi30k.test.de": (f"{MULTI30K}/test_2016_flickr.de.gz",
+                         "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8"),
+    "multi30k.test.en": (f"{MULTI30K}/test_2016_flickr.en.gz",
+                         "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9"),
+}
+
+
+class ChecksumError(ValueError):
+    """A file's sha256 differs from the recorded one: it is truncated or altered."""
+
+
+class FetchError(RuntimeError):
+    """A file could not be obtained from its source (network failure, missing local copy)."""
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _expected(rel_path: str) -> str:
+    """The recorded sha256 of rel_path (looked up at call time, so tests can add fixtures)."""
+    for rel, digest in SOURCES.values():
+        if rel == rel_path:
+            return digest
+    known = "\n".join(f"  {rel}" for rel, _ in SOURCES.values())
+    raise KeyError(f"{rel_path!r} is not a known source; known:\n{known}")
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _copy_hashing(src, dst) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: src.read(1 << 20), b""):
+        h.update(chunk)
+        dst.write(chunk)
+    return h.hexdigest()
+
+
+def fetch(rel_path: str, base=DEFAULT_BASE, dest_root=".", *, retries: int = 3, wait: float = 5.0) -> Path:
+    """dest_root/rel_path, present and matching its recorded sha256.
+
+    An existing file is verified, never replaced: a mismatch raises ChecksumError (delete the file
+    to fetch it again). A missing one is copied from `base` (a URL: http://, https://, file://; or
+    a local folder laid out like the URLs) into a temporary file in the destination folder, checked,
+    and only then renamed into place, so the final path never holds a partial or wrong file.
+    Network errors are retried `retries` times, `wait` seconds apart; a wrong sum is not retried.
+    """
+    expected = _expected(rel_path)
+    dest = Path(dest_root) / rel_path
+    if dest.exists():
+        actual = sha256(dest)
+        if actual != expected:
+            raise ChecksumError(
+                f"{dest} is truncated or altered (it is not the recorded {rel_path}): sha256 {actual}, "
+                f"expected {expected}. It was not used. Delete it to fetch it again.")
+        return dest
+    if retries < 1:
+        raise ValueError(f"retries must be at least 1, got {retries}")
+    base = str(base)
+    is_url = bool(_URL.match(base))
+    if is_url and not base.lower().startswith(("http://", "https://", "file://")):
+        raise ValueError(f"base {base!r}: only http://, https://, file:// URLs or a local folder are supported")
+    source = f"{base.rstrip('/')}/{rel_path}" if is_url else str(Path(base) / rel_path)
+    if not is_url and not Path(source).is_file():
+        raise FetchError(f"cannot fetch {rel_path}: {source} does not exist. `base` {base} must be a folder "
+                         f"laid out like the raw-file URLs (<owner>/<repo>/<branch>/<path>); "
+                         f"destination {dest} was not written.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    error: BaseException | None = None
+    tries = 0
+    for attempt in range(retries):
+        tries += 1
+        if attempt:
+            time.sleep(wait)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if is_url:
+                    with urllib.request.urlopen(source, timeout=60) as response:
+                        actual = _copy_hashing(response, out)
+                else:
+                    with open(source, "rb") as src:
+                        actual = _copy_hashing(src, out)
+            if actual != expected:
+                raise ChecksumError(
+                    f"{source} is truncated or altered (it is not the recorded {rel_path}): sha256 "
+                    f"{actual}, expected {expected}. Nothing was written to {dest}; fix or replace the source.")
+            os.replace(tmp, dest)  # atomic: same folder, same filesystem
+            return dest
+        except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, short reads
+            error = e
+            if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500:
+                break  # not found / forbidden: another try will not help
+            if not is_url:
+                break
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise FetchError(f"could not fetch {source} ({tries} {'try' if tries == 1 else 'tries'}): "
+                     f"{type(error).__name__}: {error}. Destination {dest} was not written. "
+                     f"Without network, point `base` at a local copy: a folder (or file:// URL) laid out "
+                     f"like the URLs, holding {rel_path}.")
+
+
+def fetch_all(base=DEFAULT_BASE, dest_root=".", names=None, *, retries: int = 3, wait: float = 5.0) -> dict:
+    """Fetch the sources `names` (all by default); returns {rel_path: {"sha256", "bytes"}}, a manifest."""
+    out = {}
+    for name in names if names is not None else list(SOURCES):
+        rel, digest = SOURCES[name]
+        path = fetch(rel, base, dest_root, retries=retries, wait=wait)
+        out[rel] = {"sha256": digest, "bytes": path.stat().st_size}
+    return out
+
+
+def _missing(path: Path, rel_path: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{path} does not exist. Run the data rule (kvt.data.text.fetch({rel_path!r}, "
+                             f"base, root)) or copy it there from a machine that has it, same relative path.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Character-level language model (Tiny Shakespeare)
+
+
+def read_shakespeare(root) -> str:
+    path = Path(root) / SHAKESPEARE
+    if not path.is_file():
+        raise _missing(path, SHAKESPEARE)
+    return path.read_text(encoding="utf-8")
+
+
+class CharVocab:
+    """The sorted unique characters of a text (as the reference built it from the whole text, so
+    ids match the reference's). `CharVocab(vocab.chars)` rebuilds the same vocabulary."""
+
+    def __init__(self, text: str):
+        self.chars = "".join(sorted(set(text)))
+        self._codes = np.array([ord(c) for c in self.chars], dtype=np.int64)  # sorted code points
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def encode(self, s: str) -> torch.Tensor:
+        codes = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        ids = np.searchsorted(self._codes, codes)
+        bad = (ids >= self.size) | (self._codes[np.minimum(ids, self.size - 1)] != codes)
+        if bad.any():
+            unknown = sorted({chr(c) for c in codes[bad]})
+            raise KeyError(f"characters not in the vocabulary: {unknown!r}")
+        return torch.from_numpy(ids)
+
+    def decode(self, ids) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        return "".join(self.chars[i] for i in ids)
+
+
+def char_splits(text: str, train_fraction: float = 0.9) -> tuple[CharVocab, torch.Tensor, torch.Tensor]:
+    """(vocab, train ids, val ids): the first train_fraction of the text trains, the rest validates
+    (contiguous, as the reference split it: no shuffling, so val is unseen text)."""
+    vocab = CharVocab(text)
+    ids = vocab.encode(text)
+    n = int(train_fraction * len(ids))
+    return vocab, ids[:n], ids[n:]
+
+
+def _blocks(ids: torch.Tensor, offsets: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = offsets.unsqueeze(-1) + torch.arange(block)
+    return ids[idx], ids[idx + 1]
+
+
+def _check_len(ids: torch.Tensor, block: int) -> None:
+    if len(ids) <= block:
+        raise ValueError(f"{len(ids)} tokens make no block of {block} (+1 target)")
+
+
+class BlockBatches:
+    """Training batches of random contiguous blocks: x = ids[i:i+block], y = ids[i+1:i+block+1].
+
+    The offsets of global step s come from a generator seeded with seed * 1_000_003 + s, so the
+    batch of any step is recreated after a restart. There are no epochs (training length is given
+    in iterations), hence steps_per_epoch = None.
+    """
+
+    steps_per_epoch = None
+
+    def __init__(self, ids: torch.Tensor, block: int, batch_size: int, seed: int):
+        _check_len(ids, block)
+        self.ids, self.block, self.batch_size, self.seed = ids, block, batch_size, seed
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        offsets = torch.randint(len(self.ids) - self.block, (self.batch_size,), generator=gen)
+        return _blocks(self.ids, offsets, self.block)
+
+    def batches(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless batches of global steps start_step, start_step + 1, ..."""
+        step = start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def fixed_batches(ids: torch.Tensor, block: int, batch_size: int, n_batches: int,
+                  seed: int = 0) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """A callable giving, each time, the same n_batches batches (offsets drawn once from a generator
+    seeded with `seed`): every variant and seed is then scored on the same text."""
+    _check_len(ids, block)
+    gen = torch.Generator().manual_seed(seed)
+    offsets = torch.randint(len(ids) - block, (n_batches, batch_size), generator=gen)
+
+    def batches():
+        for row in offsets:
+            yield _blocks(ids, row, block)
+
+    return batches
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi30k sentence pairs
+
+
+def read_lines(path_gz) -> list[str]:
+    """The lines of a gzipped utf-8 file, newlines (and a CR before them) stripped. Splits on
+    "\\n" only (not on a lone "\\r" or Unicode line separators, as str.splitlines would), so
+    line i of one side pairs with line i of the other."""
+    with gzip.open(path_gz, "rt", encoding="utf-8", newline="") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]  # CRLF files
+
+
+def read_pairs(root, split: str, src: str = "de", tgt: str = "en") -> list[tuple[str, str]]:
+    """[(source sentence, target sentence)] of a Multi30k task-1 split (train, val, test =
+    test_2016_flickr) under the data folder root (URL layout, as `fetch` writes it)."""
+    if split not in MULTI30K_SPLITS:
+        raise ValueError(f"unknown Multi30k split {split!r}; known: {', '.join(MULTI30K_SPLITS)}")
+    sides = []
+    for lang in (src, tgt):
+        rel = f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"
+        path = Path(root) / rel
+        if not path.is_file():
+            raise _missing(path, rel)
+        sides.append((path, read_lines(path)))
+    (p_src, s), (p_tgt, t) = sides
+    if len(s) != len(t):
+        raise ValueError(f"Multi30k {split}: {p_src} has {len(s)} lines but {p_tgt} has {len(t)}; "
+                         f"the sides must be line-aligned (a truncated or mismatched file?)")
+    return list(zip(s, t))
