@@ -403,3 +403,13 @@ def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
         assert (out / name).stat().st_size > 2000, name
         assert head.startswith(b"\x89PNG" if name.endswith(".png") else b"%PDF"), name
     assert len(pd.read_csv(out / "summary.csv")) == len(KEYS)
+
+
+def test_score_columns_are_derived_from_the_summary():
+    """val_<m> is a score where final_val_<m> exists; settings named val_*/test_* stay settings."""
+    from kvt.report.summary import score_columns
+
+    cols = ["val_size", "val_per_epoch", "val_every", "test_size", "val_loss", "val_acc",
+            "final_val_loss", "final_val_acc", "test_acc", "test_bleu", "lr"]
+    assert score_columns(cols) == {"val_loss", "val_acc", "final_val_loss", "final_val_acc",
+                                   "test_acc", "test_bleu"}

@@ -20,7 +20,6 @@ from ..jsonfiles import read_json
 IDENTITY = ["family", "task", "cfg", "attention", "seed", "run_dir"]
 RESULT_HEAD = ["n_params", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*, test_*
 RESULT_TAIL = ["status", "resumes"]
-SCORE_PREFIXES = ("val_", "final_val_", "test_")  # scores (diff_runs tells them from settings)
 PROVENANCE = ["device", "device_name", "host", "threads", "git_commit", "git_dirty", "torch", "python",
               "start_time", "end_time", "slurm_job_id"]
 METRIC_COLUMNS = ["step", "epoch", "wall_time", "train_loss", "val_loss", "lr"]  # and val_<metric>
@@ -169,17 +168,25 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def score_columns(columns) -> set[str]:
+    """The score columns of a summary, derived from its columns: every final_val_<m> and its
+    val_<m>, and every test_<m> but test_size (val_size, val_per_epoch are settings)."""
+    final = {c for c in columns if c.startswith("final_val_")}
+    tests = {c for c in columns if c.startswith("test_") and c != "test_size"}
+    return final | {c[len("final_"):] for c in final} | tests
+
+
 def diff_runs(summary: pd.DataFrame, run_a, run_b) -> pd.DataFrame:
     """The columns where two runs differ: index = column, columns kind (param, metric or
     provenance), a, b. Runs are named by row number or by run folder (or its tail)."""
     ia, ib = _locate(summary, run_a), _locate(summary, run_b)
+    scores = score_columns(summary.columns)
     a, b = summary.iloc[ia], summary.iloc[ib]
     rows = []
     for col in summary.columns:
         if col == "run_dir" or _same(a[col], b[col]):
             continue
-        kind = ("metric" if col in RESULT_HEAD + RESULT_TAIL or col.startswith(SCORE_PREFIXES)
-                and not col.endswith(("_size", "_per_epoch", "_every")) else
+        kind = ("metric" if col in RESULT_HEAD + RESULT_TAIL or col in scores else
                 "provenance" if col in PROVENANCE else "param")
         rows.append({"column": col, "kind": kind, "a": a[col], "b": b[col]})
     out = pd.DataFrame(rows, columns=["column", "kind", "a", "b"], dtype=object).set_index("column")
