@@ -35,5 +35,5 @@ report: env  ## browsable record of the last run's tables and figures
 	$(SNAKEMAKE) --report report.zip $(ARGS)
 
 clean:  ## every result (the data folder stays)
-	rm -rf results/synthetic results/vision results/anomaly results/data results/logs \
+	rm -rf results/synthetic results/vision results/anomaly results/nlp results/data results/logs \
 	  results/benchmarks results/tables results/figures results/summary.csv

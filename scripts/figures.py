@@ -1,5 +1,6 @@
 """Snakemake script: summary.csv (and each run's metrics.csv) -> one figure of one task of a family
-(kind `loss`: loss against wall time; `score`: the family's metric per configuration)."""
+(kind `loss`: loss against wall time; `curve`: a validation metric per epoch; `score`: the
+family's metric per configuration)."""
 
 import sys
 
@@ -10,4 +11,5 @@ from kvt.report.summary import read_summary  # noqa: E402
 
 p = snakemake.params  # noqa: F821
 write_figure(read_summary(snakemake.input.summary), p.family, p.task, p.kind,  # noqa: F821
-             snakemake.output.png, snakemake.output.pdf)  # noqa: F821
+             snakemake.output.png, snakemake.output.pdf,  # noqa: F821
+             column=getattr(p, "column", ""), label=getattr(p, "label", ""))

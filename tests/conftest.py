@@ -18,6 +18,15 @@ TINY = {
     # fake features (see `anomaly_inputs`): 1,080 train sets, batch 64 -> 16 steps, 2 epochs
     "anomaly": ({"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
                  "batch_size": 64, "warmup_steps": 3}, "cifar100", "kv_pos"),
+    # fixture pairs (see `nlp_inputs`): 400 train pairs, batch 50 -> 8 steps, 2 epochs
+    "nlp": ({"multi30k": {"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "vocab_size": 120,
+                          "max_len": 40, "epochs": 2, "warmup_steps": 5, "val_bleu_size": 20,
+                          "eval_batch": 30}}, "multi30k", "kv_pos"),
+    # fixture play: 16-character blocks, 12 iterations, validated every 4 on 3 fixed batches
+    "nlp.shakespeare": ({"shakespeare": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                                         "block": 16, "iterations": 12, "batch_size": 8,
+                                         "val_every": 4, "eval_batches": 3, "sample_chars": 50}},
+                        "shakespeare", "kv_pos"),
 }
 
 
@@ -37,12 +46,13 @@ def family_hparams(family: str, section: dict | None = None, task: str | None = 
     return hp
 
 
-def tiny_hparams(family: str = "synthetic", **overrides) -> dict:
-    """A complete hparams dict of a tiny run. Synthetic: 512 train sequences of length 8, batch
-    64 -> 8 steps per epoch, 2 epochs, validated 4 times per epoch (and at step 0)."""
-    section, task, attention = TINY[family]
+def tiny_hparams(case: str = "synthetic", **overrides) -> dict:
+    """A complete hparams dict of a tiny run of a TINY case (a family, or family.task for a
+    family's other tasks). Synthetic: 512 train sequences of length 8, batch 64 -> 8 steps per
+    epoch, 2 epochs, validated 4 times per epoch (and at step 0)."""
+    section, task, attention = TINY[case]
     attention = overrides.pop("attention", attention)
-    return family_hparams(family, section, task, attention, **overrides)
+    return family_hparams(case.split(".")[0], section, task, attention, **overrides)
 
 
 @pytest.fixture
@@ -90,4 +100,26 @@ def anomaly_inputs(root) -> dict:
     return {"features": str(path)}
 
 
-FAMILY_INPUTS = {"synthetic": lambda root: {}, "vision": vision_inputs, "anomaly": anomaly_inputs}
+def nlp_inputs(root, task: str = "multi30k") -> dict:
+    """Fixture texts under root, the data rule's manifest and, for translation, a tokenizer
+    learned from the fixture training pairs (as the tokenizer rule does): an NLP run's inputs."""
+    import json
+
+    from kvt.data.text import prepare, read_pairs
+    from kvt.data.tokenizer import train_tokenizer
+
+    info = prepare(task, root / "data", download=False, fixtures=True)
+    manifest = root / f"{task}.json"
+    manifest.write_text(json.dumps(info))
+    if task != "multi30k":
+        return {"data": str(manifest)}
+    train = read_pairs(root / "data", "train")
+    model = root / "tokenizer.model"
+    if not model.exists():
+        train_tokenizer([s for s, _ in train] + [t for _, t in train], 120, model)
+    return {"data": str(manifest), "tokenizer": str(model)}
+
+
+# Inputs of each TINY case.
+FAMILY_INPUTS = {"synthetic": lambda root: {}, "vision": vision_inputs, "anomaly": anomaly_inputs,
+                 "nlp": nlp_inputs, "nlp.shakespeare": lambda root: nlp_inputs(root, "shakespeare")}

@@ -77,3 +77,24 @@ def test_keep_last_reruns_nothing_but_a_hyperparameter_does(tmp_path):
 
     assert "Nothing to be done" in planned("keep_last=true")
     assert "synthetic_train" in planned("synthetic={tasks: [copy], train_size: 16000, epochs: 1, lr: 0.002}")
+
+
+@pytest.mark.slow
+def test_an_altered_text_file_stops_the_data_rule_and_nothing_trains(tmp_path):
+    """A staged Tiny Shakespeare that is not the recorded file: the data rule fails naming it,
+    no train job starts, and the file is left as it was."""
+    from kvt.data import text
+
+    staged = tmp_path / "data" / text.SHAKESPEARE
+    staged.parent.mkdir(parents=True)
+    staged.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200)
+    before = staged.read_bytes()
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"),
+           "--configfile", str(ROOT / "config.yaml"), "--directory", str(tmp_path), "--cores", "1",
+           "--config", "preset=smoke", "families=[nlp]", "nlp={tasks: [shakespeare]}",
+           f"data={{dir: {tmp_path / 'data'}, download: false}}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0
+    assert f"{staged} is truncated or altered" in res.stdout + res.stderr
+    assert not (tmp_path / "results/nlp").exists()
+    assert staged.read_bytes() == before

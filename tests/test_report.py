@@ -268,7 +268,7 @@ def test_table_files_hold_the_expected_cells(summary, tmp_path):
     out = tmp_path / "tables"
     write_paper_table(summary, out / "synthetic.csv", out / "synthetic.md", out / "synthetic.tex")
     tidy = pd.read_csv(out / "synthetic.csv")
-    assert list(tidy.columns) == ["task", "attention", "mean", "std", "n_configs", "n_runs",
+    assert list(tidy.columns) == ["task", "metric", "attention", "mean", "std", "n_configs", "n_runs",
                                   "paper_mean", "paper_std"]
     mean, std = hand_cell(ACC, "sort", "kv_pos")
     ours = f"{round(mean, 4)} ({float(f'{std:.2g}')})"

@@ -35,8 +35,13 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["vision_train"] == counts["vision_eval"] == 4 * 4 * 3 * 3 == 144
     assert counts["vision_data"] == 4 and counts["vision_attention"] == 4
     assert counts["anomaly_features"] == 1 and counts["anomaly_train"] == 3 * 3
-    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1
-    assert counts["summary"] == 1 and counts["tables"] == 3
+    # NLP: the char-LM's one configuration; translation d {64, 128, 256} x heads {1, 4}
+    assert counts["nlp_charlm_train"] == counts["nlp_charlm_eval"] == 1 * 3 * 3
+    assert counts["nlp_translation_train"] == counts["nlp_translation_eval"] == 6 * 3 * 3 == 54
+    assert counts["nlp_data"] == 2 and counts["nlp_tokenizer"] == 1
+    assert counts["nlp_bleu_figure"] == counts["nlp_cross_attention"] == 1
+    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 2
+    assert counts["summary"] == 1 and counts["tables"] == 4
 
 
 def test_restricting_task_variant_and_seeds(tmp_path):
@@ -45,7 +50,7 @@ def test_restricting_task_variant_and_seeds(tmp_path):
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == 16
-    assert counts["loss_figure"] == 1 + 4 + 1
+    assert counts["loss_figure"] == 1 + 4 + 1 + 2
 
 
 def test_families_pick_what_runs(tmp_path):
@@ -60,11 +65,14 @@ def test_families_pick_what_runs(tmp_path):
 
 
 def test_presets_change_the_grid(tmp_path):
-    for preset, runs in (("cpu", (5 * 2 * 3 * 2, 5 * 3 * 2, 3 * 2)), ("smoke", (5 * 3, 5 * 3, 3))):
+    for preset, runs in (("cpu", (5 * 2 * 3 * 2, 5 * 3 * 2, 3 * 2, 3 * 2, 3 * 2)),
+                         ("smoke", (5 * 3, 5 * 3, 3, 3, 3))):
         res = dry_run(f"preset={preset}", tmp_path=tmp_path)
         assert res.returncode == 0, res.stderr + res.stdout
         counts = job_counts(res.stdout + res.stderr)
-        assert (counts["synthetic_train"], counts["vision_train"], counts["anomaly_train"]) == runs, preset
+        names = ("synthetic_train", "vision_train", "anomaly_train", "nlp_charlm_train",
+                 "nlp_translation_train")
+        assert tuple(counts[n] for n in names) == runs, preset
 
 
 @pytest.mark.parametrize("override, named", [

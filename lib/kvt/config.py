@@ -96,6 +96,7 @@ def load_schema(path: Path = SCHEMA) -> dict:
     props = schema["properties"]
     props["attentions"]["items"]["enum"] = attention_names()
     props["families"]["items"]["enum"] = list(FAMILIES)
+    props["families"]["default"] = list(FAMILIES)
     for name, fam in FAMILIES.items():
         props[name] = fam.schema()
         schema.setdefault("required", []).append(name)

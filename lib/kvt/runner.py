@@ -7,17 +7,26 @@ A family's runtime module (named by its declaration in kvt.families) provides:
     step(model, batch) -> {"loss": mean loss tensor, "count": items, name: sum over items, ...}
     SELECT_ON = ("val_acc", "max")      # the validation metric that selects weights
     TRAIN = {"optimizer": ..., ...}     # fixed TrainConfig fields; the rest come from hp by name
+SELECT_ON and TRAIN may instead be functions of hp (a family whose tasks train differently).
+Optional: facts the model needs from the data (recorded with the hparams, e.g. a vocabulary size),
+metrics that are not sums over batches, and files besides the metrics:
+    data_facts(hp, inputs) -> {name: value}                           # added to hp before building
+    val_extra(hp, inputs, device) -> None or model -> {name: value}   # validation (val_<name>)
+    test_extra(model, hp, inputs, device, out_dir) -> {name: value}  # test_<name>; may write files
 `inputs` are the paths a rule hands the job (data files, cached features); hparams hold no paths
 that are not config values.
 """
 
 import importlib
+import sys
 from pathlib import Path
+
+import torch
 
 from .families import family
 from .jsonfiles import write_json
 from .runfiles import finish_record, load_weights, start_record
-from .trainer import Trainer, TrainConfig, atomic_save, evaluate, seed_everything
+from .trainer import Trainer, TrainConfig, atomic_save, evaluate, load_checkpoint, seed_everything
 
 
 def runtime(name: str):
@@ -25,8 +34,12 @@ def runtime(name: str):
     return importlib.import_module(family(name).runtime)
 
 
+def _of(value, hp: dict):
+    return value(hp) if callable(value) else value
+
+
 def train_config(hp: dict) -> TrainConfig:
-    return TrainConfig.from_hparams(hp, **runtime(hp["family"]).TRAIN)
+    return TrainConfig.from_hparams(hp, **_of(runtime(hp["family"]).TRAIN, hp))
 
 
 def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inputs=None,
@@ -35,13 +48,18 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, input
     keep_last: keep last.pt after the run completes (not a hyperparameter: toggling it reruns
     nothing)."""
     rt, run_dir, inputs = runtime(hp["family"]), Path(run_dir), dict(inputs or {})
+    if hasattr(rt, "data_facts"):
+        hp = {**hp, **rt.data_facts(hp, inputs)}
+    drop_stale_checkpoint(run_dir, hp)
     seed_everything(hp["seed"])
     model = rt.build_model(hp)  # before the data: the initial weights depend on the seed alone
     n_params = sum(p.numel() for p in model.parameters())
+    val_extra = rt.val_extra(hp, inputs, device) if hasattr(rt, "val_extra") else None
     trainer = Trainer(model, rt.train_data(hp, inputs), rt.eval_data(hp, "val", inputs), rt.step,
-                      train_config(hp), run_dir, device, on_step=on_step, select_on=rt.SELECT_ON)
+                      train_config(hp), run_dir, device, on_step=on_step,
+                      select_on=_of(rt.SELECT_ON, hp), val_extra=val_extra)
     record = start_record(run_dir, hp, device, n_params, previous=trainer.meta)
-    trainer.meta = {k: record[k] for k in ("start_time", "resumed_at")}
+    trainer.meta = {**{k: record[k] for k in ("start_time", "resumed_at")}, "hparams": hp}
     chosen = trainer.fit()
     atomic_save({"model": chosen["state"], "hparams": hp, "step": chosen["step"],
                  "select": chosen["select"]}, Path(model_path))
@@ -51,6 +69,20 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, input
     if not keep_last:
         trainer.last_path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return record
+
+
+def drop_stale_checkpoint(run_dir: Path, hp: dict) -> None:
+    """A last.pt written with other hparams (the configuration changed after a run was killed)
+    belongs to another run: set it aside as last.stale.pt and start afresh, never resume it."""
+    last = Path(run_dir) / "last.pt"
+    if not last.exists():
+        return
+    old = load_checkpoint(last).get("meta", {}).get("hparams", hp)
+    if old != hp:
+        changed = sorted(k for k in set(old) | set(hp) if old.get(k) != hp.get(k))
+        last.replace(last.with_name("last.stale.pt"))
+        print(f"{last} was written with other hparams ({', '.join(changed)}): starting afresh; "
+              "the old checkpoint is kept as last.stale.pt", file=sys.stderr)
 
 
 def load_model(model_path: Path, device):
@@ -67,6 +99,10 @@ def test(model_path: Path, out_path: Path, device, inputs=None) -> dict:
     hp, inputs = ckpt["hparams"], dict(inputs or {})
     rt = runtime(hp["family"])
     metrics = evaluate(model, rt.eval_data(hp, "test", inputs)(), rt.step, device)
+    if hasattr(rt, "test_extra"):
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            metrics.update(rt.test_extra(model, hp, inputs, device, Path(out_path).parent))
     result = {**{f"test_{k}": v for k, v in metrics.items()}, "test_size": hp.get("test_size"),
               "step": ckpt["step"], "select": ckpt["select"],
               "n_params": sum(p.numel() for p in model.parameters())}

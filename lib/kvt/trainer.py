@@ -198,12 +198,15 @@ class Trainer:
     step_fn(model, batch) -> {"loss": mean loss tensor, "count": items, name: sum, ...}.
     select_on: (validation column, "max" or "min"): the weights kept for `select: best`; ties go
     to the lower validation loss. on_step(step): called after every optimizer step (tests use it).
+    val_extra(model) -> {name: value}: validation metrics that are not sums over batches (BLEU of
+    decoded sentences), computed in eval mode without gradients and logged as val_<name>.
     """
 
     def __init__(self, model: nn.Module, train, val_batches: Callable[[], object], step_fn,
                  cfg: TrainConfig, run_dir: Path, device, on_step=None,
-                 select_on: tuple[str, str] = ("val_acc", "max")):
+                 select_on: tuple[str, str] = ("val_acc", "max"), val_extra=None):
         self.model, self.train, self.val_batches = model.to(device), train, val_batches
+        self.val_extra = val_extra
         self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, device, on_step
         if select_on[1] not in ("max", "min"):
             raise ValueError(f"select_on direction must be max or min, got {select_on[1]!r}")
@@ -290,6 +293,10 @@ class Trainer:
     def _validate(self) -> None:
         val = {f"val_{k}": v for k, v in evaluate(self.model, self.val_batches(), self.step_fn,
                                                   self.device).items()}
+        if self.val_extra is not None:
+            self.model.eval()
+            with torch.no_grad():
+                val.update({f"val_{k}": float(v) for k, v in self.val_extra(self.model).items()})
         train_loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         self.loss_sum, self.loss_count = 0.0, 0
         epoch = round(self.step / self.spe, 4) if self.spe else None

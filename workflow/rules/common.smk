@@ -53,6 +53,10 @@ class FamilyRules:
             "seed": r"\d+",
         }
 
+    def task_constraints(self, task):
+        """The constraints of a rule that serves one task only (its own inputs and outputs)."""
+        return {**self.constraints, "task": task}
+
     def run_dirs(self, task=None):
         return [
             f"{self.root}/{t}/{c}/{a}/seed{s}"
@@ -83,6 +87,10 @@ class FamilyRules:
             f"{self.root}/{wildcards.task}/{cfg}/{a}/seed{SEEDS[0]}/model.pt"
             for a in ATTENTIONS
         ]
+
+    def task_runs(self, task):
+        """run.json of every run of one task (figures of a task-specific rule)."""
+        return [f"{d}/run.json" for d in self.run_dirs(task)]
 
     def outputs(self, name):
         """The file `name` (run.json, test.json) of every run: the summary's inputs."""
@@ -122,6 +130,11 @@ def all_targets():
             f"{RESULTS}/{pattern.format(task=task)}"
             for pattern in recipe.extras
             for task in fam.tasks
+        ]
+        targets += [
+            f"{RESULTS}/{pattern}"
+            for task in fam.tasks
+            for pattern in recipe.task_extras.get(task, ())
         ]
     return targets
 

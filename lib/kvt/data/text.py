@@ -298,3 +298,162 @@ def read_pairs(root, split: str, src: str = "de", tgt: str = "en") -> list[tuple
         raise ValueError(f"Multi30k {split}: {p_src} has {len(s)} lines but {p_tgt} has {len(t)}; "
                          f"the sides must be line-aligned (a truncated or mismatched file?)")
     return list(zip(s, t))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: small synthetic stand-ins in the real on-disk formats (smoke preset, tests). Their sums
+# are not the recorded ones; callers that verify sums must register or skip them.
+
+_PLAY_NAMES = ["First Citizen", "Second Citizen", "Menenius", "Marcius", "Volumnia", "All"]
+_PLAY_WORDS = ("the and of to my i you that is in not be me it with your his this but for have he "
+               "what so will as our lord good king thy thee shall love come speak now well here "
+               "let must we no make more than all say know why tell hear").split()
+# Parallel German/English pieces, so a model can learn a word-for-word mapping (with agreement).
+# nouns: (de singular, de plural, gender, en singular, en plural)
+_NOUNS = [("Hund", "Hunde", "m", "dog", "dogs"), ("Mann", "Männer", "m", "man", "men"),
+          ("Junge", "Jungen", "m", "boy", "boys"), ("Frau", "Frauen", "f", "woman", "women"),
+          ("Katze", "Katzen", "f", "cat", "cats"), ("Kind", "Kinder", "n", "child", "children"),
+          ("Mädchen", "Mädchen", "n", "girl", "girls")]
+_ADJECTIVES = [("groß", "big"), ("klein", "small"), ("braun", "brown"), ("jung", "young"), ("alt", "old")]
+_NUMBERS = [("Zwei", "Two"), ("Drei", "Three")]
+_VERBS = [("läuft", "laufen", "runs", "run"), ("springt", "springen", "jumps", "jump"),
+          ("sitzt", "sitzen", "sits", "sit"), ("schläft", "schlafen", "sleeps", "sleep"),
+          ("spielt", "spielen", "plays", "play"), ("steht", "stehen", "stands", "stand")]
+_PLACES = [("im Park", "in the park"), ("am Strand", "on the beach"), ("auf der Straße", "on the street"),
+           ("im Schnee", "in the snow"), ("im Wasser", "in the water"), ("vor dem Haus", "in front of the house")]
+FIXTURE_SIZES = {"train": 400, "val": 60, "test": 60}
+
+
+def _pick(rng, items):
+    return items[int(rng.random() * len(items))]  # random() only: its sequence is stable across Pythons
+
+
+def _fixture_play(rng, n_chars: int = 8000) -> str:
+    speeches = []
+    while sum(map(len, speeches)) < n_chars:
+        lines = []
+        for _ in range(1 + int(rng.random() * 3)):
+            words = [_pick(rng, _PLAY_WORDS) for _ in range(4 + int(rng.random() * 6))]
+            lines.append(" ".join(words).capitalize() + _pick(rng, [",", ".", ";", "!", "?", "."]))
+        speeches.append(f"{_pick(rng, _PLAY_NAMES)}:\n" + "\n".join(lines) + "\n\n")
+    return "".join(speeches)[:-1]  # ends with a single newline, as the real file
+
+
+def _fixture_pair(rng) -> tuple[str, str]:
+    de_sg, de_pl, gender, en_sg, en_pl = _pick(rng, _NOUNS)
+    adj = _pick(rng, [None] + _ADJECTIVES)
+    plural = rng.random() < 0.3
+    if plural:
+        num_de, num_en = _pick(rng, _NUMBERS)
+        de = [num_de] + ([adj[0] + "e"] if adj else []) + [de_pl]
+        en = [num_en] + ([adj[1]] if adj else []) + [en_pl]
+    else:
+        de = [{"m": "Ein", "f": "Eine", "n": "Ein"}[gender]] + ([adj[0] + {"m": "er", "f": "e", "n": "es"}[gender]]
+                                                                 if adj else []) + [de_sg]
+        en = ["An" if adj and adj[1][0] in "aeiou" else "A"] + ([adj[1]] if adj else []) + [en_sg]
+    verb, place = _pick(rng, _VERBS), _pick(rng, _PLACES)
+    de += [verb[1] if plural else verb[0], place[0]]
+    en += [verb[3] if plural else verb[2], place[1]]
+    return " ".join(de) + ".", " ".join(en) + "."
+
+
+def write_fixtures(root, seed: int = 0) -> dict:
+    """Write synthetic Tiny Shakespeare and Multi30k (train/val/test, de/en, gzipped, line-aligned,
+    distinct pairs in every split) files under `root` at the sources' relative paths; returns their
+    manifest {rel_path: {"sha256", "bytes"}}. Same seed, same bytes (gzip without name or time).
+    Refuses a folder that already holds any of those files: real data is never overwritten."""
+    import random  # local: this section only
+
+    root = Path(root)
+    targets = [root / rel for rel, _ in SOURCES.values()]
+    present = [str(p) for p in targets if p.exists()]
+    if present:
+        raise FileExistsError(f"write_fixtures({root}): refusing to overwrite existing data files "
+                              f"(fixtures go in a folder of their own): {', '.join(present)}")
+    rng = random.Random(seed)
+    files = {SHAKESPEARE: _fixture_play(rng).encode("utf-8")}
+    pairs, seen = [], set()
+    while len(pairs) < sum(FIXTURE_SIZES.values()):
+        pair = _fixture_pair(rng)
+        if pair not in seen:  # distinct pairs: val/test sentences are unseen in train
+            seen.add(pair)
+            pairs.append(pair)
+    start = 0
+    for split, n in FIXTURE_SIZES.items():
+        chunk = pairs[start:start + n]
+        start += n
+        for i, lang in enumerate(("de", "en")):
+            text = "".join(pair[i] + "\n" for pair in chunk)
+            files[f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"] = gzip.compress(text.encode("utf-8"), mtime=0)
+    manifest = {}
+    for rel, data in files.items():
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dest)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        manifest[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# The data rule: a task's files present and checked, whatever their origin
+
+TASK_SOURCES = {"shakespeare": ("tinyshakespeare",),
+                "multi30k": tuple(name for name in SOURCES if name.startswith("multi30k."))}
+
+
+def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtures: bool = False,
+            retries: int = 3, wait: float = 5.0) -> dict:
+    """The files of `task` under root, each matching its recorded sha256 -> a manifest {task, root,
+    source, files: {rel_path: {sha256, bytes, source}}} (the train jobs check the files against it).
+
+    A file already there is used when its sum is the recorded one (staged), else it is an error:
+    it is never replaced. A missing one is fetched from `base` (download) or, with `fixtures`,
+    written as a fixture (write_fixtures; smoke preset and tests): a fixture's sum is its own,
+    and only fixture mode accepts it. Missing files without either: one error naming them all.
+    """
+    if task not in TASK_SOURCES:
+        raise ValueError(f"unknown text task {task!r}; known: {', '.join(TASK_SOURCES)}")
+    root = Path(root)
+    fixture_sums = {}
+    if fixtures:
+        with tempfile.TemporaryDirectory() as tmp:
+            fixture_sums = {rel: meta["sha256"] for rel, meta in write_fixtures(tmp).items()}
+            for name in TASK_SOURCES[task]:
+                rel = SOURCES[name][0]
+                dest = root / rel
+                if not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    part = dest.with_name(f".{dest.name}.part")
+                    part.write_bytes((Path(tmp) / rel).read_bytes())
+                    os.replace(part, dest)
+    files, missing = {}, []
+    for name in TASK_SOURCES[task]:
+        rel, recorded = SOURCES[name]
+        dest = root / rel
+        if dest.exists():
+            actual = sha256(dest)
+            if actual not in (recorded, fixture_sums.get(rel)):
+                raise ChecksumError(f"{dest} is truncated or altered (it is not the recorded {rel}): "
+                                    f"sha256 {actual}, expected {recorded}. It was not used. Delete "
+                                    "it to fetch it again.")
+            origin = "fixture" if actual == fixture_sums.get(rel) else "checked"
+        elif download:
+            fetch(rel, base, root, retries=retries, wait=wait)
+            actual, origin = recorded, "fetched"
+        else:
+            missing.append(dest)
+            continue
+        files[rel] = {"sha256": actual, "bytes": dest.stat().st_size, "source": origin}
+    if missing:
+        raise FileNotFoundError(
+            f"{task}: {len(missing)} data file(s) missing and downloads are off (data.download: "
+            f"false):\n" + "\n".join(f"  {p}" for p in missing) + f"\nStage them under {root} at "
+            f"these paths (a copy of {base}), or set data.download: true where there is network.")
+    source = "fixture" if any(f["source"] == "fixture" for f in files.values()) else "checked"
+    return {"task": task, "root": str(root.resolve()), "source": source, "files": files}

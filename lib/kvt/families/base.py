@@ -108,8 +108,10 @@ class TableRecipe:
     metric: str  # summary column of the main table (test_acc, test_bleu, ...)
     label: str  # what the metric is, for captions and axes
     task_label: str = "task"
-    # (task, attention) -> (mean, std) the paper reports, or None; and its mean row
-    reference: Callable[[str, str], tuple[float, float] | None] | None = None
+    # tasks scored otherwise: task -> ((summary column, label), ...), a table row per pair
+    task_metrics: dict = field(default_factory=dict)
+    # (task, attention, metric) -> (mean, std or None) the paper reports, or None; its mean row
+    reference: Callable[[str, str, str], tuple[float, float | None] | None] | None = None
     reference_mean: Callable[[str, list], float | None] | None = None
     reference_note: str = ""
     bounded: bool = True  # metric in [0, 1] (axis limits)
@@ -118,6 +120,15 @@ class TableRecipe:
     extras: tuple[str, ...] = ()  # further outputs per task, relative to results ({task})
     model_keys: tuple[str, ...] = ()  # columns besides cfg that change the model (e.g. task)
     name_only: tuple[str, ...] = ()  # grid axes left out of the parameter table (no effect on it)
+    mean_row: bool = True  # a mean over tasks (False where the tasks' metrics differ)
+    task_extras: dict = field(default_factory=dict)  # task -> outputs only that task has
+
+    def metrics(self, task: str) -> tuple[tuple[str, str], ...]:
+        """((summary column, label), ...) that score `task`, the first one its main metric."""
+        return self.task_metrics.get(task, ((self.metric, self.label),))
+
+    def reference_of(self, task: str, attention: str, metric: str):
+        return self.reference(task, attention, metric) if self.reference else None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,41 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def _panels(cfgs: list[str], xlabel: str, ylabel: str):
+    """A figure with one titled panel per configuration (shared y), axis labels on the outer
+    panels; returns (fig, axes in cfgs order, all axes)."""
+    rows, cols = _grid(len(cfgs))
+    fig = Figure(figsize=(max(7.0, 3.3 * cols + 0.4), 2.5 * rows + 1.1), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    for i, (ax, cfg) in enumerate(zip(axes.flat, cfgs)):
+        ax.set_title(cfg, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, lw=0.5)
+        if i + cols >= len(cfgs):  # the lowest panel of its column
+            ax.set_xlabel(xlabel, fontsize=9)
+    for ax in axes.flat[len(cfgs):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=9)
+    return fig, list(axes.flat[:len(cfgs)]), axes
+
+
+def _plot_band(ax, curves, style: str, color: str):
+    """Mean over seeds of (x, y) curves with a min-max band; the band, or None if none."""
+    band = seed_band(curves)
+    if band is not None:
+        x, mean, lo, hi = band
+        ax.plot(x, mean, style, color=color, lw=1.4)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+    return band
+
+
+def _legend(fig, colors: dict, variants, extra=()) -> None:
+    handles = ([Line2D([], [], color=colors[v], lw=2, label=v) for v in variants] + list(extra)
+               + [Patch(color="0.2", alpha=0.18, label="min–max over seeds")])
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+
+
 def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str,
                 family: str | None = None) -> Figure:
     """One panel per configuration: train (dashed) and val (solid) loss against wall time per
@@ -79,54 +114,58 @@ def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: s
     runs = _task_runs(summary, task, family)
     cfgs, variants = cfg_order(runs), paper.order_variants(runs["attention"])
     colors = variant_colors(variants)
-    rows, cols = _grid(len(cfgs))
-    fig = Figure(figsize=(max(7.0, 3.3 * cols + 0.4), 2.5 * rows + 1.1), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    fig, panels, axes = _panels(cfgs, "wall time (s)", "cross-entropy loss")
     lows, highs, n_seeds = [], [], set()
-    for ax, cfg in zip(axes.flat, cfgs):
+    for ax, cfg in zip(panels, cfgs):
         for att in variants:
             dirs = runs[(runs["cfg"] == cfg) & (runs["attention"] == att)]["run_dir"]
             if dirs.empty:
                 continue
             n_seeds.add(len(dirs))
             for column, style in (("train_loss", "--"), ("val_loss", "-")):
-                band = seed_band([(metrics[d]["wall_time"], metrics[d][column]) for d in dirs])
-                if band is None:
-                    continue
-                x, mean, lo, hi = band
-                ax.plot(x, mean, style, color=colors[att], lw=1.4)
-                ax.fill_between(x, lo, hi, color=colors[att], alpha=0.18, lw=0)
-                lows.append(lo[lo > 0].min() if (lo > 0).any() else np.nan)
-                highs.append(hi.max())
-        ax.set_title(cfg, fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3, lw=0.5)
-    for ax in axes.flat[len(cfgs):]:
-        ax.set_visible(False)
+                band = _plot_band(ax, [(metrics[d]["wall_time"], metrics[d][column]) for d in dirs],
+                                  style, colors[att])
+                if band is not None:
+                    lo, hi = band[2], band[3]
+                    lows.append(lo[lo > 0].min() if (lo > 0).any() else np.nan)
+                    highs.append(hi.max())
     if lows and np.nanmax(highs) / np.nanmin(lows) > 20:
         axes[0, 0].set_yscale("log")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("cross-entropy loss", fontsize=9)
-    for i, ax in enumerate(axes.flat[:len(cfgs)]):
-        if i + cols >= len(cfgs):  # the lowest panel of its column
-            ax.set_xlabel("wall time (s)", fontsize=9)
-    handles = ([Line2D([], [], color=colors[v], lw=2, label=v) for v in variants]
-               + [Line2D([], [], color="0.2", ls="--", label="train"),
-                  Line2D([], [], color="0.2", ls="-", label="val"),
-                  Patch(color="0.2", alpha=0.18, label="min–max over seeds")])
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    _legend(fig, colors, variants, [Line2D([], [], color="0.2", ls="--", label="train"),
+                                    Line2D([], [], color="0.2", ls="-", label="val")])
     seeds = "/".join(str(n) for n in sorted(n_seeds))
     fig.suptitle(f"{task}: loss vs training wall time (mean over {seeds} seed{'' if seeds == '1' else 's'})",
                  fontsize=11)
     return fig
 
 
+def curve_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str, column: str,
+                 label: str, family: str | None = None) -> Figure:
+    """One panel per configuration: a validation metric (metrics.csv `column`) per epoch, mean over
+    seeds with a min-max band, per variant (e.g. BLEU per epoch)."""
+    runs = _task_runs(summary, task, family)
+    cfgs, variants = cfg_order(runs), paper.order_variants(runs["attention"])
+    colors = variant_colors(variants)
+    fig, panels, _ = _panels(cfgs, "epoch", label)
+    for ax, cfg in zip(panels, cfgs):
+        for att in variants:
+            dirs = runs[(runs["cfg"] == cfg) & (runs["attention"] == att)]["run_dir"]
+            curves = [(metrics[d]["epoch"], metrics[d][column]) for d in dirs if column in metrics[d]]
+            if curves:
+                _plot_band(ax, curves, "-", colors[att])
+    _legend(fig, colors, variants)
+    fig.suptitle(f"{task}: {label} per epoch (mean over seeds)", fontsize=11)
+    return fig
+
+
 def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None) -> Figure:
-    """Bars of the family's test metric per configuration and variant (error bars: std over
+    """Bars of the task's (main) test metric per configuration and variant (error bars: std over
     seeds, ddof=0), with the paper's mean across configurations as a dotted line per variant."""
     fam = which_family(summary, family)
     recipe = fam.table
+    metric, label = recipe.metrics(task)[0]
     table = by_config_table(_task_runs(summary, task, fam.name), fam.name)
+    table = table[table["metric"] == metric]
     cfgs, variants = cfg_order(table), paper.order_variants(table["attention"])
     colors = variant_colors(variants)
     width = 0.8 / len(variants)
@@ -140,7 +179,7 @@ def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None)
         handles.append(ax.bar(x + (i - (len(variants) - 1) / 2) * width, part["mean"], width * 0.95,
                       yerr=part["std"], capsize=2, color=colors[att], label=att,
                       error_kw={"elinewidth": 0.8, "ecolor": "0.25"}))
-        ref = recipe.reference(task, att) if recipe.reference else None
+        ref = recipe.reference_of(task, att, metric)
         lines.append(Line2D([], [], alpha=0, label=" ") if ref is None else
                      ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6, label=f"{att} paper"))
     ax.set_xticks(x, cfgs, rotation=35 if len(cfgs) > 4 else 0, ha="right" if len(cfgs) > 4 else "center",
@@ -149,17 +188,17 @@ def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None)
     if recipe.bounded:
         ax.set_ylim(0, 1.05)
         ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel(recipe.label)
+    ax.set_ylabel(label)
     ax.set_xlabel(recipe.cfg_label)
     ax.grid(axis="y", alpha=0.3, lw=0.5)
     ax.set_axisbelow(True)
-    paper_known = recipe.reference is not None and any(recipe.reference(task, v) for v in variants)
+    paper_known = any(recipe.reference_of(task, v, metric) for v in variants)
     if paper_known:  # legend columns fill top-down: each variant's bar above its paper line
         handles = [h for pair in zip(handles, lines) for h in pair]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(variants), fontsize=8,
                frameon=False)
     where = "; dotted: the paper's mean" if paper_known else ""
-    fig.suptitle(f"{task}: {recipe.label} (mean ± std over seeds{where})", fontsize=11)
+    fig.suptitle(f"{task}: {label} (mean ± std over seeds{where})", fontsize=11)
     return fig
 
 
@@ -171,14 +210,18 @@ def save(fig: Figure, *paths) -> None:
 
 
 def write_figure(summary: pd.DataFrame, family: str, task: str, kind: str, png, pdf,
-                 metrics: dict[str, pd.DataFrame] | None = None) -> None:
+                 metrics: dict[str, pd.DataFrame] | None = None, column: str = "",
+                 label: str = "") -> None:
     """One figure of `task`: kind `loss` (reads each run's metrics.csv from its run_dir unless
-    `metrics` is given) or `score` (the family's metric per configuration)."""
+    `metrics` is given), `curve` (metrics.csv `column` per epoch, axis `label`) or `score` (the
+    family's metric per configuration)."""
     runs = _task_runs(summary, task, family)
-    if kind == "loss":
+    if kind in ("loss", "curve"):
         metrics = load_metrics(runs) if metrics is None else metrics
-        save(loss_figure(runs, metrics, task, family), png, pdf)
+        fig = (loss_figure(runs, metrics, task, family) if kind == "loss" else
+               curve_figure(runs, metrics, task, column, label or column, family))
+        save(fig, png, pdf)
     elif kind == "score":
         save(accuracy_figure(runs, task, family), png, pdf)
     else:
-        raise ValueError(f"unknown figure kind {kind!r}; known: loss, score")
+        raise ValueError(f"unknown figure kind {kind!r}; known: loss, curve, score")

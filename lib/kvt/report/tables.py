@@ -33,7 +33,9 @@ def family_runs(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     df = summary[summary["family"] == fam.name] if "family" in summary else summary
     if df.empty:
         raise ValueError(f"the summary holds no {fam.name} runs")
-    missing = [c for c in ["task", "cfg", "attention", "seed", fam.table.metric] if c not in df]
+    tasks = sorted(set(df["task"])) if "task" in df else []
+    scores = [m for t in tasks for m, _ in fam.table.metrics(t)]
+    missing = [c for c in dict.fromkeys(["task", "cfg", "attention", "seed", *scores]) if c not in df]
     if missing:
         raise ValueError(f"the summary lacks column(s) {', '.join(missing)}")
     # Grid values are integers; in a summary of several families a column one family lacks is
@@ -66,44 +68,59 @@ def order_tasks(names, fam) -> list[str]:
 
 
 def by_config_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
-    """Per task, configuration and variant: mean and std (ddof=0) of the family's metric over seeds."""
+    """Per task, metric (the recipe's, per task), configuration and variant: mean and std
+    (ddof=0) of the metric over seeds."""
     df = family_runs(summary, family)
     fam = which_family(df, family)
     keys = ["task", "cfg"] + config_columns(df) + ["attention"]
-    out = (df.groupby(keys, sort=False, dropna=False)[fam.table.metric]
-           .agg(mean="mean", std=_std, n_seeds="count").reset_index())
+    parts = []
+    for task, runs in df.groupby("task", sort=False):
+        for rank, (metric, _) in enumerate(fam.table.metrics(task)):
+            part = (runs.groupby(keys, sort=False, dropna=False)[metric]
+                    .agg(mean="mean", std=_std, n_seeds="count").reset_index())
+            part.insert(1, "metric", metric)
+            parts.append(part.assign(_m=rank))
+    out = pd.concat(parts, ignore_index=True)
     out["_t"] = out["task"].map({t: i for i, t in enumerate(order_tasks(out["task"], fam))})
     out["_c"] = out["cfg"].map({c: i for i, c in enumerate(cfg_order(df))})
     out["_a"] = out["attention"].map({a: i for i, a in enumerate(paper.order_variants(out["attention"]))})
-    return out.sort_values(["_t", "_c", "_a"]).drop(columns=["_t", "_c", "_a"]).reset_index(drop=True)
+    order = ["_t", "_m", "_c", "_a"]
+    return out.sort_values(order).drop(columns=order).reset_index(drop=True)
 
 
 def paper_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
-    """The paper's table, tidy: per task and variant, the metric averaged over seeds within each
-    configuration, then mean and std (numpy, ddof=0) ACROSS configurations, with the paper's
-    (mean, std) beside it where the recipe has one. A last row, task "mean", holds the mean over
-    tasks of the task means (std empty; n_configs and n_runs summed over tasks), beside the
-    paper's mean over the same tasks (synthetic: its "mean of the 5" row when all five ran)."""
+    """The paper's table, tidy: per task (and metric, where the recipe scores a task twice) and
+    variant, the metric averaged over seeds within each configuration, then mean and std (numpy,
+    ddof=0) ACROSS configurations, with the paper's (mean, std) beside it where the recipe has
+    one. A last row, task "mean" (unless the recipe's tasks have different metrics), holds the
+    mean over tasks of the task means (std empty; n_configs and n_runs summed over tasks), beside
+    the paper's mean over the same tasks (synthetic: its "mean of the 5" row when all five ran)."""
     fam = which_family(summary, family)
     recipe = fam.table
     per_cfg = by_config_table(summary, fam.name)
     rows = []
     for task in order_tasks(per_cfg["task"], fam):
-        for att in paper.order_variants(per_cfg["attention"]):
-            cell = per_cfg[(per_cfg["task"] == task) & (per_cfg["attention"] == att)]
-            if cell.empty:
-                continue
-            ref = recipe.reference(task, att) if recipe.reference else None
-            rows.append({"task": task, "attention": att, "mean": float(cell["mean"].mean()),
-                         "std": _std(cell["mean"]), "n_configs": len(cell),
-                         "n_runs": int(cell["n_seeds"].sum()),
-                         "paper_mean": ref[0] if ref else np.nan, "paper_std": ref[1] if ref else np.nan})
+        for metric in per_cfg.loc[per_cfg["task"] == task, "metric"].drop_duplicates():
+            for att in paper.order_variants(per_cfg["attention"]):
+                cell = per_cfg[(per_cfg["task"] == task) & (per_cfg["metric"] == metric)
+                               & (per_cfg["attention"] == att)]
+                if cell.empty:
+                    continue
+                ref = recipe.reference_of(task, att, metric)
+                rows.append({"task": task, "metric": metric, "attention": att,
+                             "mean": float(cell["mean"].mean()), "std": _std(cell["mean"]),
+                             "n_configs": len(cell), "n_runs": int(cell["n_seeds"].sum()),
+                             "paper_mean": ref[0] if ref else np.nan,
+                             "paper_std": ref[1] if ref and ref[1] is not None else np.nan})
     table = pd.DataFrame(rows)
+    if not recipe.mean_row:
+        return table
     means = []
     for att in paper.order_variants(table["attention"]):
         part = table[table["attention"] == att]
         ref = recipe.reference_mean(att, list(part["task"])) if recipe.reference_mean else None
-        means.append({"task": "mean", "attention": att, "mean": float(part["mean"].mean()),
+        means.append({"task": "mean", "metric": recipe.metric, "attention": att,
+                      "mean": float(part["mean"].mean()),
                       "std": np.nan, "n_configs": int(part["n_configs"].sum()),
                       "n_runs": int(part["n_runs"].sum()),
                       "paper_mean": np.nan if ref is None else ref, "paper_std": np.nan})
@@ -167,10 +184,28 @@ def _tex(s: str) -> str:
     return s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
 
 
-def _paper_cells(table: pd.DataFrame):
+def row_name(task: str, metric: str, fam) -> str:
+    """A table row's name: the task, with its metric where the recipe scores the task twice or
+    differently from the family's main metric ("shakespeare (loss)")."""
+    if task == "mean" or fam.table.metrics(task) == ((fam.table.metric, fam.table.label),):
+        return task
+    return f"{task} ({metric.removeprefix('test_')})"
+
+
+def _metric_labels(table: pd.DataFrame, fam) -> str:
+    """What the numbers are: the recipe's label, or one per metric of the tasks in the table."""
+    pairs = {m: label for t in table["task"] if t != "mean" for m, label in fam.table.metrics(t)}
+    if len(pairs) <= 1:
+        label = next(iter(pairs.values()), fam.table.label)
+        return label[0].upper() + label[1:]
+    return "; ".join(f"{m.removeprefix('test_')}: {label}" for m, label in pairs.items())
+
+
+def _paper_cells(table: pd.DataFrame, fam):
     variants = paper.order_variants(table["attention"])
-    tasks = list(dict.fromkeys(table["task"]))  # already in order, "mean" last
-    cell = {(r.task, r.attention): r for r in table.itertuples()}
+    names = {(r.task, r.metric): row_name(r.task, r.metric, fam) for r in table.itertuples()}
+    tasks = list(dict.fromkeys(names.values()))  # already in order, "mean" last
+    cell = {(names[r.task, r.metric], r.attention): r for r in table.itertuples()}
     ours = {t: [fmt_cell(cell[t, v].mean, cell[t, v].std) if (t, v) in cell else "" for v in variants]
             for t in tasks}
     ref = {t: [fmt_cell(cell[t, v].paper_mean, cell[t, v].paper_std) if (t, v) in cell else ""
@@ -179,14 +214,15 @@ def _paper_cells(table: pd.DataFrame):
 
 
 def paper_markdown(table: pd.DataFrame, fam) -> str:
-    variants, tasks, ours, ref = _paper_cells(table)
+    variants, tasks, ours, ref = _paper_cells(table, fam)
     recipe = fam.table
     has_ref = table["paper_mean"].notna().any()
     header = [recipe.task_label] + ([h for v in variants for h in (v, f"{v} paper")] if has_ref else variants)
     rows = [[t] + ([c for pair in zip(ours[t], ref[t]) for c in pair] if has_ref else ours[t])
             for t in tasks]
     counts = []
-    for t, part in table[table["task"] != "mean"].groupby("task", sort=False):
+    first = table[table["task"] != "mean"].drop_duplicates(["task", "attention"])  # one metric
+    for t, part in first.groupby("task", sort=False):
         sizes = {(r.n_configs, r.n_runs) for r in part.itertuples()}
         if len(sizes) == 1:
             (c, r), = sizes
@@ -194,8 +230,9 @@ def paper_markdown(table: pd.DataFrame, fam) -> str:
         else:
             counts.append(f"{t}: " + ", ".join(f"{r.attention} {r.n_configs} configurations/{r.n_runs} runs"
                                                for r in part.itertuples()))
-    label = recipe.label[0].upper() + recipe.label[1:]
-    mean = ("; `mean` = mean over tasks (the paper's over the same tasks: its printed mean of the 5 "
+    label = _metric_labels(table, fam)
+    mean = ("" if not recipe.mean_row else
+            "; `mean` = mean over tasks (the paper's over the same tasks: its printed mean of the 5 "
             "when all five ran)" if has_ref else "; `mean` = mean over tasks")
     note = f" {recipe.reference_note}" if has_ref and recipe.reference_note else ""
     return (markdown(header, rows) + f"\n{label}: mean over seeds per configuration, then mean "
@@ -204,13 +241,13 @@ def paper_markdown(table: pd.DataFrame, fam) -> str:
 
 def paper_latex(table: pd.DataFrame, fam) -> str:
     """A tabular: our block, then the paper's (where it reports numbers), each cell `mean (std)`."""
-    variants, tasks, ours, ref = _paper_cells(table)
+    variants, tasks, ours, ref = _paper_cells(table, fam)
     has_ref = table["paper_mean"].notna().any()
     k = len(variants)
     blocks = 2 if has_ref else 1
     head = (f" & \\multicolumn{{{k}}}{{c|}}{{ours}} & \\multicolumn{{{k}}}{{c}}{{paper}} \\\\"
             if has_ref else f" & \\multicolumn{{{k}}}{{c}}{{ours}} \\\\")
-    label = fam.table.label[0].upper() + fam.table.label[1:]
+    label = _metric_labels(table, fam)
     lines = [f"% {label}: mean over seeds per configuration, then mean (std, ddof=0)",
              "% across configurations. Written by kvt.report.tables.",
              "\\begin{tabular}{l" + ("|" + "c" * k) * blocks + "}", "\\hline", head,
@@ -226,16 +263,17 @@ def paper_latex(table: pd.DataFrame, fam) -> str:
 def by_config_markdown(table: pd.DataFrame, fam) -> str:
     """One row per task and configuration, one `mean ± std` column per variant."""
     variants = paper.order_variants(table["attention"])
-    keys = ["task", "cfg"] + [c for c in fam.grid_tags if c in table]
+    keys = ["task", "metric", "cfg"] + [c for c in fam.grid_tags if c in table]
     rows = []
     for key, group in table.groupby(keys, sort=False):
         cells = {r.attention: (fmt_cell(r.mean, r.std, " ± {}"), r.n_seeds) for r in group.itertuples()}
         seeds = {n for _, n in cells.values()}
         n = str(seeds.pop()) if len(seeds) == 1 else "/".join(str(cells[v][1]) if v in cells else "-"
                                                                for v in variants)
-        rows.append([str(k) for k in key] + [cells[v][0] if v in cells else "" for v in variants] + [n])
-    header = [fam.table.task_label] + keys[1:] + variants + ["n_seeds"]
-    label = fam.table.label[0].upper() + fam.table.label[1:]
+        name = row_name(key[0], key[1], fam)
+        rows.append([name] + [str(k) for k in key[2:]] + [cells[v][0] if v in cells else "" for v in variants] + [n])
+    header = [fam.table.task_label] + keys[2:] + variants + ["n_seeds"]
+    label = _metric_labels(table, fam)
     return (markdown(header, rows) + f"\n{label}, mean ± std (numpy ddof=0) over "
             "seeds; n_seeds per variant when they differ.\n")
 

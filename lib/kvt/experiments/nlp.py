@@ -1,0 +1,266 @@
+"""The NLP family's runtime (declaration: kvt.families.nlp): the char-level GPT on Tiny Shakespeare
+and the Multi30k translator, their data, steps and metrics, and the family's own jobs (data,
+tokenizer, cross-attention figure). The two tasks train differently, so SELECT_ON and TRAIN are
+functions of the run's hparams.
+"""
+
+import json
+import math
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..data import text
+from ..data.tokenizer import PAD, Tokenizer
+from ..data.translation import PairBatches, encode_pairs, eval_batches
+from ..models.gpt import CharGPT, GPTConfig
+from ..models.translator import Translator, TranslatorConfig
+from .common import fields_from
+
+LN2 = math.log(2)
+CHARLM = "shakespeare"
+SAMPLE_PROMPT = "\n"  # the sample starts from a new line, like the reference's zero token
+
+
+def SELECT_ON(hp: dict) -> tuple[str, str]:
+    return ("val_loss", "min") if hp["task"] == CHARLM else ("val_bleu", "max")
+
+
+def TRAIN(hp: dict) -> dict:
+    if hp["task"] == CHARLM:
+        return {"optimizer": "adamw", "schedule": "constant"}
+    lr = hp["lr"] or hp["d_model"] ** -0.5 * hp["warmup_steps"] ** -0.5  # Noam's peak (factor 1)
+    return {"optimizer": "adam", "schedule": "noam", "betas": (0.9, 0.98), "eps": 1e-9, "lr": lr}
+
+
+# -- data ---------------------------------------------------------------------------------------
+def _root(inputs: dict) -> Path:
+    """The data folder of the data rule's manifest, after checking every file it lists against
+    the sum recorded there (a file altered since the data rule ran is never used)."""
+    if "data" not in inputs:
+        raise ValueError("an NLP run needs the data rule's manifest as input 'data'")
+    return _verified_root(str(inputs["data"]))
+
+
+@lru_cache(maxsize=4)
+def _verified_root(manifest: str) -> Path:
+    info = json.loads(Path(manifest).read_text())
+    root = Path(info["root"])
+    for rel, meta in info["files"].items():
+        path = root / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} (listed in {manifest}) is missing; rerun the data rule")
+        if text.sha256(path) != meta["sha256"]:
+            raise text.ChecksumError(f"{path} changed since the data rule checked it (sha256 differs "
+                                     f"from {manifest}); it was not used. Restore it or delete it and "
+                                     "the manifest to fetch it again.")
+    return root
+
+
+@lru_cache(maxsize=2)
+def _chars(root: Path):
+    return text.char_splits(text.read_shakespeare(root))
+
+
+@lru_cache(maxsize=2)
+def _pairs(root: Path, tokenizer: str, source: str, target: str, max_len: int):
+    """{split: (source ids, target ids, raw target sentences)}, and the tokenizer."""
+    tok = Tokenizer.load(tokenizer)
+    out = {}
+    for split in text.MULTI30K_SPLITS:
+        pairs = text.read_pairs(root, split, source, target)
+        src, tgt = encode_pairs(pairs, tok, max_len)
+        out[split] = (src, tgt, [t for _, t in pairs], [s for s, _ in pairs])
+    return out, tok
+
+
+def pairs(hp: dict, inputs: dict):
+    if "tokenizer" not in inputs:
+        raise ValueError("a translation run needs the tokenizer rule's model as input 'tokenizer'")
+    return _pairs(_root(inputs), str(inputs["tokenizer"]), hp["source"], hp["target"], hp["max_len"])
+
+
+def data_facts(hp: dict, inputs: dict) -> dict:
+    """What the model needs from the data (recorded in the run's hparams)."""
+    if hp["task"] == CHARLM:
+        return {"vocab_size": _chars(_root(inputs))[0].size}
+    return {}
+
+
+def train_data(hp: dict, inputs: dict):
+    if hp["task"] == CHARLM:
+        return text.BlockBatches(_chars(_root(inputs))[1], hp["block"], hp["batch_size"], hp["seed"])
+    src, tgt, _, _ = pairs(hp, inputs)[0]["train"]
+    return PairBatches(src, tgt, hp["batch_size"], hp["seed"])
+
+
+def _consecutive_blocks(ids: torch.Tensor, block: int, batch: int):
+    """Every character of ids predicted once: non-overlapping blocks (and the tail)."""
+    starts = list(range(0, len(ids) - 1, block))
+
+    def batches():
+        for i in range(0, len(starts), batch):
+            chunk = [(s, min(block, len(ids) - 1 - s)) for s in starts[i:i + batch]]
+            full = [s for s, n in chunk if n == block]
+            if full:
+                idx = torch.tensor(full)[:, None] + torch.arange(block)
+                yield ids[idx], ids[idx + 1]
+            for s, n in chunk:
+                if n < block:
+                    yield ids[None, s:s + n], ids[None, s + 1:s + n + 1]
+
+    return batches
+
+
+def eval_data(hp: dict, split: str, inputs: dict):
+    if hp["task"] == CHARLM:
+        val = _chars(_root(inputs))[2]
+        if split == "val":  # the protocol's estimate: fixed random blocks, the same for every run
+            return text.fixed_batches(val, hp["block"], hp["batch_size"], hp["eval_batches"], seed=0)
+        return _consecutive_blocks(val, hp["block"], 4 * hp["batch_size"])  # all of the val text
+    src, tgt, _, _ = pairs(hp, inputs)[0][split]
+    return eval_batches(src, tgt, hp["eval_batch"])
+
+
+# -- model and step -------------------------------------------------------------------------
+def build_model(hp: dict):
+    if hp["task"] == CHARLM:
+        return CharGPT(fields_from(GPTConfig, hp))
+    model = Translator(fields_from(TranslatorConfig, hp))
+    model.label_smoothing = hp["label_smoothing"]  # read by `step` in training mode only
+    return model
+
+
+def step(model, batch) -> dict:
+    """Mean cross-entropy per target token, and the token count. Char-LM: also bits per character.
+    Translator: label smoothing in training only, so validation loss is plain cross-entropy."""
+    if isinstance(model, CharGPT):
+        x, y = batch
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        return {"loss": loss, "count": y.numel(), "bpc": loss.detach() * y.numel() / LN2}
+    src, tgt_in, tgt_out = batch
+    smoothing = model.label_smoothing if model.training else 0.0
+    loss = F.cross_entropy(model(src, tgt_in).flatten(0, 1), tgt_out.flatten(), ignore_index=PAD,
+                           label_smoothing=smoothing)
+    return {"loss": loss, "count": (tgt_out != PAD).sum()}
+
+
+# -- translation metrics --------------------------------------------------------------------
+def decode_limit(model, src_len: int) -> int:
+    """Tokens a translation may have: 2 x the (batch's) source length + 10, at most max_len - 1
+    (a length limit in the manner of fairseq's max_len_a/b: an untrained or looping model stops
+    early instead of running to max_len)."""
+    return min(model.cfg.max_len - 1, 2 * src_len + 10)
+
+
+def translate(model, src: list, tok, batch: int, device, beam: int = 1) -> list[str]:
+    """Detokenised translations of source id sequences, specials stripped."""
+    from ..data.translation import pad
+
+    out = []
+    for i in range(0, len(src), batch):
+        x = pad(src[i:i + batch]).to(device)
+        limit = decode_limit(model, x.shape[1])
+        ids = model.greedy(x, limit) if beam == 1 else model.beam_search(x, beam, limit)
+        out += tok.decode(ids.cpu())
+    return out
+
+
+def bleu(hyps: list[str], refs: list[str]):
+    """sacreBLEU corpus BLEU (0-100, default 13a tokenisation, exp smoothing) and its signature."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    return metric.corpus_score(hyps, [refs]).score, str(metric.get_signature())
+
+
+def val_extra(hp: dict, inputs: dict, device):
+    """Translator: BLEU of greedy translations of the first val_bleu_size val sentences."""
+    if hp["task"] == CHARLM:
+        return None
+    data, tok = pairs(hp, inputs)
+    src, _, refs, _ = data["val"]
+    n = min(hp["val_bleu_size"], len(src))
+    return lambda model: {"bleu": bleu(translate(model, src[:n], tok, hp["eval_batch"], device),
+                                       refs[:n])[0]}
+
+
+def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
+    """Char-LM: sample.txt, sample_chars characters generated from a new line (seeded by the run's
+    seed). Translator: test BLEU of the selected weights, translations.txt (one line per test
+    sentence) and the BLEU signature."""
+    if hp["task"] == CHARLM:
+        vocab = _chars(_root(inputs))[0]
+        gen = torch.Generator(device=device).manual_seed(hp["seed"])
+        start = vocab.encode(SAMPLE_PROMPT)[None].to(device)
+        ids = model.generate(start, hp["sample_chars"], gen)[0, len(SAMPLE_PROMPT):]
+        (out_dir / "sample.txt").write_text(vocab.decode(ids.cpu()), encoding="utf-8")
+        return {}
+    data, tok = pairs(hp, inputs)
+    src, _, refs, _ = data["test"]
+    hyps = translate(model, src, tok, hp["eval_batch"], device, beam=hp["beam"])
+    score, signature = bleu(hyps, refs)
+    (out_dir / "translations.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    print(f"sacreBLEU {score:.2f} ({signature})", file=sys.stderr)
+    return {"bleu": score, "bleu_signature": signature}
+
+
+# -- the family's own jobs (Snakemake scripts call these) -------------------------------------
+def data_job(job) -> None:
+    """The data rule: a task's text files present and checked (staged, fetched, or fixtures)."""
+    from ..jsonfiles import write_json
+
+    p = job.params
+    info = text.prepare(job.wildcards.dataset, p.root, base=p.base, download=p.download,
+                        fixtures=p.fixtures, retries=p.retries)
+    print(f"{info['task']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+          file=sys.stderr)
+    write_json(info, Path(job.output.manifest))
+
+
+def tokenizer_job(job) -> None:
+    """The tokenizer rule: one joint subword model of both languages, from the training split only."""
+    from ..data.tokenizer import train_tokenizer
+
+    root = _verified_root(str(job.input.data))
+    train = text.read_pairs(root, "train", "de", "en")
+    sentences = [s for s, _ in train] + [t for _, t in train]
+    tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))
+    print(f"tokenizer: {tok.vocab_size} pieces from {len(sentences)} training sentences",
+          file=sys.stderr)
+
+
+def cross_attention_panels(models: dict, inputs: dict, device, index: int = 0) -> dict:
+    """{variant: (source pieces, translation pieces, maps heads x T x S of the last decoder layer)}
+    for test sentence `index`, each variant translating it greedily with its selected weights."""
+    panels = {}
+    for variant, (model, hp) in models.items():
+        data, tok = pairs(hp, inputs)
+        src = data["test"][0][index][None].to(device)
+        out = model.greedy(src, decode_limit(model, src.shape[1]))
+        out = out[:, :int((out[0] != PAD).sum())]  # this sentence's tokens, through its EOS
+        tgt_in = torch.cat([torch.full((1, 1), model.cfg.bos_id, device=device), out], 1)[:, :-1]
+        maps = model.cross_attention(src, tgt_in)[-1][0]
+        panels[variant] = ([tok.piece(i) for i in src[0].tolist()],
+                           [tok.piece(i) for i in out[0].tolist()], maps.cpu())
+    return panels
+
+
+def cross_attention_job(job) -> None:
+    """The decoder's cross-attention on one test sentence, one panel per variant."""
+    from .. import runner
+    from ..jobs import inputs, setup
+    from ..report.attention import cross_attention_figure
+    from ..report.figures import save
+
+    device = setup(job)
+    models = {}
+    for path in job.input.models:
+        model, ckpt = runner.load_model(Path(path), device)
+        models[ckpt["hparams"]["attention"]] = (model, ckpt["hparams"])
+    with torch.no_grad():
+        panels = cross_attention_panels(models, inputs(job), device)
+    save(cross_attention_figure(panels, job.wildcards.task), job.output.png, job.output.pdf)
