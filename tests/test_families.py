@@ -284,3 +284,17 @@ def test_a_checkpoint_of_other_hparams_is_set_aside_not_resumed(tmp_path):
     fresh = tmp_path / "fresh"
     runner.train({**hp, "lr": hp["lr"] / 2}, fresh, fresh / "model.pt", CPU)
     assert rows(run) == rows(fresh)
+
+
+def test_forward_flops_count_the_query_projection_kv_saves():
+    """run.json's FLOPs per forward: kv saves exactly one d x d projection per layer and token."""
+    counts = {}
+    for variant in ("qkv", "kv", "kv_pos"):
+        hp = tiny_hparams("synthetic", attention=variant)
+        rt = runner.runtime("synthetic")
+        model = rt.build_model(hp)
+        counts[variant] = runner.forward_flops(model, next(rt.train_data(hp, {}).batches(0)), rt.step)
+        assert all(m.fused for m in model.modules() if hasattr(m, "fused"))  # restored
+    n, d, depth = hp["seq_len"], hp["d_model"], hp["depth"]
+    assert counts["qkv"] - counts["kv"] == depth * 2 * n * d * d
+    assert counts["kv_pos"] >= counts["kv"]

@@ -304,7 +304,10 @@ def test_by_config_and_params_tables(summary, tmp_path):
     row = table[(table["task"] == "sort") & (table["cfg"] == "n32-d64-l2-h4") & (table["attention"] == "kv")]
     vals = [ACC["sort", "n32-d64-l2-h4", "kv", s] for s in SEEDS]
     assert row["mean"].item() == pytest.approx(np.mean(vals))
-    assert row["std"].item() == pytest.approx(abs(vals[0] - vals[1]) / 2)
+    assert row["std"].item() == pytest.approx(abs(vals[0] - vals[1]) / math.sqrt(2))  # ddof 1
+    assert "sample std (ddof 1)" in (tmp_path / "bc.md").read_text()
+    single = by_config_table(summary[summary["seed"] == SEEDS[0]])
+    assert single["std"].isna().all()  # one seed: no spread to report
     assert row["n_seeds"].item() == 2 and row["seq_len"].item() == 32
     assert "±" in (tmp_path / "bc.md").read_text()
     params = write_params(summary, tmp_path / "p.csv", tmp_path / "p.md")
@@ -413,3 +416,31 @@ def test_score_columns_are_derived_from_the_summary():
             "final_val_loss", "final_val_acc", "test_acc", "test_bleu", "lr"]
     assert score_columns(cols) == {"val_loss", "val_acc", "final_val_loss", "final_val_acc",
                                    "test_acc", "test_bleu"}
+
+
+def test_compare_two_runs_and_two_result_folders(tmp_path, capsys):
+    from kvt.report.compare import compare_results, compare_runs, main
+    from kvt.report.summary import write_summary
+
+    folders = {}
+    for side, acc, extra in (("a", 0.8, None), ("b", 0.75, {"lr": 3e-4})):
+        root = tmp_path / side
+        dirs = [fake_run(root, "sort", "n16-d32-l1-h2", "kv", 0, acc, hp_extra=extra),
+                fake_run(root, "sort", "n16-d32-l1-h2", "qkv", 0, 0.9)]
+        if side == "b":
+            dirs.append(fake_run(root, "copy", "n16-d32-l1-h2", "qkv", 0, 1.0))
+        write_summary(collect([d / "run.json" for d in dirs], [d / "test.json" for d in dirs]),
+                      root / "summary.csv")
+        folders[side] = dirs
+    runs = compare_runs(folders["a"][0], folders["b"][0])
+    assert runs.loc["lr", "kind"] == "param" and runs.loc["test_acc", "kind"] == "metric"
+    lonely, diffs = compare_results(tmp_path / "a", tmp_path / "b")
+    assert lonely[["task", "attention", "side"]].values.tolist() == [["copy", "qkv", "only b"]]
+    acc = diffs.set_index("column").loc["test_acc"]
+    assert acc["kind"] == "metric" and acc["runs_differing"] == 1
+    assert acc["max_abs_diff"] == pytest.approx(0.05)
+    assert diffs.set_index("column").loc["lr", "runs_differing"] == 1
+    main([str(tmp_path / "a"), str(tmp_path / "a")])
+    assert "matched runs: no differences" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="two run folders"):
+        main([str(tmp_path / "a"), str(folders["b"][0])])

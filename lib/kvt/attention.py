@@ -18,6 +18,7 @@ from .positional import sinusoid_2d
 
 ATTENTION: dict[str, type["SelfAttention"]] = {}
 SCALES = ("head", "model")
+INITS = ("fused", "xavier", "torch")  # see SelfAttention.reset_parameters
 
 
 def register(name: str):
@@ -108,18 +109,22 @@ class SelfAttention(nn.Module):
     """Shared projections and head layout: K, V and O are d x d; subclasses add the query side.
 
     scale: 'head' (1/sqrt(d/heads)) or 'model' (1/sqrt(d)). bias: bias of the K/V(/Q) projections;
-    out_bias: bias of O (defaults to `bias`). Projection weights are Xavier-uniform, biases zero.
+    out_bias: bias of O (defaults to `bias`). init: how the projections start (reset_parameters).
     """
 
     variant = "?"
 
     def __init__(self, d_model: int, heads: int, *, bias: bool = True, out_bias: bool | None = None,
-                 scale: str = "head", attn_dropout: float = 0.0, fused: bool = True):
+                 scale: str = "head", attn_dropout: float = 0.0, fused: bool = True,
+                 init: str = "xavier"):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
         self.d_model, self.heads, self.d_head = d_model, heads, d_model // heads
         self.scale = 1.0 / math.sqrt(self.d_head if scale == "head" else d_model)
         self.attn_dropout, self.fused = attn_dropout, fused
@@ -127,12 +132,27 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias if out_bias is None else out_bias)
 
-    def _init_projections(self):
-        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            lin = getattr(self, name, None)
-            if lin is None:
-                continue
-            nn.init.xavier_uniform_(lin.weight)
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Initialise the projections by `init`:
+        fused: the reference's (UvA tutorial 6, the synthetic and set-anomaly code): the input
+          projections are ONE matrix, [W_Q; W_K; W_V] (3d x d) or [W_K; W_V] (2d x d), drawn
+          xavier-uniform as a whole (bound sqrt(6/4d) or sqrt(6/3d): kv's K starts larger than
+          qkv's); W_O xavier-uniform; biases zero; map_pos (once built) xavier weight, zero bias.
+        xavier: each matrix xavier-uniform on its own, biases zero; map_pos keeps PyTorch's default.
+        torch: PyTorch's defaults throughout (the reference's ViT and char-level GPT set none)."""
+        if self.init == "torch":
+            return
+        inputs = [getattr(self, n) for n in ("q_proj", "k_proj", "v_proj") if hasattr(self, n)]
+        if self.init == "fused":
+            whole = nn.init.xavier_uniform_(torch.empty(len(inputs) * self.d_model, self.d_model))
+            for lin, part in zip(inputs, whole.split(self.d_model)):
+                lin.weight.copy_(part)
+        else:
+            for lin in inputs:
+                nn.init.xavier_uniform_(lin.weight)
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        for lin in inputs + [self.out_proj]:
             if lin.bias is not None:
                 nn.init.zeros_(lin.bias)
 
@@ -188,7 +208,7 @@ class QKVAttention(SelfAttention):
     def __init__(self, d_model, heads, *, bias=True, **options):
         super().__init__(d_model, heads, bias=bias, **options)
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self._init_projections()
+        self.reset_parameters()
 
     def query(self, x, k, context=None):
         return self.split_heads(self.q_proj(x))
@@ -215,7 +235,7 @@ class KVAttention(SelfAttention):
         self.cross = cross
         if cross == "qk":
             self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self._init_projections()
+        self.reset_parameters()
 
     def query(self, x, k, context=None):
         if context is None:
@@ -242,6 +262,9 @@ class PositionalTerm:
         self.max_len = max_len
         self.map_pos = nn.Linear(pos_dim, heads if pos_per_head else 1)
         self.register_buffer("pos_table", sinusoid_2d(max_len, pos_dim), persistent=False)
+        if self.init == "fused":  # the reference's map_pos init (xavier's only applies to O, K, V)
+            nn.init.xavier_uniform_(self.map_pos.weight)
+            nn.init.zeros_(self.map_pos.bias)
 
     def score_terms(self, m, n=None):
         n = m if n is None else n

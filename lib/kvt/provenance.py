@@ -1,6 +1,7 @@
 """What a run records about where and how it ran (run.json)."""
 
 import datetime
+import hashlib
 import os
 import platform
 import subprocess
@@ -25,12 +26,15 @@ def now() -> str:
 
 
 def provenance(device, cwd: Path | None = None) -> dict:
-    """git commit and dirty flag, versions, device, host and scheduler job id."""
+    """git commit, dirty flag and a hash of the uncommitted changes (tracked files: `git diff
+    HEAD`), versions, device, host and scheduler job id."""
     cwd = Path(cwd or Path(__file__).resolve().parent)
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    diff = _git("diff", "HEAD", cwd=cwd) if status else None
     return {
         "git_commit": _git("rev-parse", "HEAD", cwd=cwd),
         "git_dirty": None if status is None else bool(status),
+        "git_diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": str(device),

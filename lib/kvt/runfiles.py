@@ -8,9 +8,12 @@ from .jsonfiles import write_json
 from .provenance import now, provenance
 
 
-def start_record(run_dir: Path, hparams: dict, device, n_params: int, previous: dict) -> dict:
-    """run.json at the start of a run; `previous` is the record a resumed checkpoint carried."""
-    record = {"status": "running", "hparams": hparams, "n_params": n_params, **provenance(device),
+def start_record(run_dir: Path, hparams: dict, device, n_params: int, previous: dict,
+                 flops: int | None = None) -> dict:
+    """run.json at the start of a run; `previous` is the record a resumed checkpoint carried;
+    flops: matmul FLOPs of one forward pass on one example."""
+    record = {"status": "running", "hparams": hparams, "n_params": n_params, "flops": flops,
+              **provenance(device),
               "start_time": previous.get("start_time", now()), "end_time": None,
               "resumed_at": previous.get("resumed_at", []) + ([now()] if previous else [])}
     write_json(record, Path(run_dir) / "run.json")
@@ -26,7 +29,7 @@ def finish_record(run_dir: Path, record: dict, **result) -> dict:
 def load_weights(path: Path) -> dict:
     """The selected weights a train job wrote: {'model', 'hparams', 'step', 'select'}."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # data only, never code
     except Exception as err:
         raise RuntimeError(f"cannot read model weights {path}: {err}; rerun its train job") from err
     if not isinstance(ckpt, dict) or "model" not in ckpt or "hparams" not in ckpt:

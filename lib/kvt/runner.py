@@ -54,11 +54,13 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, input
     seed_everything(hp["seed"])
     model = rt.build_model(hp)  # before the data: the initial weights depend on the seed alone
     n_params = sum(p.numel() for p in model.parameters())
+    train_data = rt.train_data(hp, inputs)
+    flops = forward_flops(model, next(train_data.batches(0)), rt.step)
     val_extra = rt.val_extra(hp, inputs, device) if hasattr(rt, "val_extra") else None
-    trainer = Trainer(model, rt.train_data(hp, inputs), rt.eval_data(hp, "val", inputs), rt.step,
+    trainer = Trainer(model, train_data, rt.eval_data(hp, "val", inputs), rt.step,
                       train_config(hp), run_dir, device, on_step=on_step,
                       select_on=_of(rt.SELECT_ON, hp), val_extra=val_extra)
-    record = start_record(run_dir, hp, device, n_params, previous=trainer.meta)
+    record = start_record(run_dir, hp, device, n_params, previous=trainer.meta, flops=flops)
     trainer.meta = {**{k: record[k] for k in ("start_time", "resumed_at")}, "hparams": hp}
     chosen = trainer.fit()
     atomic_save({"model": chosen["state"], "hparams": hp, "step": chosen["step"],
@@ -69,6 +71,29 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, input
     if not keep_last:
         trainer.last_path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return record
+
+
+def forward_flops(model, batch, step_fn) -> int:
+    """Matmul FLOPs of one forward pass (and loss) on the first example of a batch, counted by
+    torch's FlopCounterMode on the manual attention path (the counter does not see inside the fused
+    CPU kernel; both paths compute the same products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .attention import SelfAttention
+
+    attention = [m for m in model.modules() if isinstance(m, SelfAttention)]
+    fused, training = [m.fused for m in attention], model.training
+    model.eval()
+    try:
+        for m in attention:
+            m.fused = False
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            step_fn(model, tuple(t[:1] for t in batch))
+    finally:
+        for m, f in zip(attention, fused):
+            m.fused = f
+        model.train(training)
+    return int(counter.get_total_flops())
 
 
 def drop_stale_checkpoint(run_dir: Path, hp: dict) -> None:

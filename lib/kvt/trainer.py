@@ -17,6 +17,7 @@ import csv
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3  # 3: plain types only, loaded with weights_only=True
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "noam")
 
@@ -108,7 +109,10 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state in types torch.load(weights_only=True) accepts (tensors, tuples, ints)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -116,7 +120,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -137,10 +142,15 @@ def atomic_save(obj, path: Path) -> None:
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # truncated or foreign file: say which, never train over it silently
-        raise RuntimeError(f"cannot read checkpoint {path}: {err}. Delete it to start this run "
-                           "from scratch.") from err
+        # weights_only: a checkpoint is data, never code to run (an older format is refused here)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, foreign or older file: say which, never train over it
+        code = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        detail = (f"it holds a {code.group(1)} object, not plain data" if code else
+                  str(err).splitlines()[0])
+        raise RuntimeError(f"cannot read checkpoint {path} (a checkpoint of this version "
+                           f"({CHECKPOINT_VERSION}) holds tensors and plain data only): {detail}. "
+                           "Delete it to start this run from scratch.") from err
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise RuntimeError(f"{path} is not a checkpoint of this version ({CHECKPOINT_VERSION}); "
                            "delete it to start this run from scratch")

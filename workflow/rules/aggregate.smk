@@ -7,6 +7,8 @@ localrules:
     tables,
     loss_figure,
     score_figure,
+    paired,
+    reproduction,
 
 
 rule summary:
@@ -66,6 +68,56 @@ rule tables:
         code=REPORT_CODE,
     script:
         "../../scripts/tables.py"
+
+
+rule paired:
+    input:
+        summary=rules.summary.output.csv,
+    output:
+        csv=f"{RESULTS}/tables/paired.csv",
+        md=report(
+            f"{RESULTS}/tables/paired.md",
+            caption="../report/paired.rst",
+            category="Comparisons",
+            labels={"table": "paired differences"},
+        ),
+        png=report(
+            f"{RESULTS}/figures/paired.png",
+            caption="../report/paired_figure.rst",
+            category="Comparisons",
+            labels={"figure": "differences to qkv"},
+        ),
+        pdf=f"{RESULTS}/figures/paired.pdf",
+    log:
+        f"{RESULTS}/logs/tables/paired.log",
+    conda:
+        "../../envs/kvt.yaml"
+    params:
+        seed=0,
+        code=REPORT_CODE,
+    script:
+        "../../scripts/paired.py"
+
+
+rule reproduction:
+    input:
+        summary=rules.summary.output.csv,
+    output:
+        csv=f"{RESULTS}/tables/reproduction.csv",
+        md=report(
+            f"{RESULTS}/tables/reproduction.md",
+            caption="../report/reproduction.rst",
+            category="Comparisons",
+            labels={"table": "paper vs reproduction"},
+        ),
+    log:
+        f"{RESULTS}/logs/tables/reproduction.log",
+    conda:
+        "../../envs/kvt.yaml"
+    params:
+        code=REPORT_CODE,
+    script:
+        "../../scripts/reproduction.py"
 
 
 rule loss_figure:

@@ -6,9 +6,9 @@ The family's declaration; training code: kvt.experiments.anomaly.
 
 from dataclasses import dataclass
 
-from .base import (Family, TableRecipe, axis, check_heads, fused_setting, mem_mb_setting,
-                   pos_dim_setting, pos_per_head_setting, runtime_setting, scale_setting,
-                   select_setting, setting)
+from .base import (Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
+                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
+                   scale_setting, select_setting, setting)
 
 TASKS = ("cifar100",)
 
@@ -53,6 +53,7 @@ class AnomalyConfig:
     pos_dim: int = pos_dim_setting(10)
     pos_per_head: bool = pos_per_head_setting()
     fused: bool = fused_setting()
+    init: str = init_setting("fused")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
 

@@ -121,6 +121,7 @@ class TableRecipe:
     model_keys: tuple[str, ...] = ()  # columns besides cfg that change the model (e.g. task)
     name_only: tuple[str, ...] = ()  # grid axes left out of the parameter table (no effect on it)
     mean_row: bool = True  # a mean over tasks (False where the tasks' metrics differ)
+    lower_better: tuple[str, ...] = ()  # metrics where lower is better (losses)
     task_extras: dict = field(default_factory=dict)  # task -> outputs only that task has
 
     def metrics(self, task: str) -> tuple[tuple[str, str], ...]:
@@ -217,6 +218,14 @@ def pos_dim_setting(default: int):
 
 def pos_per_head_setting():
     return setting(False, "One map_pos per head instead of one per layer.")
+
+
+def init_setting(default: str):
+    return setting(default, "Initialisation of the attention projections: fused (the reference's "
+                   "tutorial-6 init: [W_Q; W_K; W_V] or [W_K; W_V] as one xavier-uniform matrix, "
+                   "W_O xavier, biases zero, map_pos xavier), xavier (each matrix on its own, "
+                   "map_pos PyTorch's default) or torch (PyTorch's defaults).",
+                   enum=["fused", "xavier", "torch"])
 
 
 def fused_setting():

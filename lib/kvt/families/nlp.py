@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ..report import paper
 from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
-                   mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, setting)
+                   init_setting, mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting,
+                   setting)
 
 TASKS = ("shakespeare", "multi30k")
 LANGUAGES = ["de", "en"]
@@ -49,6 +50,7 @@ class CharLMTask:
     pos_per_head: bool = setting(True, "One map_pos per head (the char-LM reference) instead of "
                                  "one per layer.")
     fused: bool = fused_setting()
+    init: str = init_setting("torch")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
 
@@ -127,6 +129,7 @@ FAMILY = Family(
             "x100) for en -> de, d 64, 1 head, after 17 epochs, nltk BLEU on token lists that kept "
             "<bos>/<eos>: NOT comparable with sacreBLEU on detokenised de -> en output."),
         bounded=False, score_figure="score", mean_row=False,
+        lower_better=("test_loss", "test_bpc"),
         cfg_label="configuration (d: width, l: depth, h: heads)", model_keys=("task",),
         task_extras={"multi30k": ("figures/nlp/bleu_multi30k.png",
                                   "figures/nlp/cross_attention_multi30k.png")}),

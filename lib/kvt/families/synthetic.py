@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from ..report import paper
 from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
-                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, select_setting, setting)
+                   init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
+                   runtime_setting, scale_setting, select_setting, setting)
 
 TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
 
@@ -43,6 +43,7 @@ class SyntheticConfig:
     pos_dim: int = pos_dim_setting(10)
     pos_per_head: bool = pos_per_head_setting()
     fused: bool = fused_setting()
+    init: str = init_setting("fused")
     runtime: int = runtime_setting(60)
     mem_mb: int = mem_mb_setting(8000)
 

@@ -8,8 +8,8 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 from dataclasses import dataclass
 
 from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
-                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, select_setting, setting)
+                   init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
+                   runtime_setting, scale_setting, select_setting, setting)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -54,6 +54,7 @@ class VisionConfig:
     pos_dim: int = pos_dim_setting(50)
     pos_per_head: bool = pos_per_head_setting()
     fused: bool = fused_setting()
+    init: str = init_setting("torch")
     mnist: ViTTask = setting(_mnist_like(), "MNIST settings (protocol.md).")
     fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (protocol.md).")
     cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (protocol.md).")

@@ -23,6 +23,7 @@ class SyntheticModelConfig:
     pos_dim: int = 10
     pos_per_head: bool = False
     fused: bool = True
+    init: str = "fused"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
 class SequenceClassifier(nn.Module):
@@ -37,7 +38,7 @@ class SequenceClassifier(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
                   scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.seq_len,
-                  pos_per_head=cfg.pos_per_head, fused=cfg.fused)
+                  pos_per_head=cfg.pos_per_head, fused=cfg.fused, init=cfg.init)
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(d, cfg.num_classes))

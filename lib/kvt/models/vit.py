@@ -30,6 +30,7 @@ class ViTConfig:
     pos_dim: int = 50
     pos_per_head: bool = False
     fused: bool = True
+    init: str = "torch"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
 def image_to_patches(images: torch.Tensor, patch: int) -> torch.Tensor:
@@ -61,7 +62,8 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, mlp_dim, dropout=cfg.dropout, activation=nn.GELU,
                   post_norm=False, bias=False, out_bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim,
-                  max_len=self.n_tokens, pos_per_head=cfg.pos_per_head, fused=cfg.fused)
+                  max_len=self.n_tokens, pos_per_head=cfg.pos_per_head, fused=cfg.fused,
+                  init=cfg.init)
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, cfg.classes))
 

@@ -160,7 +160,7 @@ def curve_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: 
 
 def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None) -> Figure:
     """Bars of the task's (main) test metric per configuration and variant (error bars: std over
-    seeds, ddof=0), with the paper's mean across configurations as a dotted line per variant."""
+    seeds, sample std), with the paper's mean across configurations as a dotted line per variant."""
     fam = which_family(summary, family)
     recipe = fam.table
     metric, label = recipe.metrics(task)[0]
@@ -198,7 +198,7 @@ def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None)
     fig.legend(handles=handles, loc="outside lower center", ncol=len(variants), fontsize=8,
                frameon=False)
     where = "; dotted: the paper's mean" if paper_known else ""
-    fig.suptitle(f"{task}: {label} (mean ± std over seeds{where})", fontsize=11)
+    fig.suptitle(f"{task}: {label} (mean ± sample std over seeds{where})", fontsize=11)
     return fig
 
 

@@ -58,6 +58,19 @@ def nlp_cell(task: str, attention: str, metric: str) -> tuple[float, float | Non
     return NLP.get((task, metric), {}).get(attention)
 
 
+# Reference numbers protocol.md quotes that are not the paper's cells, or not comparable with ours:
+# (family, task, metric, attention) -> (mean, std or None, source, comparable).
+OTHER_REFERENCES = {
+    ("anomaly", "cifar100", "test_acc", "qkv"): (0.94, None, "UvA tutorial 6's QKV (protocol.md), "
+                                                 "not the paper", True),
+}
+NOT_COMPARABLE = {  # (family, task, metric) -> why
+    ("nlp", "multi30k", "test_bleu"): "the paper's BLEU: nltk on token lists that kept <bos>/<eos>, "
+                                      "en -> de, 0-1 scale (shown x100); ours: sacreBLEU on "
+                                      "detokenised de -> en",
+}
+
+
 def order_variants(names) -> list[str]:
     """Variants in the paper's column order; others (registered later) after, sorted."""
     names = set(names)

@@ -18,9 +18,10 @@ import pandas as pd
 from ..jsonfiles import read_json
 
 IDENTITY = ["family", "task", "cfg", "attention", "seed", "run_dir"]
-RESULT_HEAD = ["n_params", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*, test_*
+RESULT_HEAD = ["n_params", "flops", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*, test_*
 RESULT_TAIL = ["status", "resumes"]
-PROVENANCE = ["device", "device_name", "host", "threads", "git_commit", "git_dirty", "torch", "python",
+PROVENANCE = ["device", "device_name", "host", "threads", "git_commit", "git_dirty", "git_diff_sha256",
+              "torch", "python",
               "start_time", "end_time", "slurm_job_id"]
 METRIC_COLUMNS = ["step", "epoch", "wall_time", "train_loss", "val_loss", "lr"]  # and val_<metric>
 SORT_KEYS = ["family", "task", "seq_len", "d_model", "depth", "heads", "cfg", "attention", "seed"]
@@ -107,7 +108,8 @@ def run_row(run_json: Path, test_json: Path) -> dict:
         if key in row:
             row[f"hp.{key}"] = row.pop(key)
     row.update({
-        "n_params": _need(run, "n_params", run_json), "steps": run.get("steps"),
+        "n_params": _need(run, "n_params", run_json), "flops": run.get("flops"),
+        "steps": run.get("steps"),
         "train_seconds": run.get("train_seconds"), "best_step": best_step, **scores,
         "status": run["status"], "resumes": len(run.get("resumed_at") or []),
         "_scores": list(scores),

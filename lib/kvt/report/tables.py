@@ -4,8 +4,9 @@ parameter counts, each as tidy CSV (for tools) and Markdown (for people); the ma
 LaTeX in the paper's row format.
 
 Only tasks and variants present in the summary appear, so a partial run (one task, one variant)
-still gets its tables. Every std here is numpy's default (ddof=0): the design notes do not say which
-the paper used, and numpy's default is the likeliest for a plotting notebook.
+still gets its tables. Two stds, each labelled where it is printed: across configurations the
+paper's (numpy's default, ddof 0, as the reference's plot notebook computed it); across seeds of one
+configuration the sample std (ddof 1; empty for a single seed).
 """
 
 from pathlib import Path
@@ -52,7 +53,14 @@ def config_columns(df: pd.DataFrame) -> list[str]:
 
 
 def _std(values) -> float:
-    return float(np.std(np.asarray(values, dtype=float)))  # ddof=0 (see the module docstring)
+    """Across configurations: the paper's population std (ddof 0)."""
+    return float(np.std(np.asarray(values, dtype=float)))
+
+
+def _seed_std(values) -> float:
+    """Across seeds: the sample std (ddof 1), NaN for one seed."""
+    values = np.asarray(values, dtype=float)
+    return float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
 
 
 def cfg_order(df: pd.DataFrame) -> list[str]:
@@ -69,7 +77,7 @@ def order_tasks(names, fam) -> list[str]:
 
 def by_config_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
     """Per task, metric (the recipe's, per task), configuration and variant: mean and std
-    (ddof=0) of the metric over seeds."""
+    (sample std, ddof 1) of the metric over seeds."""
     df = family_runs(summary, family)
     fam = which_family(df, family)
     keys = ["task", "cfg"] + config_columns(df) + ["attention"]
@@ -77,7 +85,7 @@ def by_config_table(summary: pd.DataFrame, family: str | None = None) -> pd.Data
     for task, runs in df.groupby("task", sort=False):
         for rank, (metric, _) in enumerate(fam.table.metrics(task)):
             part = (runs.groupby(keys, sort=False, dropna=False)[metric]
-                    .agg(mean="mean", std=_std, n_seeds="count").reset_index())
+                    .agg(mean="mean", std=_seed_std, n_seeds="count").reset_index())
             part.insert(1, "metric", metric)
             parts.append(part.assign(_m=rank))
     out = pd.concat(parts, ignore_index=True)
@@ -232,8 +240,9 @@ def paper_markdown(table: pd.DataFrame, fam) -> str:
                                                for r in part.itertuples()))
     label = _metric_labels(table, fam)
     mean = ("" if not recipe.mean_row else
-            "; `mean` = mean over tasks (the paper's over the same tasks: its printed mean of the 5 "
-            "when all five ran)" if has_ref else "; `mean` = mean over tasks")
+            "; `mean` = the mean of the task rows above, ours from our cells and the paper's from "
+            "its cells (over the same tasks; over all five it is the paper's printed mean row)"
+            if has_ref else "; `mean` = the mean of the task rows above")
     note = f" {recipe.reference_note}" if has_ref and recipe.reference_note else ""
     return (markdown(header, rows) + f"\n{label}: mean over seeds per configuration, then mean "
             f"(std, numpy ddof=0) across configurations{mean}. Ours: {'; '.join(counts)}.{note}\n")
@@ -274,8 +283,8 @@ def by_config_markdown(table: pd.DataFrame, fam) -> str:
         rows.append([name] + [str(k) for k in key[2:]] + [cells[v][0] if v in cells else "" for v in variants] + [n])
     header = [fam.table.task_label] + keys[2:] + variants + ["n_seeds"]
     label = _metric_labels(table, fam)
-    return (markdown(header, rows) + f"\n{label}, mean ± std (numpy ddof=0) over "
-            "seeds; n_seeds per variant when they differ.\n")
+    return (markdown(header, rows) + f"\n{label}, mean ± sample std (ddof 1) over "
+            "seeds (none for one seed); n_seeds per variant when they differ.\n")
 
 
 def params_markdown(table: pd.DataFrame, fam) -> str:
