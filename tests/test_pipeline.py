@@ -98,3 +98,22 @@ def test_an_altered_text_file_stops_the_data_rule_and_nothing_trains(tmp_path):
     assert f"{staged} is truncated or altered" in res.stdout + res.stderr
     assert not (tmp_path / "results/nlp").exists()
     assert staged.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_second_pipeline_on_the_same_folder_is_refused(tmp_path):
+    """Two Snakemake processes on one results folder: the second stops with Snakemake's lock
+    message and changes nothing; the first completes."""
+    target = f"{RUN}/test.json"
+    first = subprocess.Popen(snakemake(tmp_path, target), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None and not (locks.exists() and any(locks.iterdir())):
+        time.sleep(0.05)
+    assert first.poll() is None, "the first pipeline ended before the second could start"
+    second = subprocess.run(snakemake(tmp_path, target), capture_output=True, text=True, timeout=300)
+    out = second.stdout + second.stderr
+    assert second.returncode != 0 and "Directory cannot be locked" in out, out[-2000:]
+    first.wait(timeout=600)
+    assert first.returncode == 0 and (tmp_path / target).exists()
