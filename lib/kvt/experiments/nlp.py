@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..data import text
 from ..data.tokenizer import PAD, Tokenizer
-from ..data.translation import PairBatches, encode_pairs, eval_batches
+from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
 from ..models.gpt import CharGPT, GPTConfig
 from ..models.translator import Translator, TranslatorConfig
 from .common import fields_from
@@ -67,13 +67,14 @@ def _chars(root: Path):
 
 @lru_cache(maxsize=2)
 def _pairs(root: Path, tokenizer: str, source: str, target: str, max_len: int):
-    """{split: (source ids, target ids, raw target sentences)}, and the tokenizer."""
+    """{split: (source ids, target ids, raw target sentences: the BLEU references)}, and the
+    tokenizer."""
     tok = Tokenizer.load(tokenizer)
     out = {}
     for split in text.MULTI30K_SPLITS:
         pairs = text.read_pairs(root, split, source, target)
         src, tgt = encode_pairs(pairs, tok, max_len)
-        out[split] = (src, tgt, [t for _, t in pairs], [s for s, _ in pairs])
+        out[split] = (src, tgt, [t for _, t in pairs])
     return out, tok
 
 
@@ -93,7 +94,7 @@ def data_facts(hp: dict, inputs: dict) -> dict:
 def train_data(hp: dict, inputs: dict):
     if hp["task"] == CHARLM:
         return text.BlockBatches(_chars(_root(inputs))[1], hp["block"], hp["batch_size"], hp["seed"])
-    src, tgt, _, _ = pairs(hp, inputs)[0]["train"]
+    src, tgt, _ = pairs(hp, inputs)[0]["train"]
     return PairBatches(src, tgt, hp["batch_size"], hp["seed"])
 
 
@@ -121,7 +122,7 @@ def eval_data(hp: dict, split: str, inputs: dict):
         if split == "val":  # the protocol's estimate: fixed random blocks, the same for every run
             return text.fixed_batches(val, hp["block"], hp["batch_size"], hp["eval_batches"], seed=0)
         return _consecutive_blocks(val, hp["block"], 4 * hp["batch_size"])  # all of the val text
-    src, tgt, _, _ = pairs(hp, inputs)[0][split]
+    src, tgt, _ = pairs(hp, inputs)[0][split]
     return eval_batches(src, tgt, hp["eval_batch"])
 
 
@@ -158,8 +159,6 @@ def decode_limit(model, src_len: int) -> int:
 
 def translate(model, src: list, tok, batch: int, device, beam: int = 1) -> list[str]:
     """Detokenised translations of source id sequences, specials stripped."""
-    from ..data.translation import pad
-
     out = []
     for i in range(0, len(src), batch):
         x = pad(src[i:i + batch]).to(device)
@@ -182,7 +181,7 @@ def val_extra(hp: dict, inputs: dict, device):
     if hp["task"] == CHARLM:
         return None
     data, tok = pairs(hp, inputs)
-    src, _, refs, _ = data["val"]
+    src, _, refs = data["val"]
     n = min(hp["val_bleu_size"], len(src))
     return lambda model: {"bleu": bleu(translate(model, src[:n], tok, hp["eval_batch"], device),
                                        refs[:n])[0]}
@@ -200,7 +199,7 @@ def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
         (out_dir / "sample.txt").write_text(vocab.decode(ids.cpu()), encoding="utf-8")
         return {}
     data, tok = pairs(hp, inputs)
-    src, _, refs, _ = data["test"]
+    src, _, refs = data["test"]
     hyps = translate(model, src, tok, hp["eval_batch"], device, beam=hp["beam"])
     score, signature = bleu(hyps, refs)
     (out_dir / "translations.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")

@@ -17,28 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .summary import (PROVENANCE, RESULT_HEAD, RESULT_TAIL, collect, diff_runs, read_summary,
-                      score_columns)
+from .summary import collect, column_kind, diff_runs, read_summary, same, score_columns
 
 KEYS = ["family", "task", "cfg", "attention", "seed"]
-
-
-def _kind(column: str, scores: set) -> str:
-    if column in RESULT_HEAD + RESULT_TAIL or column in scores:
-        return "metric"
-    return "provenance" if column in PROVENANCE else "param"
 
 
 def compare_runs(a: Path, b: Path) -> pd.DataFrame:
     """The columns where two run folders differ (kind, a, b)."""
     both = collect([Path(a) / "run.json", Path(b) / "run.json"], [Path(a) / "test.json", Path(b) / "test.json"])
     return diff_runs(both, 0, 1)
-
-
-def _same(x, y) -> bool:
-    if pd.isna(x) and pd.isna(y):
-        return True
-    return x == y
 
 
 def compare_results(a: Path, b: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -59,17 +46,17 @@ def compare_results(a: Path, b: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for column in dict.fromkeys([c for c in list(sa.columns) + list(sb.columns)
                                  if c not in KEYS and c not in ("run_dir",)]):
         if column not in sa or column not in sb:
-            rows.append({"column": column, "kind": _kind(column, scores),
+            rows.append({"column": column, "kind": column_kind(column, scores),
                          "runs_differing": len(matched), "max_abs_diff": np.nan,
                          "note": f"only in {'a' if column in sa else 'b'}"})
             continue
         x, y = matched[f"{column}@a"], matched[f"{column}@b"]
-        differ = [not _same(p, q) for p, q in zip(x, y)]
+        differ = [not same(p, q) for p, q in zip(x, y)]
         if not any(differ):
             continue
         numeric = pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y)
         gap = float(np.nanmax(np.abs(x.to_numpy(float) - y.to_numpy(float)))) if numeric else np.nan
-        rows.append({"column": column, "kind": _kind(column, scores), "runs_differing": sum(differ),
+        rows.append({"column": column, "kind": column_kind(column, scores), "runs_differing": sum(differ),
                      "max_abs_diff": gap, "note": ""})
     diffs = pd.DataFrame(rows, columns=["column", "kind", "runs_differing", "max_abs_diff", "note"])
     order = {"param": 0, "metric": 1, "provenance": 2}

@@ -164,7 +164,8 @@ def _locate(summary: pd.DataFrame, run) -> int:
     return hits[0]
 
 
-def _same(a, b) -> bool:
+def same(a, b) -> bool:
+    """Equal, counting two missing values as equal."""
     if pd.isna(a) and pd.isna(b):
         return True
     return a == b
@@ -178,6 +179,13 @@ def score_columns(columns) -> set[str]:
     return final | {c[len("final_"):] for c in final} | tests
 
 
+def column_kind(column: str, scores: set) -> str:
+    """metric, provenance or param: what a summary column is (scores: score_columns)."""
+    if column in RESULT_HEAD + RESULT_TAIL or column in scores:
+        return "metric"
+    return "provenance" if column in PROVENANCE else "param"
+
+
 def diff_runs(summary: pd.DataFrame, run_a, run_b) -> pd.DataFrame:
     """The columns where two runs differ: index = column, columns kind (param, metric or
     provenance), a, b. Runs are named by row number or by run folder (or its tail)."""
@@ -186,11 +194,9 @@ def diff_runs(summary: pd.DataFrame, run_a, run_b) -> pd.DataFrame:
     a, b = summary.iloc[ia], summary.iloc[ib]
     rows = []
     for col in summary.columns:
-        if col == "run_dir" or _same(a[col], b[col]):
+        if col == "run_dir" or same(a[col], b[col]):
             continue
-        kind = ("metric" if col in RESULT_HEAD + RESULT_TAIL or col in scores else
-                "provenance" if col in PROVENANCE else "param")
-        rows.append({"column": col, "kind": kind, "a": a[col], "b": b[col]})
+        rows.append({"column": col, "kind": column_kind(col, scores), "a": a[col], "b": b[col]})
     out = pd.DataFrame(rows, columns=["column", "kind", "a", "b"], dtype=object).set_index("column")
     out.attrs.update(a=a["run_dir"], b=b["run_dir"])
     return out
