@@ -15,7 +15,8 @@ $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	touch $@
 
-run: env  ## the paper preset on all cores and up to 4 GPUs
+run: env  ## the paper preset on all cores and up to 4 GPUs (without a GPU: says so and what it costs first)
+	$(PY) -m kvt.preflight $(ARGS)
 	$(SNAKEMAKE) --cores all --resources gpu=4 $(ARGS)
 
 cpu: env  ## every task and variant, reduced (README: timings, data)

@@ -163,7 +163,7 @@ def test_fixtures_never_overwrite_real_files(tmp_path):
     info = prepare("cifar10", tmp_path, download_missing=False, fixtures=True)
     assert info["source"] == "fixture"
     again = prepare("cifar10", tmp_path, download_missing=False, fixtures=True)
-    assert again["source"] == "staged" and again["files"] == info["files"]
+    assert again["source"] == "fixture" and again["files"] == info["files"]
     (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
     with pytest.raises(DataMissingError, match="test_batch"):
         prepare("cifar10", tmp_path, download_missing=False, fixtures=True)

@@ -12,6 +12,7 @@ import torch
 from kvt import runner
 from kvt.config import ConfigError, load_schema, resolve
 from kvt.data import text
+from kvt.data.integrity import verified_root
 from kvt.experiments import nlp as rt
 
 from conftest import FAMILY_INPUTS, tiny_hparams
@@ -74,7 +75,7 @@ def test_a_run_refuses_a_file_altered_after_the_data_rule(tmp_path):
     info = json.loads(Path(inputs["data"]).read_text())
     path = Path(info["root"]) / text.SHAKESPEARE
     path.write_text(path.read_text().upper())
-    rt._verified_root.cache_clear()
+    verified_root.cache_clear()
     with pytest.raises(text.ChecksumError, match="changed since the data rule"):
         runner.train(tiny_hparams("nlp.shakespeare"), tmp_path / "run", tmp_path / "run/model.pt",
                      CPU, inputs=inputs)

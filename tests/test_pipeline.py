@@ -1,10 +1,12 @@
-"""End to end through Snakemake: a train job killed with its whole Snakemake process resumes from
-its last.pt on the next run (after --unlock and with --rerun-incomplete, as a user would do) and
-ends with the same metrics and test result as an uninterrupted run."""
+"""End to end through Snakemake: fault drills. A train job of every family killed with its whole
+Snakemake process at a random step resumes from its last.pt on the next run (after --unlock and
+with --rerun-incomplete, as a user would do) and ends with the same metrics and test result as an
+uninterrupted run; bad data stops a run before training; a second pipeline is refused."""
 
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,13 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "results/synthetic/copy/n8-d16-l1-h2/kv/seed0"
+SYNTHETIC = ("attentions=[kv]", "synthetic={tasks: [copy], train_size: 16000, epochs: 1}")
 
 
-def snakemake(workdir: Path, *extra: str) -> list[str]:
+def snakemake(workdir: Path, *extra: str, config=SYNTHETIC) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"),
             "--configfile", str(ROOT / "config.yaml"), "--directory", str(workdir), "--cores", "1",
-            *extra, "--config", "preset=smoke", "attentions=[kv]",
-            "synthetic={tasks: [copy], train_size: 16000, epochs: 1}"]
+            *extra, "--config", "preset=smoke", *config]
 
 
 def metric_rows(run_dir: Path) -> list[dict]:
@@ -29,36 +31,62 @@ def metric_rows(run_dir: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "wall_time"} for row in csv.DictReader(f)]
 
 
-@pytest.mark.slow
-def test_killed_train_job_resumes_through_snakemake(tmp_path):
-    target = f"{RUN}/test.json"
-    ref, work = tmp_path / "ref", tmp_path / "work"
-    done = subprocess.run(snakemake(ref, target), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+# family (task): (smoke preset overrides, the run folder). Each run validates, and so writes last.pt,
+# several times, and lasts long enough after its first checkpoint to be killed between two.
+KILLED = {
+    "synthetic": (SYNTHETIC, RUN),
+    "vision": (("vision={tasks: [mnist], mnist: {epochs: 4, batch_size: 10}}",),
+               "results/vision/mnist/d16-l1-h2/kv_pos/seed0"),
+    "anomaly": (("anomaly={epochs: 4, batch_size: 16}",), "results/anomaly/cifar100/d16-l1-h2/kv_pos/seed0"),
+    "nlp.shakespeare": (("nlp={tasks: [shakespeare], shakespeare: {iterations: 300, val_every: 30}}",),
+                        "results/nlp/shakespeare/d16-l1-h2/kv_pos/seed0"),
+    "nlp.multi30k": (("nlp={tasks: [multi30k], multi30k: {epochs: 4, batch_size: 10}}",),
+                     "results/nlp/multi30k/d16-l1-h2/kv_pos/seed0"),
+}
 
-    proc = subprocess.Popen(snakemake(work, target), stdout=subprocess.DEVNULL,
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", KILLED)
+def test_killed_train_job_resumes_through_snakemake(tmp_path, case):
+    config, run = KILLED[case]
+    target = f"{run}/test.json"
+    ref, work = tmp_path / "ref", tmp_path / "work"
+    started = time.time()
+    done = subprocess.run(snakemake(ref, target, config=config), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ref_rows = metric_rows(ref / run)
+    assert len(ref_rows) >= 4, "too few checkpoints to kill the run between two"
+
+    proc = subprocess.Popen(snakemake(work, target, config=config), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    metrics = work / RUN / "metrics.csv"
+    metrics = work / run / "metrics.csv"
+    delay = random.Random(case).uniform(0, 0.3)  # a random step after the first checkpoint
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill after the first checkpoint past step 0
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            time.sleep(delay)
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.02)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the train job finished before it could be killed"
-    assert (work / RUN / "last.pt").exists() and not (work / RUN / "model.pt").exists()
+    assert (work / run / "last.pt").exists() and not (work / run / "model.pt").exists()
+    killed_rows = len(metric_rows(work / run))
+    assert killed_rows < len(ref_rows)
 
-    subprocess.run(snakemake(work, "--unlock"), capture_output=True, timeout=300, check=True)
-    again = subprocess.run(snakemake(work, "--rerun-incomplete", target), capture_output=True,
-                           text=True, timeout=600)
+    subprocess.run(snakemake(work, "--unlock", config=config), capture_output=True, timeout=300, check=True)
+    again = subprocess.run(snakemake(work, "--rerun-incomplete", target, config=config),
+                           capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    log = (work / "results/logs/synthetic/train/copy/n8-d16-l1-h2/kv/seed0.log").read_text()
+    family, rest = run.split("/", 2)[1:]
+    log = (work / f"results/logs/{family}/train/{rest}.log").read_text()
     assert "resuming from" in log
-    assert metric_rows(work / RUN) == metric_rows(ref / RUN)
+    assert metric_rows(work / run) == ref_rows
     result = json.loads((work / target).read_text())
     assert result == json.loads((ref / target).read_text())
-    assert json.loads((work / RUN / "run.json").read_text())["resumed_at"]
+    assert json.loads((work / run / "run.json").read_text())["resumed_at"]
+    print(f"{case}: killed after {killed_rows} of {len(ref_rows)} validations; "
+          f"{time.time() - started:.0f} s in all")
 
 
 @pytest.mark.slow
@@ -98,6 +126,42 @@ def test_an_altered_text_file_stops_the_data_rule_and_nothing_trains(tmp_path):
     assert f"{staged} is truncated or altered" in res.stdout + res.stderr
     assert not (tmp_path / "results/nlp").exists()
     assert staged.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_bad_image_files_stop_the_run_before_training_and_are_kept(tmp_path):
+    """Vision: staged files that are not the official ones stop the data rule; a file altered
+    after the data rule checked it stops the train job. Each error names the file, no train job
+    writes a model, and the files are left as they were."""
+    from kvt.data.vision import write_fixture
+
+    run = KILLED["vision"][1]
+    data = tmp_path / "data"
+    write_fixture("mnist", data)
+    label = data / "MNIST/raw/train-labels-idx1-ubyte"
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    staged = (*KILLED["vision"][0], f"data={{dir: {data}, download: false, fixtures: false}}")
+    res = subprocess.run(snakemake(tmp_path, f"{run}/test.json", config=staged), capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode != 0
+    assert f"{label} is truncated or altered" in res.stdout + res.stderr
+    assert not (tmp_path / "results/vision").exists()
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+
+    fixtures = (*KILLED["vision"][0], f"data={{dir: {tmp_path / 'fx'}, fixtures: true}}")
+    made = subprocess.run(snakemake(tmp_path, "results/data/mnist.json", config=fixtures),
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    label = tmp_path / "fx/MNIST/raw/train-labels-idx1-ubyte"
+    altered = label.read_bytes()[:-1] + bytes([label.read_bytes()[-1] ^ 1])  # one label changed
+    label.write_bytes(altered)
+    res = subprocess.run(snakemake(tmp_path, f"{run}/test.json", config=fixtures), capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode != 0
+    log = (tmp_path / f"results/logs/vision/train/{run.split('/', 2)[2]}.log").read_text()
+    assert f"{label} changed since the data rule checked it" in log
+    assert not (tmp_path / run / "model.pt").exists() and not (tmp_path / run / "last.pt").exists()
+    assert label.read_bytes() == altered
 
 
 @pytest.mark.slow

@@ -301,3 +301,81 @@ def test_fixture_classes_are_learnable():
     means = np.stack([xtr[ytr == c].reshape((ytr == c).sum(), -1).mean(0) for c in range(10)])
     pred = ((xte.reshape(200, 1, -1).astype(float) - means[None]) ** 2).sum(-1).argmin(1)
     assert (pred == yte).mean() > 0.5
+
+
+# ---------------------------------------------------------------- the data rule's checks
+
+
+def _tree(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name,rel", [("mnist", "MNIST/raw/train-labels-idx1-ubyte"),
+                                      ("cifar10", "cifar-10-batches-py/data_batch_1")])
+def test_staged_files_that_are_not_the_official_ones_are_refused_and_kept(tmp_path, name, rel):
+    """Fixture files staged as if real (no fixture mode): not the official sums, so the data rule
+    stops naming the first such file, and changes nothing."""
+    root = tmp_path / "data"
+    V.prepare(name, root, download_missing=False, fixtures=True)
+    before = _tree(root)
+    with pytest.raises(V.DataCorruptError, match=f"{root / rel} is truncated or altered"):
+        V.prepare(name, root, download_missing=True, fixtures=False)
+    assert _tree(root) == before
+
+
+def test_fixture_mode_accepts_its_own_files_and_refuses_a_truncated_one(tmp_path):
+    root = tmp_path / "data"
+    first = V.prepare("fashion_mnist", root, download_missing=False, fixtures=True)
+    assert first["source"] == "fixture" and len(first["files"]) == 4
+    for rel, meta in first["files"].items():
+        assert meta == {"sha256": V.sha256(root / rel), "bytes": (root / rel).stat().st_size}
+    assert V.prepare("fashion_mnist", root, download_missing=False, fixtures=True) == first
+    path = root / "FashionMNIST/raw/t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    before = _tree(root)
+    with pytest.raises(V.DataCorruptError, match=f"{path} is truncated or altered"):
+        V.prepare("fashion_mnist", root, download_missing=True, fixtures=True)
+    assert _tree(root) == before
+
+
+def test_official_sums_cover_every_mnist_file():
+    for name in ("mnist", "fashion_mnist"):
+        assert set(V.spec_of(name).files) <= set(V.OFFICIAL_SHA256)
+    assert all(len(v) == 64 and int(v, 16) >= 0 for v in V.OFFICIAL_SHA256.values())
+
+
+def test_a_file_altered_after_the_data_rule_stops_the_run(tmp_path):
+    import json
+
+    from kvt.data.integrity import ChecksumError, verified_root
+    from kvt.experiments import vision as rt
+
+    root = tmp_path / "data"
+    manifest = tmp_path / "cifar10.json"
+    manifest.write_text(json.dumps(V.prepare("cifar10", root, download_missing=False, fixtures=True)))
+    hp = {"task": "cifar10", "val_size": 20, "split_seed": 0, "train_size": None, "test_size": None,
+          "batch_size": 16, "seed": 0}
+    assert len(rt.splits(hp, {"data": str(manifest)})["val"][0]) == 20
+    path = root / "cifar-10-batches-py/test_batch"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # one bit: the pickle still loads
+    path.write_bytes(bytes(data))
+    rt._splits.cache_clear(), verified_root.cache_clear()
+    with pytest.raises(ChecksumError, match=f"{path} changed since the data rule"):
+        rt.train_data(hp, {"data": str(manifest)})
+    assert path.read_bytes() == bytes(data)
+    path.unlink()
+    verified_root.cache_clear()
+    with pytest.raises(FileNotFoundError, match=f"{path} .listed in {manifest}. is missing"):
+        rt.train_data(hp, {"data": str(manifest)})
+
+
+def test_a_manifest_without_sums_is_refused(tmp_path):
+    import json
+
+    from kvt.data.integrity import ChecksumError, verified_root
+
+    manifest = tmp_path / "mnist.json"
+    manifest.write_text(json.dumps({"root": str(tmp_path), "files": {"MNIST/raw/x": 12}}))
+    with pytest.raises(ChecksumError, match="older format"):
+        verified_root(str(manifest))

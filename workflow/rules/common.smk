@@ -45,6 +45,9 @@ class FamilyRules:
         self.code = CODE[name]
         self.root = f"{RESULTS}/{name}"
         self.run = f"{RESULTS}/{name}/{RUN}"
+        # The section's `group` on: a cluster job per configuration, its runs the components of
+        # this group (the profile's group-components names the pattern: it spans them all).
+        self.group = f"{name}-{{task}}-{{cfg}}" if self.section.get("group") else None
         cfgs = sorted({c for per_task in self.configs.values() for c in per_task})
         self.constraints = {
             "task": "|".join(self.tasks),

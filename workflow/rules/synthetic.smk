@@ -13,6 +13,8 @@ rule synthetic_train:
         f"{RESULTS}/benchmarks/synthetic/train/{RUN}.tsv"
     wildcard_constraints:
         **FAM["synthetic"].constraints,
+    group:
+        FAM["synthetic"].group
     conda:
         "../../envs/kvt.yaml"
     threads: config["threads"]
@@ -39,6 +41,8 @@ rule synthetic_eval:
         f"{RESULTS}/benchmarks/synthetic/eval/{RUN}.tsv"
     wildcard_constraints:
         **FAM["synthetic"].constraints,
+    group:
+        FAM["synthetic"].group
     conda:
         "../../envs/kvt.yaml"
     threads: config["threads"]

@@ -25,6 +25,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .integrity import ChecksumError, sha256  # noqa: F401  (part of this module's interface)
+
 # ---------------------------------------------------------------------------------------------
 # Sources: name -> (path relative to the raw-file root, sha256). The sums are those of the files
 # the study used (the offline mirror's SHA256SUMS), recorded here so a changed upstream file or a
@@ -48,20 +50,8 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-class ChecksumError(ValueError):
-    """A file's sha256 differs from the recorded one: it is truncated or altered."""
-
-
 class FetchError(RuntimeError):
     """A file could not be obtained from its source (network failure, missing local copy)."""
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _expected(rel_path: str) -> str:

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 import torchvision.datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
+from .integrity import sha256
+
 Split = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -507,15 +509,49 @@ def write_fixture(name: str, root, n_train: int = 600, n_test: int = 200, seed: 
 
 FIXTURE_SIZES = {"cifar100": (2000, 1000)}  # (train, test): set anomaly needs >= 9 images a class
 
+# sha256 of the official MNIST and Fashion-MNIST raw files: the publishers' .gz archives (whose
+# md5s torchvision checks) decompressed. CIFAR's files are checked against torchvision's own md5s.
+OFFICIAL_SHA256 = {
+    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "FashionMNIST/raw/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "FashionMNIST/raw/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "FashionMNIST/raw/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "FashionMNIST/raw/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+
+def _is_official(spec: VisionData, root: Path, rel: str, digest: str) -> bool:
+    if rel in OFFICIAL_SHA256:
+        return digest == OFFICIAL_SHA256[rel]
+    cls = getattr(tvd, spec.tv_class)
+    md5 = dict(cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]])
+    return check_integrity(str(root / rel), md5[rel.split("/")[-1]])
+
+
+def _fixture_sums(name: str) -> dict[str, str]:
+    """{rel: sha256} of the fixture files prepare writes for `name` (deterministic)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return {str(p.relative_to(tmp)): sha256(p)
+                for p in write_fixture(name, tmp, *FIXTURE_SIZES.get(name, (600, 200)))}
+
 
 def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries: int = 3,
             wait: float = 5.0) -> dict:
-    """Make the files of `name` present under root and describe them (the data rule's manifest).
+    """Make the files of `name` present under root, check them, and describe them (the data rule's
+    manifest: {dataset, root, source, files: {rel: {sha256, bytes}}}; jobs check the files
+    against it before they read them).
 
-    Files already in place are used as they are (an offline cluster stages them once). Missing
-    files are written as fixtures (`fixtures`: the smoke preset and tests; never over real
-    files), or downloaded (`download_missing`), or reported with where to put them."""
+    Files already in place are used as they are (an offline cluster stages them once) if they are
+    the official files (fixture mode also accepts the fixture files); any other file is an error
+    naming it, and is left as it is. Missing files are written as fixtures (`fixtures`: the smoke
+    preset and tests; never over real files), or downloaded (`download_missing`), or reported with
+    where to put them."""
     spec, root = spec_of(name), Path(root)
+    if spec.tv_class is None:
+        return {"dataset": name, "root": str(root), "source": "scikit-learn", "files": {}}
     missing = missing_files(name, root)
     source = "staged"
     if missing and fixtures:
@@ -529,10 +565,22 @@ def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries:
         download(name, root, retries=retries, wait=wait)
         source = "downloaded"
     check_files(name, root)
-    if spec.tv_class is None:
-        source = "scikit-learn"
-    return {"dataset": name, "root": str(root), "source": source,
-            "files": {f: (root / f).stat().st_size for f in spec.files}}
+    accepted = _fixture_sums(name) if fixtures else {}
+    files, bad = {}, []
+    for rel in spec.files:
+        path = root / rel
+        digest = sha256(path)
+        if accepted.get(rel) == digest:
+            source = "fixture"
+        elif not _is_official(spec, root, rel, digest):
+            bad.append(f"{path} is truncated or altered (sha256 {digest})")
+        files[rel] = {"sha256": digest, "bytes": path.stat().st_size}
+    if bad:
+        raise DataCorruptError(
+            f"dataset {name}: {len(bad)} file(s) are not the official files:\n  " + "\n  ".join(bad)
+            + f"\nThey were not used and are left as they are. Delete them and rerun the pipeline to "
+            f"download them again (data.download: true), or copy good copies into {root}.")
+    return {"dataset": name, "root": str(root), "source": source, "files": files}
 
 
 def load_official(name: str, root, *, verify: bool = True, train_size: int | None = None,

@@ -73,6 +73,7 @@ def eval_data(hp: dict, split: str, inputs: dict):
 
 def features_job(job) -> None:
     """The feature rule: ResNet-34 features of the dataset's images, computed once."""
+    from ..data.integrity import verified_root
     from ..data.vision import load_official
     from ..jobs import setup
     from ..trainer import atomic_save
@@ -80,7 +81,8 @@ def features_job(job) -> None:
     device = setup(job)
     p = job.params
     info = json.loads(Path(job.input.data).read_text())
-    images = load_official(job.wildcards.task, info["root"], verify=info["source"] != "fixture",
+    root = verified_root(str(job.input.data))  # the files the data rule checked, unchanged since
+    images = load_official(job.wildcards.task, root, verify=info["source"] != "fixture",
                            train_size=p.train_images, test_size=p.test_images, seed=p.split_seed)
     feats = compute_features(images, backbone=p.backbone, image_size=p.image_size,
                              batch_size=p.feature_batch, device=device,

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import text
+from ..data.integrity import verified_root
 from ..data.tokenizer import PAD, Tokenizer
 from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
 from ..models.gpt import CharGPT, GPTConfig
@@ -42,22 +43,7 @@ def _root(inputs: dict) -> Path:
     the sum recorded there (a file altered since the data rule ran is never used)."""
     if "data" not in inputs:
         raise ValueError("an NLP run needs the data rule's manifest as input 'data'")
-    return _verified_root(str(inputs["data"]))
-
-
-@lru_cache(maxsize=4)
-def _verified_root(manifest: str) -> Path:
-    info = json.loads(Path(manifest).read_text())
-    root = Path(info["root"])
-    for rel, meta in info["files"].items():
-        path = root / rel
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} (listed in {manifest}) is missing; rerun the data rule")
-        if text.sha256(path) != meta["sha256"]:
-            raise text.ChecksumError(f"{path} changed since the data rule checked it (sha256 differs "
-                                     f"from {manifest}); it was not used. Restore it or delete it and "
-                                     "the manifest to fetch it again.")
-    return root
+    return verified_root(str(inputs["data"]))
 
 
 @lru_cache(maxsize=2)
@@ -224,7 +210,7 @@ def tokenizer_job(job) -> None:
     """The tokenizer rule: one joint subword model of both languages, from the training split only."""
     from ..data.tokenizer import train_tokenizer
 
-    root = _verified_root(str(job.input.data))
+    root = verified_root(str(job.input.data))
     train = text.read_pairs(root, "train", "de", "en")
     sentences = [s for s, _ in train] + [t for _, t in train]
     tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))

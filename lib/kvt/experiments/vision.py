@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..data.integrity import verified_root
 from ..data.vision import DATASETS, ImageBatches, eval_batches, load_splits
 from ..models.vit import ViTConfig, VisionTransformer
 from .common import fields_from
@@ -33,8 +34,9 @@ def step(model, batch) -> dict:
 @lru_cache(maxsize=2)
 def _splits(task, manifest, val_size, split_seed, train_size, test_size):
     info = json.loads(Path(manifest).read_text())
+    root = verified_root(manifest)  # the files the data rule checked, unchanged since
     # Fixture files (smoke preset, tests) cannot match torchvision's md5 sums of the real files.
-    return load_splits(task, info["root"], val_size=val_size, split_seed=split_seed,
+    return load_splits(task, root, val_size=val_size, split_seed=split_seed,
                        train_size=train_size, test_size=test_size, verify=info["source"] != "fixture")
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .base import (Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, select_setting, setting)
+                   scale_setting, select_setting, setting, Workload)
 
 TASKS = ("cifar100",)
 
@@ -62,6 +62,14 @@ def check(section: dict) -> None:
     check_heads("anomaly.grid", section["grid"])
 
 
+def workload(hp: dict, section: dict) -> Workload:
+    """One set per training image (CIFAR-100: 50,000), each of set_size feature vectors; the
+    ResNet-34 feature pass, done once for all runs, is not counted."""
+    sets = (section["train_images"] or 50000) * (1 - hp["val_fraction"])
+    return Workload(tokens=hp["epochs"] * sets * hp["set_size"], seq=hp["set_size"], mlp=2,
+                    blocks=hp["depth"])
+
+
 FAMILY = Family(
     name="anomaly",
     config=AnomalyConfig,
@@ -76,4 +84,5 @@ FAMILY = Family(
         "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
     check=check,
     order=2,
+    workload=workload,
 )

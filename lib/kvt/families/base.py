@@ -133,6 +133,28 @@ class TableRecipe:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What one run's training processes, for a rough cost estimate without torch: `tokens`
+    token positions through `blocks` transformer blocks of width d_model (from the hparams), with
+    sequences of `seq` tokens and an MLP of `mlp` x d_model."""
+    tokens: float
+    seq: int
+    mlp: float
+    blocks: int
+
+
+def train_flops(hp: dict, work: Workload) -> float:
+    """Matmul FLOPs of training one run (forward + backward = 3 x forward): per token and block,
+    the input and output projections (4 d^2 for qkv, 3 d^2 for the kv variants), the MLP, and
+    the scores and weighted sum (2 n d each); 2 FLOPs a multiply-add. Embeddings, heads, norms and
+    evaluation are left out: an estimate, within a small factor."""
+    d = hp["d_model"]
+    proj = (4 if hp["attention"] == "qkv" else 3) * d * d
+    per_token = 2 * (proj + 2 * work.mlp * d * d) + 4 * work.seq * d
+    return 3.0 * work.blocks * per_token * work.tokens
+
+
+@dataclass(frozen=True)
 class Family:
     """One task family (see the module docstring). Subclass to override the defaults."""
     name: str
@@ -146,6 +168,7 @@ class Family:
     check: Callable[[dict], None] | None = None  # what the schema cannot say; raise ConfigError
     per_task: bool = False  # settings per task live in section[task] (a nested dataclass)
     order: int = 0  # position among the families (the paper's order) in lists and the summary
+    workload: Callable[[dict, dict], "Workload"] | None = None  # (hparams, section): for estimates
 
     # The section as configured: the dataclass's defaults, as the schema fills them in.
     def defaults(self) -> dict:

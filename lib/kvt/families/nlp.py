@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..report import paper
 from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting,
-                   setting)
+                   setting, Workload)
 
 TASKS = ("shakespeare", "multi30k")
 LANGUAGES = ["de", "en"]
@@ -109,6 +109,15 @@ def check(section: dict) -> None:
         raise ConfigError(f"nlp.multi30k: source and target are both {mt['source']!r}")
 
 
+def workload(hp: dict, section: dict) -> Workload:
+    """Char-LM: iterations x batch x block characters. Translation: Multi30k's 29,000 training
+    pairs of about 16 + 15 BPE pieces through an encoder and a decoder of `depth` blocks each."""
+    if hp["task"] == "shakespeare":
+        return Workload(tokens=hp["iterations"] * hp["batch_size"] * hp["block"], seq=hp["block"],
+                        mlp=4, blocks=hp["depth"])
+    return Workload(tokens=hp["epochs"] * 29000 * 31, seq=16, mlp=4, blocks=2 * hp["depth"])
+
+
 FAMILY = Family(
     name="nlp",
     config=NLPConfig,
@@ -138,4 +147,5 @@ FAMILY = Family(
     check=check,
     per_task=True,
     order=3,
+    workload=workload,
 )

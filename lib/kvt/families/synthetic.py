@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..report import paper
 from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting)
+                   runtime_setting, scale_setting, select_setting, setting, Workload)
 
 TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
 
@@ -46,6 +46,10 @@ class SyntheticConfig:
     init: str = init_setting("fused")
     runtime: int = runtime_setting(60)
     mem_mb: int = mem_mb_setting(8000)
+    group: bool = setting(False, "On a cluster, submit the runs of one configuration (every variant "
+                          "and seed, train then eval) as one job, a Snakemake group, instead of one "
+                          "job per run: the scheduler sees 10x fewer, longer jobs. Needs the profile's "
+                          "local gpu scope (profiles/slurm); inactive in local runs.", run=False)
 
 
 def check(section: dict) -> None:
@@ -57,6 +61,11 @@ def check(section: dict) -> None:
     if section["train_size"] < section["batch_size"]:
         raise ConfigError(f"synthetic.train_size={section['train_size']} is smaller than "
                           f"batch_size={section['batch_size']}: no training batch")
+
+
+def workload(hp: dict, section: dict) -> Workload:
+    return Workload(tokens=hp["epochs"] * hp["train_size"] * hp["seq_len"], seq=hp["seq_len"],
+                    mlp=2, blocks=hp["depth"])
 
 
 FAMILY = Family(
@@ -74,5 +83,6 @@ FAMILY = Family(
                       name_only=("seq_len",)),
     doc="Synthetic sequence tasks (protocol.md), encoder-only per-token classifier.",
     check=check,
+    workload=workload,
     order=0,
 )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting)
+                   runtime_setting, scale_setting, select_setting, setting, Workload)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -74,6 +74,16 @@ def check(section: dict) -> None:
                               f"batch_size={s['batch_size']}: no training batch")
 
 
+# For cost estimates only (kvt.data.vision reads the files): official training images, and
+# tokens an image becomes (every dataset is cut into 4 x 4 patches, plus the class token).
+TRAIN_IMAGES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000, "digits": 1437}
+
+
+def workload(hp: dict, section: dict) -> Workload:
+    images = hp["train_size"] or TRAIN_IMAGES[hp["task"]] - hp["val_size"]
+    return Workload(tokens=hp["epochs"] * images * 17, seq=17, mlp=1, blocks=hp["depth"])
+
+
 FAMILY = Family(
     name="vision",
     config=VisionConfig,
@@ -87,6 +97,7 @@ FAMILY = Family(
     doc="Vision (protocol.md): a pre-norm ViT per dataset; AdamW, constant learning rate, "
         "weights selected on validation accuracy.",
     check=check,
+    workload=workload,
     per_task=True,
     order=1,
 )

@@ -1,0 +1,126 @@
+"""Before `make run` starts the pipeline: is there a GPU? Without one, say so, say roughly how many
+CPU-hours the configured preset needs, and how to run the cpu preset instead, so that nobody waits
+days without a word. Torch-free and quick (it runs before Snakemake builds the DAG).
+
+    python -m kvt.preflight [KEY=VALUE ...] [snakemake arguments]
+
+KEY=VALUE pairs (also those after `--config`) override config.yaml as on Snakemake's command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+# Jobs are assumed to reach this share of one core's float32 matmul rate, counting only training
+# matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (README)
+# are within 1.3x of the estimate. Evaluation, data and start-up are in this factor.
+EFFICIENCY = 0.12
+WAIT_S = 10  # on a terminal, time to press Ctrl-C before the pipeline starts
+
+
+def gpus() -> list[str]:
+    """The NVIDIA GPUs this process may use, as `nvidia-smi -L` lists them ([] without a driver)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return []
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line for line in out.stdout.splitlines() if line.startswith("GPU")] if out.returncode == 0 else []
+
+
+def core_gflops(seconds: float = 0.3) -> float:
+    """One core's float32 matmul rate (GFLOP/s), measured now: best of repeated 256^3 products."""
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import numpy as np  # after the thread settings: BLAS reads them when it loads
+
+    a = np.random.default_rng(0).standard_normal((256, 256), dtype=np.float32)
+    best, end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t)
+    return 2 * 256 ** 3 / best / 1e9
+
+
+def workload(config: dict) -> dict[str, tuple[int, float]]:
+    """{family: (train runs, training FLOPs of them all)} of the families the config runs."""
+    from .families import FAMILIES
+    from .families.base import train_flops
+
+    out = {}
+    for name in config["families"]:
+        fam, section = FAMILIES[name], config[name]
+        runs = fam.runs(section, config["attentions"], config["seeds"])
+        flops = sum(train_flops(hp, fam.workload(hp, section)) for hp in
+                    (fam.hparams(section, *run) for run in runs)) if fam.workload else 0.0
+        out[name] = (len(runs), flops)
+    return out
+
+
+def notice(config: dict, gflops: float, cores: int) -> str:
+    work = workload(config)
+    rate = EFFICIENCY * gflops * 1e9 * 3600  # FLOPs per core-hour
+    cpu_hours = sum(flops for _, flops in work.values()) / rate
+    lines = [f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
+             f"{config['preset']!r} preset will train on the CPU.",
+             f"  Rough estimate: {_hours(cpu_hours)} CPU-hours, about {_hours(cpu_hours / cores)} "
+             f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):"]
+    for name, (runs, flops) in work.items():
+        lines.append(f"    {name:<10} {runs:>4} runs  {_hours(flops / rate):>8} CPU-hours")
+    lines += ["  Every task and variant, reduced to run on CPUs (about an hour on 2 cores): make cpu",
+              "  (README: Presets). On a GPU machine or a SLURM cluster: README, Cluster (SLURM)."]
+    return "\n".join(lines)
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.0f}" if h >= 10 else f"{h:.1f}"
+
+
+def _overrides(args: list[str]) -> dict:
+    out = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and not arg.startswith("-"):
+            out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(argv=None) -> int:
+    from .config import ConfigError, deep_merge, load_schema, resolve
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    overrides = _overrides(args)
+    base = yaml.safe_load(Path("config.yaml").read_text())
+    try:
+        config = resolve(deep_merge(base, overrides), overrides, load_schema())
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    found = gpus()
+    if found and config["device"] != "cpu":
+        print(f"kvt: {len(found)} GPU(s): " + "; ".join(found), file=sys.stderr)
+        return 0
+    print(notice(config, core_gflops(), os.cpu_count() or 1), file=sys.stderr)
+    dry = any(a in ("-n", "--dry-run", "--dryrun") for a in args)
+    if sys.stdin.isatty() and not dry:
+        print(f"  Starting in {WAIT_S} s; press Ctrl-C to stop.", file=sys.stderr, flush=True)
+        try:
+            time.sleep(WAIT_S)
+        except KeyboardInterrupt:
+            return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
