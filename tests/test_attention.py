@@ -69,11 +69,12 @@ def assert_same(a, b, what, rtol=1e-9, atol=1e-10):
     torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
 
 
-def check_three_paths(variant, shape, mask_kind, scale="head", **options):
+def check_three_paths(variant, shape, mask_kind, scale="head", pos_form="channel", **options):
     b, n, d, h = shape
     if variant not in FORMULAS:
         pytest.skip(f"tests/reference.py has no formula for {variant!r}")
     module = build(variant, d, h, scale=scale, **options)
+    module.pos_form = pos_form
     x = torch.randn(b, n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
     mask = mask_of(mask_kind, b, n)
     ref_out, ref_maps, ref_grads = outputs_and_grads(module, x, mask, "reference", scale=scale)
@@ -104,6 +105,47 @@ def test_fused_manual_reference_agree(variant, shape, mask_kind):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_manual_reference_agree_options(variant, options):
     check_three_paths(variant, (2, 9, 24, 3), "causal+padding", **options)
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("variant", ["kv_pos", "qkv_pos"])
+def test_positional_term_as_n_by_n_bias_agrees_too(variant, mask_kind):
+    """The general form (an n x n bias into SDPA), kept for tables that are not separable."""
+    check_three_paths(variant, (2, 9, 24, 3), mask_kind, pos_form="bias", pos_per_head=True)
+
+
+@pytest.mark.parametrize("pos_per_head", [False, True])
+@pytest.mark.parametrize("variant", ["kv_pos", "qkv_pos"])
+def test_positional_term_runs_as_one_more_channel(variant, pos_per_head, monkeypatch):
+    """The channel form hands SDPA no mask at all without one: the per-key term rides on an extra
+    channel of q and k (v gets a zero one); the bias form hands it a 4-D n x n bias."""
+    import torch.nn.functional as F
+
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        seen.append((q.shape[-1], k.shape[-1], v.shape[-1], attn_mask))
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    module = build(variant, 24, 3, pos_per_head=pos_per_head)  # d_h 8
+    module.pos_form = "channel"
+    x = torch.randn(2, 9, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    fast = module(x)
+    assert seen == [(9, 9, 9, None)]
+    module.pos_form = "bias"
+    assert_same(module(x), fast, "one more channel = n x n bias")
+    assert seen[1][:3] == (8, 8, 8) and seen[1][3].shape == (1, 3 if pos_per_head else 1, 9, 9)
+    module.pos_form = "auto"  # the channel form once n_k > 2 d_h
+    for n, width in ((15, 8), (16, 8)):  # max_len 16: d_h 8 -> 4 heads of 6 at d 24
+        module(torch.randn(2, n, 24, dtype=torch.float64))
+        assert seen[-1][0] == width, n
+    wide = build(variant, 24, 4, pos_per_head=pos_per_head)  # d_h 6: channel above n 12
+    wide.pos_form = "auto"
+    for n, width in ((12, 6), (13, 7)):
+        wide(torch.randn(2, n, 24, dtype=torch.float64))
+        assert seen[-1][0] == width, n
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -294,15 +336,19 @@ def cross_outputs_and_grads(module, x, context, mask, path):
     return out.detach(), maps, dict(zip(("input", "context", *names), grads))
 
 
+@pytest.mark.parametrize("pos_form", ["channel", "bias"])
 @pytest.mark.parametrize("cross", ["qk", "kk"])
 @pytest.mark.parametrize("mask_kind", ["none", "padding", "causal"])
 @pytest.mark.parametrize("shape", CROSS_SHAPES, ids=lambda s: "b{}m{}n{}d{}h{}".format(*s))
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_cross_attention_fused_manual_reference_agree(variant, shape, mask_kind, cross):
+def test_cross_attention_fused_manual_reference_agree(variant, shape, mask_kind, cross, pos_form):
     b, m, n, d, h = shape
     if variant not in FORMULAS:
         pytest.skip(f"tests/reference.py has no formula for {variant!r}")
+    if pos_form == "bias" and not variant.endswith("_pos"):
+        pytest.skip("one form only without the positional term")
     module = build(variant, d, h, cross=cross)
+    module.pos_form = pos_form
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(b, m, d, dtype=torch.float64, generator=gen)
     context = torch.randn(b, n, d, dtype=torch.float64, generator=gen)

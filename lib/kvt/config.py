@@ -141,13 +141,18 @@ def code_hash(root: Path, files=None, exclude: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()[:16]
 
 
+# Modules of kvt/ that no run executes: editing them reruns no train or eval job.
+NOT_RUN_CODE = ("report", "bench", "preflight.py")
+
+
 def family_code_hashes(package: Path) -> dict[str, str]:
     """{family: hash of its own files plus every shared module}: editing one family's model
     reruns that family's jobs only; editing a shared module (attention, trainer) reruns all.
-    The report code is hashed on its own (it reruns tables and figures only)."""
+    The report code is hashed on its own (it reruns tables and figures only); the benchmarks and
+    the preflight are in no run's hash."""
     owned = {f for fam in FAMILIES.values() for f in fam.code}
     shared = [str(p.relative_to(package)) for p in Path(package).rglob("*.py")
-              if p.relative_to(package).parts[0] != "report"
+              if p.relative_to(package).parts[0] not in NOT_RUN_CODE
               and str(p.relative_to(package)) not in owned]
     return {name: code_hash(package, shared + list(fam.code)) for name, fam in FAMILIES.items()}
 

@@ -22,10 +22,17 @@ def sinusoid_1d(n: int, channels: int) -> torch.Tensor:
     return _interleaved(torch.arange(n).float(), even)[:, :channels]
 
 
+def row_channels(channels: int) -> int:
+    """How many leading channels of the 2D table depend on the row i only; the rest depend on the
+    column j only."""
+    return min(2 * math.ceil(channels / 4), channels)
+
+
 def sinusoid_2d(n: int, channels: int) -> torch.Tensor:
     """n x n x channels table P, equal to `PositionalEncoding2D(channels)` on a zero input.
 
-    The first block of channels depends on the row i only, the second on the column j only.
+    The first row_channels(channels) channels depend on the row i only, the others on the column
+    j only.
     """
     half = 2 * math.ceil(channels / 4)
     emb = _interleaved(torch.arange(n).float(), half)  # n x half

@@ -32,6 +32,7 @@ RUN = "{task}/{cfg}/{attention}/seed{seed}"
 PACKAGE = Path(kvt.__file__).resolve().parent
 CODE = family_code_hashes(PACKAGE)
 REPORT_CODE = code_hash(PACKAGE / "report")
+ALL_CODE = code_hash(PACKAGE)  # the benchmarks: any change of the package reruns them
 
 
 class FamilyRules:

@@ -1,0 +1,220 @@
+"""Benchmark 1: one attention layer, forward + backward, at the paper's shapes.
+
+    python -m kvt.bench.layer [--device cpu|cuda] [--repeats 15] [--out results/bench/layer.csv]
+
+Per shape, every candidate runs interleaved on the same inputs (kvt.bench.timing): our fused and
+manual paths of qkv, kv and kv_pos (fused as it runs, pos_form "auto", and each of its two forms:
+the per-key term as one more channel of q and k, and the general n x n bias into SDPA), the literal
+kv_pos formula of attention.md (the batch x heads x n x n x pos_dim tensor),
+and torch.nn.MultiheadAttention for qkv. Reports the median time, the bytes saved for backward
+(and the peak allocated on a GPU), and the ratios the performance targets name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..attention import build_attention, make_mask
+from .timing import interleaved, peak_bytes, saved_bytes
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str  # the task it comes from
+    batch: int
+    heads: int
+    n: int  # queries (and keys, in self-attention)
+    d_head: int
+    pos_dim: int
+    causal: bool = False
+    context: int | None = None  # cross-attention: keys and values from a context this long
+    scale: str = "head"
+
+    @property
+    def d_model(self) -> int:
+        return self.heads * self.d_head
+
+    def label(self) -> str:
+        kind = f" cross n_k{self.context}" if self.context else (" causal" if self.causal else "")
+        return f"B{self.batch} H{self.heads} n{self.n} d_h{self.d_head} p{self.pos_dim}{kind}"
+
+
+SHAPES = (
+    Shape("synthetic", 128, 4, 128, 16, 10),
+    Shape("vision", 128, 2, 17, 64, 50, scale="model"),
+    Shape("char-LM", 64, 3, 64, 64, 20, causal=True, scale="model"),
+    Shape("translation", 50, 4, 30, 16, 10, context=32),
+)
+
+
+def literal_kv_pos(module, x, mask=None, context=None):
+    """attention.md's kv_pos taken literally, with the module's weights: map_pos applied to the
+    score added to every channel of P_ij (batch x heads x m x n x pos_dim), then mask, softmax."""
+    b, m, _ = x.shape
+    source = x if context is None else context
+    k = module.split_heads(module.k_proj(source))
+    v = module.split_heads(module.v_proj(source))
+    q = module.query(x, k, context)
+    z = (module.scale * q @ k.transpose(-2, -1))[..., None] + module.pos_table[:m, :k.shape[2]]
+    w, bias = module.map_pos.weight, module.map_pos.bias  # maps x pos_dim
+    if w.shape[0] == 1:
+        scores = z @ w[0] + bias[0]
+    else:
+        scores = torch.einsum("bhmnp,hp->bhmn", z, w) + bias[:, None, None]
+    if mask is not None:
+        scores = scores + mask
+    out = scores.softmax(-1) @ v
+    return module.out_proj(out.transpose(1, 2).reshape(b, m, module.d_model))
+
+
+def _variant(name: str, shape: Shape, device, fused: bool, pos_form: str = "auto"):
+    options = {"scale": shape.scale, "fused": fused, "pos_dim": shape.pos_dim, "max_len": 256}
+    if shape.context and name != "qkv":
+        options["cross"] = "qk"
+    module = build_attention(name, shape.d_model, shape.heads, **options).to(device)
+    if hasattr(module, "pos_form"):
+        module.pos_form = pos_form
+    return module
+
+
+def candidates(shape: Shape, device) -> dict[str, tuple[str, nn.Module, callable]]:
+    """{candidate: (variant, module, forward(x, mask, context) -> out)}."""
+    out = {}
+    for variant in ("qkv", "kv", "kv_pos"):
+        for path in ("fused", "manual"):
+            module = _variant(variant, shape, device, fused=path == "fused")
+            out[f"{variant} {path}"] = (variant, module,
+                                        lambda x, mask, ctx, m=module: m(x, mask=mask, context=ctx))
+    for form in ("channel", "bias"):
+        module = _variant("kv_pos", shape, device, fused=True, pos_form=form)
+        out[f"kv_pos fused, {form} form"] = ("kv_pos", module,
+                                              lambda x, mask, ctx, m=module: m(x, mask=mask, context=ctx))
+    literal = _variant("kv_pos", shape, device, fused=False)
+    out["kv_pos literal"] = ("kv_pos", literal, lambda x, mask, ctx, m=literal: literal_kv_pos(m, x, mask, ctx))
+    mha = nn.MultiheadAttention(shape.d_model, shape.heads, batch_first=True).to(device)
+
+    def torch_mha(x, mask, ctx, m=mha):
+        kv = x if ctx is None else ctx
+        return m(x, kv, kv, attn_mask=None if mask is None else mask[0, 0], need_weights=False)[0]
+
+    out["qkv torch.nn.MultiheadAttention"] = ("qkv", mha, torch_mha)
+    return out
+
+
+def run_shape(shape: Shape, device, repeats: int, warmup: int) -> list[dict]:
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(shape.batch, shape.n, shape.d_model, generator=gen).to(device).requires_grad_()
+    ctx = None
+    if shape.context:
+        ctx = torch.randn(shape.batch, shape.context, shape.d_model, generator=gen).to(device).requires_grad_()
+    mask = make_mask(shape.n, causal=True, device=device) if shape.causal else None
+    grad = torch.randn(shape.batch, shape.n, shape.d_model, generator=gen).to(device)
+    cands = candidates(shape, device)
+
+    def step(fn):
+        def call():
+            fn(x, mask, ctx).backward(grad)
+        return call
+
+    def forward(fn):
+        return lambda: fn(x, mask, ctx)
+
+    times = interleaved({name: step(fn) for name, (_, _, fn) in cands.items()}, device,
+                        repeats=repeats, warmup=warmup)
+    rows = []
+    for name, (variant, module, fn) in cands.items():
+        peak = peak_bytes(step(fn), device)
+        rows.append({"shape": shape.name, "dims": shape.label(), "candidate": name, "variant": variant,
+                     "ms": round(times[name] * 1e3, 3),
+                     "saved_mib": round(saved_bytes(forward(fn)) / 2 ** 20, 2),
+                     "peak_mib": None if peak is None else round(peak / 2 ** 20, 2)})
+    return rows
+
+
+RATIOS = (  # (label, numerator, denominator, target or None)
+    ("kv_pos / kv (fused)", "kv_pos fused", "kv fused", "<= 1.15"),
+    ("kv / qkv (fused)", "kv fused", "qkv fused", None),
+    ("qkv fused / MultiheadAttention", "qkv fused", "qkv torch.nn.MultiheadAttention", "<= 1.0"),
+    ("kv_pos bias form / channel form", "kv_pos fused, bias form", "kv_pos fused, channel form", None),
+    ("kv_pos literal / kv_pos fused", "kv_pos literal", "kv_pos fused", None),
+)
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    out = []
+    for shape in dict.fromkeys(r["shape"] for r in rows):
+        ms = {r["candidate"]: r["ms"] for r in rows if r["shape"] == shape}
+        for label, num, den, target in RATIOS:
+            out.append({"shape": shape, "ratio": label, "value": round(ms[num] / ms[den], 3),
+                        "target": target or ""})
+    return out
+
+
+def markdown(rows: list[dict], summary: list[dict], meta: dict) -> str:
+    """The ratios per shape, then every candidate's time and memory, as markdown tables."""
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    labels = list(dict.fromkeys(s["ratio"] for s in summary))
+    value = {(s["shape"], s["ratio"]): s["value"] for s in summary}
+    target = {s["ratio"]: s["target"] for s in summary}
+    lines = [f"Attention layer, forward + backward, float32, on {meta['device']} (torch "
+             f"{meta['torch']}, {meta['date']}); medians of interleaved repetitions.", "",
+             "| ratio | " + " | ".join(shapes) + " | target |",
+             "| :-- | " + " | ".join("--:" for _ in shapes) + " | :-- |"]
+    lines += [f"| {label} | " + " | ".join(f"{value[(s, label)]:.2f}" for s in shapes)
+              + f" | {target[label]} |" for label in labels]
+    lines += ["", "| shape | candidate | ms | saved for backward (MiB) | peak (MiB) |",
+              "| :-- | :-- | --: | --: | --: |"]
+    lines += [f"| {r['shape']} ({r['dims']}) | {r['candidate']} | {r['ms']:.2f} | {r['saved_mib']:.1f} | "
+              f"{'' if r['peak_mib'] is None else r['peak_mib']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--shapes", nargs="+", choices=[s.name for s in SHAPES],
+                        default=[s.name for s in SHAPES])
+    parser.add_argument("--out", type=Path, default=Path("results/bench/layer.csv"))
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    rows = []
+    for shape in (s for s in SHAPES if s.name in args.shapes):
+        print(f"{shape.name}: {shape.label()} ...", file=sys.stderr, flush=True)
+        rows += run_shape(shape, device, args.repeats, args.warmup)
+    meta = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+            f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__,
+            "date": date.today().isoformat()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], *meta])
+        writer.writeheader()
+        writer.writerows({**r, **meta} for r in rows)
+    summary = ratios(rows)
+    with open(args.out.with_name(args.out.stem + "_ratios.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
+        writer.writeheader()
+        writer.writerows(summary)
+    args.out.with_suffix(".md").write_text(markdown(rows, summary, meta))
+    width = max(len(r["candidate"]) for r in rows)
+    for shape in dict.fromkeys(r["shape"] for r in rows):
+        print(f"\n{shape}: {next(r['dims'] for r in rows if r['shape'] == shape)} on {meta['device']}")
+        for r in (r for r in rows if r["shape"] == shape):
+            peak = "" if r["peak_mib"] is None else f"  peak {r['peak_mib']:8.1f} MiB"
+            print(f"  {r['candidate']:<{width}}  {r['ms']:9.2f} ms  saved {r['saved_mib']:8.1f} MiB{peak}")
+        for s in (s for s in summary if s["shape"] == shape):
+            print(f"  {s['ratio']:<{width}}  {s['value']:9.3f}  {s['target']}")
+    print(f"\nwrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

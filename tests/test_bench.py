@@ -1,0 +1,56 @@
+"""kvt.bench: the interleaved timer, the saved-for-backward meter, and the layer benchmark's
+candidates (all computing one function; the literal kv_pos holding its 5-D tensor)."""
+
+import torch
+
+from kvt.bench.layer import Shape, candidates, literal_kv_pos, ratios, run_shape
+from kvt.bench.timing import interleaved, saved_bytes
+
+CPU = torch.device("cpu")
+TINY = Shape("tiny", batch=2, heads=2, n=6, d_head=4, pos_dim=6)
+
+
+def test_interleaved_calls_every_candidate_in_rotating_order():
+    calls = []
+    out = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b"),
+                       "c": lambda: calls.append("c")}, CPU, repeats=3, warmup=1)
+    assert set(out) == {"a", "b", "c"} and all(t >= 0 for t in out.values())
+    assert calls == list("abcbcacababc")  # 4 rounds, each starting one later
+
+
+def test_saved_bytes_counts_what_backward_keeps():
+    x = torch.randn(64, 64, requires_grad=True)
+    assert saved_bytes(lambda: (x * 2).sum()) == 0  # a scalar factor keeps nothing
+    assert saved_bytes(lambda: (x @ x).sum()) == 64 * 64 * 4  # both operands: the same storage
+    assert saved_bytes(lambda: x.exp().sum()) == 64 * 64 * 4
+
+
+def test_candidates_compute_the_same_attention():
+    for shape in (TINY, Shape("tiny causal", 2, 2, 6, 4, 6, causal=True),
+                  Shape("tiny cross", 2, 2, 6, 4, 6, context=5)):
+        cands = candidates(shape, CPU)
+        x = torch.randn(shape.batch, shape.n, shape.d_model)
+        ctx = torch.randn(shape.batch, shape.context, shape.d_model) if shape.context else None
+        from kvt.attention import make_mask
+        mask = make_mask(shape.n, causal=True) if shape.causal else None
+        kv_pos = [name for name, (variant, _, _) in cands.items() if variant == "kv_pos"]
+        assert len(kv_pos) == 5
+        ref_module = cands["kv_pos fused"][1]
+        for name in kv_pos:  # copy one set of weights into every kv_pos candidate
+            cands[name][1].load_state_dict(ref_module.state_dict())
+        ref = literal_kv_pos(ref_module, x, mask, ctx)
+        for name in kv_pos:
+            torch.testing.assert_close(cands[name][2](x, mask, ctx), ref, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, n=name: f"{shape.name} {n}: {m}")
+
+
+def test_run_shape_reports_every_candidate_and_the_ratios():
+    rows = run_shape(TINY, CPU, repeats=1, warmup=0)
+    names = {r["candidate"] for r in rows}
+    assert {"qkv fused", "kv fused", "kv_pos fused", "kv_pos literal",
+            "qkv torch.nn.MultiheadAttention"} <= names
+    saved = {r["candidate"]: r["saved_mib"] for r in rows}
+    assert saved["kv_pos literal"] > saved["kv_pos fused"]  # the batch x heads x n x n x p tensor
+    table = ratios(rows)
+    assert {r["ratio"] for r in table} >= {"kv_pos / kv (fused)", "qkv fused / MultiheadAttention"}
+    assert all(r["value"] > 0 for r in table)
