@@ -54,3 +54,43 @@ def test_run_shape_reports_every_candidate_and_the_ratios():
     table = ratios(rows)
     assert {r["ratio"] for r in table} >= {"kv_pos / kv (fused)", "qkv fused / MultiheadAttention"}
     assert all(r["value"] > 0 for r in table)
+
+
+def test_overhead_reads_job_benchmarks_against_training_time(tmp_path):
+    import json
+
+    from kvt.bench.overhead import job_times, main, summarize
+
+    results = tmp_path / "results"
+    for kind, run, wall in (("train", "copy/c/kv/seed0", 5.0), ("train", "copy/c/qkv/seed0", 3.0),
+                            ("eval", "copy/c/kv/seed0", 2.0)):
+        tsv = results / "benchmarks" / "synthetic" / kind / f"{run}.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(f"s\th:m:s\tmax_rss\n{wall}\t0:00:05\t100\n")
+    for run, inside in (("copy/c/kv/seed0", 1.0), ("copy/c/qkv/seed0", 0.5)):
+        (results / "synthetic" / run).mkdir(parents=True)
+        (results / "synthetic" / run / "run.json").write_text(json.dumps({"train_seconds": inside}))
+    rows = job_times(results)
+    assert [(r["kind"], r["overhead_s"]) for r in rows] == [("eval", None), ("train", 4.0), ("train", 2.5)]
+    train, ev = summarize(rows)
+    assert train["median_overhead_s"] == 3.25 and ev["median_overhead_s"] == 2.0
+    main([str(results)])
+    assert (results / "bench" / "overhead_summary.csv").read_text().startswith("kind,jobs")
+
+
+def test_step_benchmark_runs_every_family_on_random_batches():
+    from pathlib import Path
+
+    from kvt.bench.step import Case, preset_config, ratios, run_case
+
+    config = preset_config("smoke", Path(__file__).resolve().parents[1])
+    rows = []
+    for case in (Case("synthetic", "sort"), Case("vision", "cifar10"), Case("anomaly", "cifar100"),
+                 Case("nlp", "shakespeare"), Case("nlp", "multi30k")):
+        part = run_case(config, case, CPU, repeats=1, warmup=0)
+        assert [r["variant"] for r in part] == ["qkv", "kv", "kv_pos"]
+        assert all(r["ms"] > 0 and 0 < r["share_of_peak"] and r["params"] > 0 for r in part)
+        assert part[1]["params"] < part[0]["params"]  # kv drops W_Q
+        rows += part
+    table = ratios(rows)
+    assert len(table) == 3 * 5 and all(r["value"] > 0 for r in table)

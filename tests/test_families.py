@@ -286,6 +286,31 @@ def test_a_checkpoint_of_other_hparams_is_set_aside_not_resumed(tmp_path):
     assert rows(run) == rows(fresh)
 
 
+@pytest.mark.parametrize("variant", ["qkv", "kv", "kv_pos"])
+@pytest.mark.parametrize("family", list(FAMILY_INPUTS))
+def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
+    """The hook count equals FlopCounterMode's on the manual path (it sees every product)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kvt.attention import SelfAttention
+
+    hp = tiny_hparams(family, attention=variant)
+    rt = runner.runtime(hp["family"])
+    inputs = FAMILY_INPUTS[family](tmp_path)
+    if hasattr(rt, "data_facts"):
+        hp = {**hp, **rt.data_facts(hp, inputs)}
+    model = rt.build_model(hp)
+    batch = next(rt.train_data(hp, inputs).batches(0))
+    ours = runner.forward_flops(model, batch, rt.step)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, SelfAttention):
+            m.fused = False
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        rt.step(model, tuple(t[:1] for t in batch))
+    assert ours == counter.get_total_flops() > 0
+
+
 def test_forward_flops_count_the_query_projection_kv_saves():
     """run.json's FLOPs per forward: kv saves exactly one d x d projection per layer and token."""
     counts = {}

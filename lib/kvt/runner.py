@@ -74,26 +74,43 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, input
 
 
 def forward_flops(model, batch, step_fn) -> int:
-    """Matmul FLOPs of one forward pass (and loss) on the first example of a batch, counted by
-    torch's FlopCounterMode on the manual attention path (the counter does not see inside the fused
-    CPU kernel; both paths compute the same products)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Matmul FLOPs of one forward pass (and loss) on the first example of a batch, from the shapes
+    seen by forward hooks: every nn.Linear, and every attention's products (scores and weighted
+    sum on its manual path, and kv_pos's n x n positional bias). torch's FlopCounterMode gives the
+    same count (tested), but its first use imports torch._dynamo: 2 s of every job."""
+    from torch import nn
 
     from .attention import SelfAttention
 
-    attention = [m for m in model.modules() if isinstance(m, SelfAttention)]
-    fused, training = [m.fused for m in attention], model.training
+    total = 0
+
+    def linear(module, args, out):
+        nonlocal total
+        total += 2 * out.numel() * module.in_features
+
+    def attention(module, args, kwargs, out):
+        nonlocal total
+        x = args[0]
+        context = kwargs.get("context", args[3] if len(args) > 3 else None)
+        b, m, _ = x.shape
+        n = m if context is None else context.shape[1]
+        total += 2 * 2 * b * m * n * module.d_model  # q k^T and A v, over all heads
+        if hasattr(module, "map_pos"):
+            total += 2 * m * n * module.map_pos.in_features * module.map_pos.out_features
+
+    hooks = [m.register_forward_hook(linear) for m in model.modules() if isinstance(m, nn.Linear)]
+    hooks += [m.register_forward_hook(attention, with_kwargs=True) for m in model.modules()
+              if isinstance(m, SelfAttention)]
+    training = model.training
     model.eval()
     try:
-        for m in attention:
-            m.fused = False
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
             step_fn(model, tuple(t[:1] for t in batch))
     finally:
-        for m, f in zip(attention, fused):
-            m.fused = f
+        for h in hooks:
+            h.remove()
         model.train(training)
-    return int(counter.get_total_flops())
+    return total
 
 
 def drop_stale_checkpoint(run_dir: Path, hp: dict) -> None:

@@ -120,6 +120,27 @@ rule reproduction:
         "../../scripts/reproduction.py"
 
 
+rule cost:
+    input:
+        summary=rules.summary.output.csv,
+    output:
+        csv=f"{RESULTS}/tables/cost.csv",
+        md=report(
+            f"{RESULTS}/tables/cost.md",
+            caption="../report/cost.rst",
+            category="Comparisons",
+            labels={"table": "cost per variant"},
+        ),
+    log:
+        f"{RESULTS}/logs/tables/cost.log",
+    conda:
+        "../../envs/kvt.yaml"
+    params:
+        code=REPORT_CODE,
+    script:
+        "../../scripts/cost.py"
+
+
 rule loss_figure:
     input:
         summary=rules.summary.output.csv,

@@ -16,14 +16,13 @@ import argparse
 import csv
 import sys
 from dataclasses import asdict, dataclass
-from datetime import date
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..attention import build_attention, make_mask
-from .timing import interleaved, peak_bytes, saved_bytes
+from .timing import device_meta, interleaved, peak_bytes, saved_bytes
 
 
 @dataclass(frozen=True)
@@ -191,9 +190,7 @@ def main(argv=None) -> None:
     for shape in (s for s in SHAPES if s.name in args.shapes):
         print(f"{shape.name}: {shape.label()} ...", file=sys.stderr, flush=True)
         rows += run_shape(shape, device, args.repeats, args.warmup)
-    meta = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-            f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__,
-            "date": date.today().isoformat()}
+    meta = device_meta(device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0], *meta])

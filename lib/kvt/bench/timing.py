@@ -59,3 +59,12 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
     fn()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - base
+
+
+def device_meta(device: torch.device) -> dict:
+    """What a benchmark's rows record about where they ran."""
+    from datetime import date
+
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda" else
+            f"cpu ({torch.get_num_threads()} threads)")
+    return {"device": name, "torch": torch.__version__, "date": date.today().isoformat()}

@@ -6,14 +6,13 @@ where the paper reports one run). Numbers measured otherwise than ours are liste
 comparable, and never judged.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..families import FAMILIES
 from . import paper
-from .tables import markdown, paper_table
+from .tables import markdown, paper_table, write_csv_md
 
 
 def reproduction_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -69,8 +68,4 @@ def reproduction_markdown(table: pd.DataFrame) -> str:
 
 def write_reproduction(summary: pd.DataFrame, csv, md) -> pd.DataFrame:
     table = reproduction_table(summary)
-    for path in (csv, md):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False)
-    Path(md).write_text(reproduction_markdown(table))
-    return table
+    return write_csv_md(table, csv, md, reproduction_markdown(table))

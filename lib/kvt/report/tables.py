@@ -307,6 +307,13 @@ def _csv(df: pd.DataFrame, path) -> None:
     df.to_csv(path, index=False)
 
 
+def write_csv_md(table: pd.DataFrame, csv, md, text: str) -> pd.DataFrame:
+    """A table as CSV and its markdown `text`, folders made; returns the table."""
+    _csv(table, csv)
+    _write(text, md)
+    return table
+
+
 def write_paper_table(summary: pd.DataFrame, csv, md, tex, family: str | None = None) -> pd.DataFrame:
     fam = which_family(summary, family)
     table = paper_table(summary, fam.name)

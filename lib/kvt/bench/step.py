@@ -1,0 +1,199 @@
+"""Benchmark 2: one training step (forward, loss, backward, gradient clipping, Adam) of every family
+and variant at its paper configuration, on random data of the shapes it trains on.
+
+    python -m kvt.bench.step [--device cpu|cuda] [--repeats 10] [--out results/bench/step.csv]
+
+Per configuration the variants run interleaved (kvt.bench.timing), beside a float32 matmul that
+measures the device's matmul peak in the same run. Reports samples per second and the achieved
+FLOP/s (3 x the forward pass's matmul FLOPs, runner.forward_flops, per sample) as a share of that
+peak, and the ratios the performance targets name. Run from the repository root (it reads
+config.yaml for the paper's settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from .. import runner
+from .timing import device_meta, interleaved
+
+VARIANTS = ("qkv", "kv", "kv_pos")
+PEAK = "matmul peak"
+
+
+@dataclass(frozen=True)
+class Case:
+    family: str
+    task: str
+    cfg: str | None = None  # None: the task's first configuration in the paper grid
+
+
+# The synthetic configurations of the issue's table, then every other task at its paper setting.
+CASES = (
+    Case("synthetic", "sort", "n64-d64-l2-h2"),
+    Case("synthetic", "sort", "n128-d64-l2-h4"),
+    Case("synthetic", "sort", "n128-d256-l4-h4"),
+    Case("vision", "mnist"),
+    Case("vision", "cifar10"),
+    Case("anomaly", "cifar100"),
+    Case("nlp", "shakespeare"),
+    Case("nlp", "multi30k"),
+)
+CHARS = 65  # Tiny Shakespeare's character vocabulary
+SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces
+
+
+def preset_config(preset: str = "paper", root: Path = Path(".")) -> dict:
+    from ..config import load_schema, resolve
+
+    base = yaml.safe_load((root / "config.yaml").read_text())
+    return resolve(base, {"preset": preset}, load_schema())
+
+
+def hparams(config: dict, case: Case, variant: str) -> dict:
+    from ..families import FAMILIES
+
+    fam, section = FAMILIES[case.family], config[case.family]
+    cfg = case.cfg or next(iter(fam.configs(section, case.task)))
+    hp = fam.hparams(section, case.task, cfg, variant, 0)
+    if case.task == "shakespeare":
+        hp["vocab_size"] = CHARS  # data_facts reads it from the text
+    return hp
+
+
+def random_batch(hp: dict, gen: torch.Generator):
+    """One training batch of random data with the shapes and value ranges `hp` trains on."""
+    b = hp["batch_size"]
+    if hp["family"] == "synthetic":
+        from ..data.synthetic import make_split
+
+        x, y = make_split(hp["task"], "train", b, hp["seq_len"], hp["seed"])
+        return x, y
+    if hp["family"] == "vision":
+        from ..data.vision import spec_of
+
+        spec = spec_of(hp["task"])
+        x = torch.randn(b, spec.channels, spec.image_size, spec.image_size, generator=gen)
+        return x, torch.randint(spec.classes, (b,), generator=gen)
+    if hp["family"] == "anomaly":
+        from ..models.set_anomaly import SetAnomalyConfig
+
+        x = torch.randn(b, hp["set_size"], SetAnomalyConfig.feature_dim, generator=gen)
+        return x, torch.randint(hp["set_size"], (b,), generator=gen)
+    if hp["task"] == "shakespeare":
+        x = torch.randint(CHARS, (b, hp["block"] + 1), generator=gen)
+        return x[:, :-1], x[:, 1:]
+    src = torch.randint(4, hp["vocab_size"], (b, SOURCE_LEN), generator=gen)
+    tgt = torch.randint(4, hp["vocab_size"], (b, TARGET_LEN + 1), generator=gen)
+    tgt[:, 0] = 2  # <bos>
+    return src, tgt[:, :-1], tgt[:, 1:]
+
+
+def _train_step(model, batch, step_fn, optimizer):
+    def call():
+        loss = step_fn(model, batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+    return call
+
+
+def _matmul(device, size: int = 1024):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device)
+    b = torch.randn(size, size, generator=gen).to(device)
+    return (lambda: a @ b), 2 * size ** 3
+
+
+def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> list[dict]:
+    gen = torch.Generator().manual_seed(0)
+    calls, info = {}, {}
+    for variant in VARIANTS:
+        hp = hparams(config, case, variant)
+        rt = runner.runtime(hp["family"])
+        torch.manual_seed(0)
+        model = rt.build_model(hp).to(device)
+        model.train()
+        batch = tuple(t.to(device) for t in random_batch(hp, gen))
+        flops = runner.forward_flops(model, batch, rt.step)
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        calls[variant] = _train_step(model, batch, rt.step, optimizer)
+        info[variant] = {"cfg": hp["cfg"], "batch": hp["batch_size"], "flops": flops,
+                         "params": sum(p.numel() for p in model.parameters())}
+    peak_call, peak_flops = _matmul(device)
+    calls[PEAK] = peak_call
+    times = interleaved(calls, device, repeats=repeats, warmup=warmup)
+    peak = peak_flops / times[PEAK]
+    rows = []
+    for variant in VARIANTS:
+        i, t = info[variant], times[variant]
+        achieved = 3 * i["flops"] * i["batch"] / t
+        rows.append({"family": case.family, "task": case.task, "cfg": i["cfg"], "variant": variant,
+                     "batch": i["batch"], "params": i["params"], "ms": round(t * 1e3, 3),
+                     "samples_per_s": round(i["batch"] / t, 1), "gflop_per_s": round(achieved / 1e9, 2),
+                     "peak_gflop_per_s": round(peak / 1e9, 2), "share_of_peak": round(achieved / peak, 3)})
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    out = []
+    for key in dict.fromkeys((r["family"], r["task"], r["cfg"]) for r in rows):
+        ms = {r["variant"]: r for r in rows if (r["family"], r["task"], r["cfg"]) == key}
+        name = f"{key[0]} {key[1]} {key[2]}"
+        out += [{"case": name, "ratio": "kv / qkv step", "value": round(ms["kv"]["ms"] / ms["qkv"]["ms"], 3)},
+                {"case": name, "ratio": "kv_pos / kv step", "value": round(ms["kv_pos"]["ms"] / ms["kv"]["ms"], 3)},
+                {"case": name, "ratio": "qkv share of matmul peak", "value": ms["qkv"]["share_of_peak"]}]
+    return out
+
+
+def markdown(rows: list[dict], summary: list[dict], meta: dict) -> str:
+    lines = [f"Training step (forward, loss, backward, clip, Adam), float32, on {meta['device']} "
+             f"(torch {meta['torch']}, {meta['date']}); medians of interleaved repetitions, random "
+             "data of each task's shapes.", "",
+             "| family | task | configuration | variant | batch | ms / step | samples / s | GFLOP/s | "
+             "share of matmul peak |", "| :-- | :-- | :-- | :-- | --: | --: | --: | --: | --: |"]
+    lines += [f"| {r['family']} | {r['task']} | {r['cfg']} | {r['variant']} | {r['batch']} | {r['ms']:.1f} | "
+              f"{r['samples_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['share_of_peak']:.0%} |" for r in rows]
+    lines += ["", "| case | ratio | value |", "| :-- | :-- | --: |"]
+    lines += [f"| {s['case']} | {s['ratio']} | {s['value']:.3f} |" for s in summary]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--families", nargs="+", default=sorted({c.family for c in CASES}))
+    parser.add_argument("--out", type=Path, default=Path("results/bench/step.csv"))
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    config = preset_config()
+    rows = []
+    for case in (c for c in CASES if c.family in args.families):
+        print(f"{case.family} {case.task} {case.cfg or ''} ...", file=sys.stderr, flush=True)
+        rows += run_case(config, case, device, args.repeats, args.warmup)
+    meta = device_meta(device)
+    summary = ratios(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], *meta])
+        writer.writeheader()
+        writer.writerows({**r, **meta} for r in rows)
+    text = markdown(rows, summary, meta)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
