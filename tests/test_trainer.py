@@ -225,6 +225,45 @@ def test_metrics_appended_while_training_and_keep_last(tmp_path):
 
 # -- failures -------------------------------------------------------------------------------------
 
+def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
+    """No code of ours in a training step reads a tensor's value (item, float, bool, tolist): on a
+    GPU the steps run ahead of the host, which reads the loss sum and the finite check at
+    validations only. (torch.optim reads its step counters, host tensors even on a GPU.)"""
+    import sys
+
+    import torch
+
+    import kvt
+    from kvt.trainer import Trainer
+
+    ours = str(Path(kvt.__file__).parent)
+    reads, inside = {"step": 0, "validation": 0}, {"step": False}
+
+    def spy(name):
+        real = getattr(torch.Tensor, name)
+
+        def read(self, *args):
+            if sys._getframe(1).f_code.co_filename.startswith(ours):
+                reads["step" if inside["step"] else "validation"] += 1
+            return real(self, *args)
+        return read
+
+    real_step = Trainer._train_step
+
+    def step(self, batch):
+        inside["step"] = True
+        try:
+            return real_step(self, batch)
+        finally:
+            inside["step"] = False
+
+    for name in ("item", "__float__", "__bool__", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, spy(name))
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    train(tiny_hparams(), tmp_path)
+    assert reads["step"] == 0 and reads["validation"] > 0
+
+
 def test_non_finite_loss_names_step_and_checkpoint(tmp_path, monkeypatch):
     calls = {"train": 0}
     real = syn.step

@@ -165,12 +165,13 @@ class Progress:
         self.live = hasattr(stream, "isatty") and stream.isatty()
         self.t0 = time.time()
 
-    def update(self, step: int, loss: float) -> None:
+    def update(self, step: int, loss) -> None:
+        """loss: a number or a 0-d tensor, read only when the bar is drawn (every 10 steps)."""
         if not self.live or (step % 10 and step != self.total):
             return
         rate = step / max(1e-9, time.time() - self.t0)
         bar = "#" * int(30 * step / self.total)
-        self.stream.write(f"\r[{bar:<30}] {step}/{self.total} loss {loss:.4f} {rate:.1f} it/s")
+        self.stream.write(f"\r[{bar:<30}] {step}/{self.total} loss {float(loss):.4f} {rate:.1f} it/s")
         self.stream.flush()
 
     def message(self, text: str) -> None:
@@ -217,7 +218,7 @@ class Trainer:
                  select_on: tuple[str, str] = ("val_acc", "max"), val_extra=None):
         self.model, self.train, self.val_batches = model.to(device), train, val_batches
         self.val_extra = val_extra
-        self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, device, on_step
+        self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, torch.device(device), on_step
         if select_on[1] not in ("max", "min"):
             raise ValueError(f"select_on direction must be max or min, got {select_on[1]!r}")
         self.select_on = select_on
@@ -233,7 +234,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.total_steps))
         self.step, self.elapsed = 0, 0.0
         self.best = {"step": -1, "state": None, "metrics": None}
-        self.loss_sum, self.loss_count = 0.0, 0
+        # Summed on the device (float64: as Python floats summed the values), read at validations
+        # only: the training step never waits for the device.
+        self.loss_sum, self.loss_count = self._zero(), 0
+        self._bad_step = torch.tensor(-1, device=device)  # first step with a non-finite loss
+        self._bad_loss = torch.tensor(0.0, device=device)
         self.rows: list[dict] = []  # every metric row so far, also kept in the checkpoint
         self.meta: dict = {}  # caller's run record (start time, resumes), kept in the checkpoint
         self.log = Progress(self.total_steps)
@@ -255,11 +260,15 @@ class Trainer:
         return total, set(range(every, total + 1, every)) | {total}
 
     # -- persistence -------------------------------------------------------------------------
+    def _zero(self) -> torch.Tensor:
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+        return torch.zeros((), dtype=dtype, device=self.device)
+
     def _state(self) -> dict:
         return {"version": CHECKPOINT_VERSION, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "elapsed": self.elapsed, "best": self.best, "rng": rng_state(),
-                "loss_sum": self.loss_sum, "loss_count": self.loss_count, "rows": self.rows,
+                "loss_sum": float(self.loss_sum), "loss_count": self.loss_count, "rows": self.rows,
                 "meta": self.meta}
 
     def _resume(self) -> bool:
@@ -271,6 +280,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         for key in ("step", "elapsed", "best", "loss_sum", "loss_count", "rows", "meta"):
             setattr(self, key, ckpt[key])
+        self.loss_sum = self._zero() + self.loss_sum
         set_rng_state(ckpt["rng"])
         self.saved_step = self.step
         # The checkpoint holds every metric row so far: metrics.csv may be gone (Snakemake deletes
@@ -300,15 +310,28 @@ class Trainer:
             return new > old if direction == "max" else new < old
         return name != "val_loss" and metrics["val_loss"] < self.best["metrics"]["val_loss"]
 
+    def _check_finite(self) -> None:
+        """Stop on the first non-finite training loss since the last check (one read of the device
+        per validation), before a checkpoint could keep the weights it spoiled."""
+        bad = int(self._bad_step)
+        if bad < 0:
+            return
+        epoch = f", epoch {(bad - 1) // self.spe}" if self.spe else ""
+        raise FloatingPointError(
+            f"non-finite training loss ({float(self._bad_loss)}) at step {bad}{epoch}; the last "
+            f"good checkpoint (step {self.saved_step}) stays in {self.last_path}. Lower the "
+            "learning rate or check the data.")
+
     def _validate(self) -> None:
+        self._check_finite()
         val = {f"val_{k}": v for k, v in evaluate(self.model, self.val_batches(), self.step_fn,
                                                   self.device).items()}
         if self.val_extra is not None:
             self.model.eval()
             with torch.no_grad():
                 val.update({f"val_{k}": float(v) for k, v in self.val_extra(self.model).items()})
-        train_loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
-        self.loss_sum, self.loss_count = 0.0, 0
+        train_loss = float(self.loss_sum) / self.loss_count if self.loss_count else float("nan")
+        self.loss_sum, self.loss_count = self._zero(), 0
         epoch = round(self.step / self.spe, 4) if self.spe else None
         row = {"step": self.step, "epoch": epoch, "wall_time": round(self.elapsed, 3),
                "train_loss": train_loss, **val, "lr": self.optimizer.param_groups[0]["lr"]}
@@ -336,10 +359,11 @@ class Trainer:
         tick = time.time()
         while self.step < self.total_steps:
             loss = self._train_step(next(batches))
-            self.elapsed += time.time() - tick
-            tick = time.time()
             self.log.update(self.step, loss)
             if self.step in self.val_steps:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)  # the steps' time includes their kernels
+                self.elapsed += time.time() - tick
                 self._validate()
                 self.model.train()
                 tick = time.time()
@@ -347,15 +371,11 @@ class Trainer:
                 self.on_step(self.step)
         return self.selected()
 
-    def _train_step(self, batch) -> float:
+    def _train_step(self, batch) -> torch.Tensor:
+        """One optimizer step; returns the loss (a tensor on the device: nothing here waits for
+        the device, so a GPU runs ahead; validations read the loss sum and the finite check)."""
         batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
         loss = self.step_fn(self.model, batch)["loss"]
-        if not torch.isfinite(loss):
-            epoch = f", epoch {self.step // self.spe}" if self.spe else ""
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {self.step + 1}{epoch}; the last "
-                f"good checkpoint (step {self.saved_step}) stays in {self.last_path}. Lower the "
-                "learning rate or check the data.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -363,8 +383,11 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        value = loss.item()
-        self.loss_sum += value
+        value = loss.detach()
+        first_bad = (self._bad_step < 0) & ~torch.isfinite(value)
+        self._bad_step = torch.where(first_bad, self.step, self._bad_step)
+        self._bad_loss = torch.where(first_bad, value.float(), self._bad_loss)
+        self.loss_sum += value.to(self.loss_sum.dtype)
         self.loss_count += 1
         return value
 
