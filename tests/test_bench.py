@@ -81,9 +81,10 @@ def test_overhead_reads_job_benchmarks_against_training_time(tmp_path):
 def test_step_benchmark_runs_every_family_on_random_batches():
     from pathlib import Path
 
-    from kvt.bench.step import Case, preset_config, ratios, run_case
+    from kvt.bench.step import Case, ratios, run_case
+    from kvt.config import load_config
 
-    config = preset_config("smoke", Path(__file__).resolve().parents[1])
+    config = load_config({"preset": "smoke"}, Path(__file__).resolve().parents[1])
     rows = []
     for case in (Case("synthetic", "sort"), Case("vision", "cifar10"), Case("anomaly", "cifar100"),
                  Case("nlp", "shakespeare"), Case("nlp", "multi30k")):

@@ -6,9 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from kvt.config import deep_merge, load_schema, resolve
+from kvt.config import load_config
 from kvt.families import FAMILIES
 from kvt.families.base import Workload, train_flops
 from kvt.preflight import workload
@@ -17,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(**overrides):
-    base = yaml.safe_load((ROOT / "config.yaml").read_text())
-    return resolve(deep_merge(base, overrides), overrides, load_schema())
+    return load_config(overrides, ROOT)
 
 
 def _preflight(tmp_path, gpu_listing=None, *args):

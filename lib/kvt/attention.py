@@ -92,7 +92,7 @@ def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool
     Returns (out, attention maps or None). The fused path cannot return maps.
     """
     if bias is not None and bias.dim() == 3:
-        bias = bias[None]  # 4-D: SDPA's CPU kernel takes a broadcast 4-D mask at no cost, a 3-D one slowly
+        bias = bias[None]  # 4-D: SDPA's CPU kernel takes a 3-D mask on a slow path (2.7x at n 128)
     extra = bias if mask is None else (mask if bias is None else bias + mask)
     if fused and not need_weights:
         if extra is not None:
@@ -113,21 +113,11 @@ def attend_column(q, k, v, col, temperature, *, mask=None, dropout_p: float = 0.
     that needs a gradient sends it to the slow one). temperature t: a number or (1 or heads) x 1 x
     1; col: (1 or heads) x n_k, a bias per key shared by the batch. v gets a zero channel (kernels
     want equal head widths); all three are zero-padded to a multiple of `multiple` channels (GPU
-    flash kernels want 8). When q is k (query-free self-attention), [t k_i, 1] is made from
-    [k_i, col_i] in one pass."""
+    flash kernels want 8)."""
     b, h, n, d = k.shape
     extra = -(-(d + 1) // multiple) * multiple - d - 1  # zero channels after the one used
-    k1 = torch.cat((k, col.to(k.dtype)[None, :, :, None].expand(b, h, n, 1)), -1)
-    if q is k:
-        t = torch.as_tensor(temperature, dtype=k.dtype, device=k.device)
-        t = t.reshape(-1, 1, 1).expand(-1, 1, d) if t.dim() else t.expand(1, 1, d)
-        scale = torch.cat((t, t.new_zeros(t.shape[0], 1, 1)), -1)  # (1 or heads) x 1 x (d + 1)
-        unit = torch.zeros(d + 1, dtype=k.dtype, device=k.device)
-        unit[d] = 1
-        q = torch.addcmul(unit, k1, scale)
-    else:
-        q = F.pad(q * temperature, (0, 1), value=1.0)
-    k = k1
+    q = F.pad(q * temperature, (0, 1), value=1.0)
+    k = torch.cat((k, col.to(k.dtype)[None, :, :, None].expand(b, h, n, 1)), -1)
     if extra:
         q, k = F.pad(q, (0, extra)), F.pad(k, (0, extra))
     v = F.pad(v, (0, 1 + extra))
@@ -316,8 +306,8 @@ class PositionalTerm:
     # n x n tensor), "bias" (an n x n bias into SDPA, the general form for any table) or "auto".
     # A bias that needs a gradient sends SDPA to its slow path, which holds n x n scores: the
     # channel form's three copies of q, k and v (d_h + 1 wide) cost less once n_k > 2 d_h, which
-    # "auto" takes as the switch (kvt.bench.layer: at n 128, d_h 16 the bias form is 1.6x the
-    # channel form; at n <= 2 d_h it is 0.8-0.95x).
+    # "auto" takes as the switch (kvt.bench.layer: at n 128, d_h 16 the bias form is 1.6-1.8x the
+    # channel form; at n <= 2 d_h it is 0.8-1.0x).
     pos_form = "auto"
 
     def _channel_form(self, n: int) -> bool:

@@ -126,6 +126,29 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
     return merged
 
 
+def load_config(overrides: dict | None = None, root: Path = Path(".")) -> dict:
+    """The resolved configuration of root/config.yaml with command-line style `overrides`
+    ({key: value}, e.g. {"preset": "cpu"}), as the workflow resolves it."""
+    overrides = overrides or {}
+    path = Path(root) / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"no {path}: run from the repository root")
+    return resolve(deep_merge(yaml.safe_load(path.read_text()), overrides), overrides, load_schema())
+
+
+def parse_overrides(args, strict: bool = True) -> dict:
+    """{key: value} of KEY=VALUE arguments (values read as YAML); strict: anything else is an
+    error, else it is skipped (e.g. Snakemake's own options around them)."""
+    out = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and not arg.startswith("-"):
+            out[key] = yaml.safe_load(value)
+        elif strict:
+            raise ConfigError(f"expected KEY=VALUE, got {arg!r}")
+    return out
+
+
 def code_hash(root: Path, files=None, exclude: tuple[str, ...] = ()) -> str:
     """Content hash of the .py files under root (or of `files`, relative to root; minus `exclude`
     subfolders/files): a Snakemake param, so editing the model code reruns the jobs it affects
@@ -159,19 +182,10 @@ def family_code_hashes(package: Path) -> dict[str, str]:
 
 def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    overrides: dict = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            sys.exit(f"usage: python -m kvt.config [KEY=VALUE ...]; got {arg!r}")
-        overrides[key] = yaml.safe_load(value)
-    if not Path("config.yaml").exists():
-        sys.exit("no config.yaml here: run python -m kvt.config from the repository root")
-    base = yaml.safe_load(Path("config.yaml").read_text())
     try:
-        resolved = resolve(deep_merge(base, overrides), overrides, load_schema())
+        resolved = load_config(parse_overrides(args))
     except ConfigError as err:
-        sys.exit(str(err))
+        sys.exit(f"python -m kvt.config [KEY=VALUE ...]: {err}")
     resolved.pop("presets", None)
     print(yaml.safe_dump(resolved, sort_keys=False))
 

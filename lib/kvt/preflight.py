@@ -14,9 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import yaml
 
 # Jobs are assumed to reach this share of one core's float32 matmul rate, counting only training
 # matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (README)
@@ -87,23 +85,12 @@ def _hours(h: float) -> str:
     return f"{h:,.0f}" if h >= 10 else f"{h:.1f}"
 
 
-def _overrides(args: list[str]) -> dict:
-    out = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if sep and not arg.startswith("-"):
-            out[key] = yaml.safe_load(value)
-    return out
-
-
 def main(argv=None) -> int:
-    from .config import ConfigError, deep_merge, load_schema, resolve
+    from .config import ConfigError, load_config, parse_overrides
 
     args = sys.argv[1:] if argv is None else list(argv)
-    overrides = _overrides(args)
-    base = yaml.safe_load(Path("config.yaml").read_text())
     try:
-        config = resolve(deep_merge(base, overrides), overrides, load_schema())
+        config = load_config(parse_overrides(args, strict=False))
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 1

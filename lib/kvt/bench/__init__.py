@@ -1,0 +1,16 @@
+"""Benchmarks anyone can rerun: the attention layer (layer), a training step (step), per-job
+overhead (overhead); timing.py measures candidates side by side."""
+
+import csv
+from pathlib import Path
+
+
+def write_rows(rows: list[dict], path, meta: dict | None = None) -> None:
+    """A benchmark's rows as CSV, each with `meta` (where it ran) appended; folders made."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = meta or {}
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], *meta])
+        writer.writeheader()
+        writer.writerows({**r, **meta} for r in rows)

@@ -13,7 +13,6 @@ and torch.nn.MultiheadAttention for qkv. Reports the median time, the bytes save
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from ..attention import build_attention, make_mask
+from . import write_rows
 from .timing import device_meta, interleaved, peak_bytes, saved_bytes
 
 
@@ -190,27 +190,12 @@ def main(argv=None) -> None:
     for shape in (s for s in SHAPES if s.name in args.shapes):
         print(f"{shape.name}: {shape.label()} ...", file=sys.stderr, flush=True)
         rows += run_shape(shape, device, args.repeats, args.warmup)
-    meta = device_meta(device)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], *meta])
-        writer.writeheader()
-        writer.writerows({**r, **meta} for r in rows)
-    summary = ratios(rows)
-    with open(args.out.with_name(args.out.stem + "_ratios.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
-        writer.writeheader()
-        writer.writerows(summary)
-    args.out.with_suffix(".md").write_text(markdown(rows, summary, meta))
-    width = max(len(r["candidate"]) for r in rows)
-    for shape in dict.fromkeys(r["shape"] for r in rows):
-        print(f"\n{shape}: {next(r['dims'] for r in rows if r['shape'] == shape)} on {meta['device']}")
-        for r in (r for r in rows if r["shape"] == shape):
-            peak = "" if r["peak_mib"] is None else f"  peak {r['peak_mib']:8.1f} MiB"
-            print(f"  {r['candidate']:<{width}}  {r['ms']:9.2f} ms  saved {r['saved_mib']:8.1f} MiB{peak}")
-        for s in (s for s in summary if s["shape"] == shape):
-            print(f"  {s['ratio']:<{width}}  {s['value']:9.3f}  {s['target']}")
-    print(f"\nwrote {args.out}", file=sys.stderr)
+    meta, summary = device_meta(device), ratios(rows)
+    write_rows(rows, args.out, meta)
+    write_rows(summary, args.out.with_name(args.out.stem + "_ratios.csv"))
+    text = markdown(rows, summary, meta)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

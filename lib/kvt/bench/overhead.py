@@ -14,6 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from . import write_rows
+
 
 def job_times(results: Path) -> list[dict]:
     """One row per train or eval job with a benchmark file: family, kind, run, wall seconds and,
@@ -60,16 +62,9 @@ def main(argv=None) -> None:
     if not rows:
         sys.exit(f"no job benchmark files under {args.results / 'benchmarks'}: run the pipeline first")
     out = args.out or args.results / "bench" / "overhead.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
     summary = summarize(rows)
-    with open(out.with_name(out.stem + "_summary.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(summary[0]))
-        writer.writeheader()
-        writer.writerows(summary)
+    write_rows(rows, out)
+    write_rows(summary, out.with_name(out.stem + "_summary.csv"))
     for s in summary:
         print(f"{s['kind']:<5} {s['jobs']:>4} jobs: median wall {s['median_wall_s']:.2f} s, "
               f"in training {s['median_train_s'] if s['median_train_s'] is not None else '-'} s, "

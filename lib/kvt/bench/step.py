@@ -13,16 +13,16 @@ config.yaml for the paper's settings).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from .. import runner
+from ..config import load_config
+from . import write_rows
 from .timing import device_meta, interleaved
 
 VARIANTS = ("qkv", "kv", "kv_pos")
@@ -49,13 +49,6 @@ CASES = (
 )
 CHARS = 65  # Tiny Shakespeare's character vocabulary
 SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces
-
-
-def preset_config(preset: str = "paper", root: Path = Path(".")) -> dict:
-    from ..config import load_schema, resolve
-
-    base = yaml.safe_load((root / "config.yaml").read_text())
-    return resolve(base, {"preset": preset}, load_schema())
 
 
 def hparams(config: dict, case: Case, variant: str) -> dict:
@@ -178,18 +171,13 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench/step.csv"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    config = preset_config()
+    config = load_config({"preset": "paper"})
     rows = []
     for case in (c for c in CASES if c.family in args.families):
         print(f"{case.family} {case.task} {case.cfg or ''} ...", file=sys.stderr, flush=True)
         rows += run_case(config, case, device, args.repeats, args.warmup)
-    meta = device_meta(device)
-    summary = ratios(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], *meta])
-        writer.writeheader()
-        writer.writerows({**r, **meta} for r in rows)
+    meta, summary = device_meta(device), ratios(rows)
+    write_rows(rows, args.out, meta)
     text = markdown(rows, summary, meta)
     args.out.with_suffix(".md").write_text(text)
     print(text)

@@ -163,10 +163,14 @@ def _unverified(cls):
     })
 
 
+def _torchvision_md5(cls) -> dict[str, str]:
+    """{file name: md5} of a CIFAR class's files, as torchvision records them."""
+    return dict(cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]])
+
+
 def _md5_failures(cls, root: Path) -> list[str]:
     folder = root / cls.base_folder
-    entries = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
-    return [str(folder / f) for f, md5 in entries if not check_integrity(folder / f, md5)]
+    return [str(folder / f) for f, md5 in _torchvision_md5(cls).items() if not check_integrity(folder / f, md5)]
 
 
 def _first_unreadable(spec: VisionData, root: Path, train: bool) -> tuple[Path, Exception] | None:
@@ -526,8 +530,7 @@ OFFICIAL_SHA256 = {
 def _is_official(spec: VisionData, root: Path, rel: str, digest: str) -> bool:
     if rel in OFFICIAL_SHA256:
         return digest == OFFICIAL_SHA256[rel]
-    cls = getattr(tvd, spec.tv_class)
-    md5 = dict(cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]])
+    md5 = _torchvision_md5(getattr(tvd, spec.tv_class))
     return check_integrity(str(root / rel), md5[rel.split("/")[-1]])
 
 
