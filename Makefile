@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 ARGS ?=
 
-.PHONY: env run smoke cpu test lint report clean
+.PHONY: env run smoke cpu test lint report clean gpu-check
 env: $(VENV)/.installed
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
@@ -31,6 +31,9 @@ test: env
 lint: env
 	$(VENV)/bin/snakefmt --check workflow
 	$(SNAKEMAKE) --lint
+
+gpu-check: env  ## every family and variant trained briefly on the GPU: throughput, memory, the paper preset's GPU-hours
+	$(PY) -m kvt.bench.gpu $(ARGS)
 
 report: env  ## browsable record of the last run's tables and figures
 	$(SNAKEMAKE) --report report.zip $(ARGS)

@@ -163,6 +163,32 @@ def test_fused_manual_agree_float32(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("pos_form", ["channel", "bias"])
+@pytest.mark.parametrize("path", ["fused", "manual"])
+def test_bf16_autocast_runs_every_path_near_float32(variant, pos_form, path):
+    """precision: bf16 runs each path under autocast (the positional terms meet bfloat16
+    projections there) and stays within bfloat16's precision of the float32 result."""
+    if pos_form == "bias" and not variant.endswith("_pos"):
+        pytest.skip("only the positional variants have a bias form")
+    module = build(variant, 32, 4, dtype=torch.float32, randomize=False)
+    module.pos_form = pos_form
+    x = torch.randn(3, 12, 32, generator=torch.Generator().manual_seed(1))
+    mask = mask_of("causal+padding", 3, 12)
+    exact, _, g_exact = outputs_and_grads(module, x, mask, path)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, _, g_low = outputs_and_grads(module, x, mask, path)
+    assert low.dtype == torch.bfloat16
+    assert_same(low.float(), exact, "bf16 output", rtol=0.05, atol=0.05)
+    # relative to the largest gradient: the softmax-invariant biases have an exact gradient of 0
+    # and a bfloat16 one of rounding noise
+    scale = max(g.abs().max().item() for g in g_exact.values())
+    for name in g_exact:
+        assert g_low[name].dtype == torch.float32  # weights keep float32 gradients
+        assert_same(g_low[name] / scale, g_exact[name] / scale, f"bf16 grad of {name}",
+                    rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("scale", ["head", "model"])
 def test_scale_value(variant, scale):
     module = build(variant, 24, 3, scale=scale)

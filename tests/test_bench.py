@@ -71,11 +71,34 @@ def test_overhead_reads_job_benchmarks_against_training_time(tmp_path):
         (results / "synthetic" / run).mkdir(parents=True)
         (results / "synthetic" / run / "run.json").write_text(json.dumps({"train_seconds": inside}))
     rows = job_times(results)
-    assert [(r["kind"], r["overhead_s"]) for r in rows] == [("eval", None), ("train", 4.0), ("train", 2.5)]
+    assert [(r["kind"], r["overhead_s"]) for r in rows] == [("eval", 2.0), ("train", 4.0), ("train", 2.5)]
     train, ev = summarize(rows)
     assert train["median_overhead_s"] == 3.25 and ev["median_overhead_s"] == 2.0
     main([str(results)])
     assert (results / "bench" / "overhead_summary.csv").read_text().startswith("kind,jobs")
+
+
+def test_overhead_of_a_joint_seeds_job_is_counted_per_run(tmp_path):
+    import json
+    from pathlib import Path
+
+    from kvt.bench.overhead import job_times
+    from kvt.families.base import JOINT_NAME
+
+    results = tmp_path / "results"
+    tsv = results / "benchmarks" / "synthetic" / "train" / "copy" / "c" / "kv" / f"{JOINT_NAME}.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("s\th:m:s\tmax_rss\n9.0\t0:00:09\t100\n")
+    for seed, inside in ((0, 1.0), (1, 2.0), (2, 3.0)):
+        run = results / "synthetic" / "copy" / "c" / "kv" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"train_seconds": inside}))
+    eval_tsv = Path(str(tsv).replace("/train/", "/eval/"))
+    eval_tsv.parent.mkdir(parents=True)
+    eval_tsv.write_text("s\th:m:s\tmax_rss\n4.5\t0:00:04\t100\n")
+    ev, train = job_times(results)
+    assert (train["runs"], train["train_s"], train["overhead_s"]) == (3, 6.0, 1.0)
+    assert (ev["kind"], ev["runs"], ev["overhead_s"]) == ("eval", 3, 1.5)
 
 
 def test_step_benchmark_runs_every_family_on_random_batches():
@@ -95,3 +118,15 @@ def test_step_benchmark_runs_every_family_on_random_batches():
         rows += part
     table = ratios(rows)
     assert len(table) == 3 * 5 and all(r["value"] > 0 for r in table)
+
+
+def test_profile_groups_a_steps_operators(capsys):
+    from kvt.bench.profile import group_of, run
+
+    assert [group_of(n) for n in ("aten::addmm", "aten::bernoulli_", "aten::native_layer_norm",
+                                  "aten::_foreach_norm", "aten::_scaled_dot_product_flash_attention_for_cpu",
+                                  "aten::_foreach_addcdiv_", "aten::gelu")] == \
+        ["matmul", "dropout", "layer norm", "clip", "attention", "optimizer", "other"]
+    groups = dict(run("synthetic", "n64-d64-l2-h2", "kv", CPU, steps=1, top=3))
+    assert groups["matmul"] > 0 and groups["attention"] > 0 and groups["dropout"] > 0
+    assert "top operators by self time" in capsys.readouterr().out

@@ -35,3 +35,24 @@ def test_pick_device(monkeypatch):
     assert device.pick_device("auto") == torch.device("cpu")
     with pytest.raises(RuntimeError, match="no CUDA device"):
         device.pick_device("cuda")
+
+
+def test_slots_spread_jobs_over_the_gpus_before_sharing_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("KVT_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setattr(device, "_held", [])
+    claims = [device.claim_gpu(2, scope="s", slots=3) for _ in range(7)]
+    assert claims == [0, 1, 0, 1, 0, 1, None]  # 2 GPUs x 3 slots, first slots first
+    with pytest.raises(ValueError, match="gpu_slots"):
+        device.claim_gpu(2, scope="s", slots=0)
+
+
+def test_a_slot_freed_by_a_finished_job_is_claimed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("KVT_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setattr(device, "_held", [])
+    assert [device.claim_gpu(1, scope="f", slots=2) for _ in range(2)] == [0, 0]
+    code = "from kvt.device import claim_gpu; print(claim_gpu(1, scope='f', slots=2))"
+    full = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert full.stdout.strip() == "None"
+    device._held.pop().close()  # a job of this GPU ended
+    freed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert freed.stdout.strip() == "0"

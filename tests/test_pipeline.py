@@ -90,6 +90,27 @@ def test_killed_train_job_resumes_through_snakemake(tmp_path, case):
 
 
 @pytest.mark.slow
+def test_joint_seeds_jobs_write_what_separate_jobs_write(tmp_path):
+    """synthetic.joint_seeds: one job trains both seeds and one tests them; each run's metrics and
+    test result are those of its own jobs."""
+    results = {}
+    for joint in ("false", "true"):
+        workdir = tmp_path / joint
+        config = ("attentions=[kv]", "seeds=[0, 1]",
+                  f"synthetic={{tasks: [copy], train_size: 4000, epochs: 1, joint_seeds: {joint}}}")
+        targets = [f"{RUN[:-1]}{s}/test.json" for s in (0, 1)]
+        done = subprocess.run(snakemake(workdir, *targets, config=config), capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        log = done.stdout + done.stderr
+        assert ("synthetic_train_seeds" in log) == ("synthetic_eval_seeds" in log) == (joint == "true")
+        runs = [workdir / f"{RUN[:-1]}{s}" for s in (0, 1)]  # RUN ends in seed0
+        results[joint] = [(metric_rows(r), json.loads((r / "test.json").read_text())) for r in runs]
+    assert results["true"] == results["false"]
+    assert results["true"][0] != results["true"][1]
+
+
+@pytest.mark.slow
 def test_keep_last_reruns_nothing_but_a_hyperparameter_does(tmp_path):
     """keep_last is not a hyperparameter: toggling it leaves a finished run alone, while changing
     a run's setting (its hparams, a Snakemake param) reruns it."""

@@ -44,6 +44,14 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["summary"] == 1 and counts["tables"] == 4
 
 
+def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):
+    res = dry_run("synthetic={joint_seeds: true}", "families=[synthetic]", tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout + res.stderr)
+    assert counts["synthetic_train_seeds"] == counts["synthetic_eval_seeds"] == 5 * 16 * 3 == 240
+    assert "synthetic_train" not in counts and "synthetic_eval" not in counts
+
+
 def test_restricting_task_variant_and_seeds(tmp_path):
     res = dry_run("attentions=[kv]", "seeds=[1]", "synthetic={tasks: [sort], epochs: 1}",
                   tmp_path=tmp_path)
@@ -83,6 +91,9 @@ def test_presets_change_the_grid(tmp_path):
     ("synthetic={lr: fast}", "synthetic.lr: 'fast' is not of type 'number'"),
     ("synthetic={grid: {seq_len: [64], d_model: [64], depth: [2], heads: [3]}}", "not divisible by heads=3"),
     ("device=tpu", "device: 'tpu' is not one of"),
+    ("precision=fp16", "precision: 'fp16' is not one of"),
+    ("gpu_slots=0", "gpu_slots: 0 is less than the minimum"),
+    ("synthetic={joint_seeds: maybe}", "synthetic.joint_seeds: 'maybe' is not of type 'boolean'"),
     ("families=[audio]", "families[0]: 'audio' is not one of"),
     ("vision={cifar10: {lr: -1}}", "vision.cifar10.lr: -1"),
     ("data={download: maybe}", "data.download: 'maybe' is not of type 'boolean'"),

@@ -9,6 +9,7 @@ import torch
 
 from . import runner
 from .device import pick_device
+from .precision import configure as configure_precision
 
 
 def run(fn, job) -> None:
@@ -22,9 +23,10 @@ def run(fn, job) -> None:
 
 
 def setup(job):
-    """Threads and device of a job; logs where it runs."""
+    """Threads, device and precision of a job; logs where it runs."""
     torch.set_num_threads(max(1, int(job.threads)))
-    device = pick_device(job.params.device)
+    device = pick_device(job.params.device, slots=int(job.config.get("gpu_slots", 1)))
+    configure_precision(job.params.get("precision", "fp32"))
     print(f"device {device}, {torch.get_num_threads()} threads, CUDA_VISIBLE_DEVICES="
           f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}, SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
           file=sys.stderr)
@@ -37,14 +39,28 @@ def inputs(job) -> dict:
 
 
 def train_job(job) -> None:
-    hp = dict(job.params.hparams)
+    """One run, or (a list of hparams: the rule's `joint_seeds` form) several trained together."""
     device = setup(job)
-    run_dir = Path(job.output.model).parent
-    keep_last = bool(job.config.get("keep_last", False))  # read here, not a param: no rerun
-    runner.train(hp, run_dir, Path(job.output.model), device, inputs=inputs(job), keep_last=keep_last)
+    # keep_last and compile are read here, not params: toggling them reruns nothing
+    keep_last = bool(job.config.get("keep_last", False))
+    options = runner.Options(precision=job.params.precision, compile=bool(job.config.get("compile")))
+    if isinstance(job.params.hparams, list):
+        models = [Path(m) for m in job.output.model]
+        runner.train_together([dict(hp) for hp in job.params.hparams], [m.parent for m in models],
+                              models, device, inputs=inputs(job), keep_last=keep_last,
+                              options=options)
+        return
+    model = Path(job.output.model)
+    runner.train(dict(job.params.hparams), model.parent, model, device, inputs=inputs(job),
+                 keep_last=keep_last, options=options)
 
 
 def eval_job(job) -> None:
+    """Test one run's weights, or (lists: the rule's `joint_seeds` form) those of several runs."""
     device = setup(job)
-    result = runner.test(Path(job.input.model), Path(job.output.result), device, inputs=inputs(job))
-    print(f"test {result}", file=sys.stderr)
+    models, results = job.input.model, job.output.result
+    pairs = zip(models, results) if isinstance(models, list) else [(models, results)]
+    for model, out in pairs:
+        result = runner.test(Path(model), Path(out), device, inputs=inputs(job),
+                             precision=job.params.precision)
+        print(f"test {model}: {result}", file=sys.stderr)

@@ -19,6 +19,7 @@ that are not config values.
 
 import importlib
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,7 +27,9 @@ import torch
 from .families import family
 from .jsonfiles import write_json
 from .runfiles import finish_record, load_weights, start_record
-from .trainer import Trainer, TrainConfig, atomic_save, evaluate, load_checkpoint, seed_everything
+from .precision import autocast, check as check_precision
+from .trainer import (Trainer, TrainConfig, atomic_save, evaluate, fit_together, load_checkpoint,
+                      seed_everything)
 
 
 def runtime(name: str):
@@ -42,35 +45,90 @@ def train_config(hp: dict) -> TrainConfig:
     return TrainConfig.from_hparams(hp, **_of(runtime(hp["family"]).TRAIN, hp))
 
 
-def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inputs=None,
-          keep_last: bool = False) -> dict:
-    """Train one run; write metrics.csv, last.pt, run.json and the selected weights to model_path.
-    keep_last: keep last.pt after the run completes (not a hyperparameter: toggling it reruns
-    nothing)."""
+@dataclass(frozen=True)
+class Options:
+    """How a run computes, beside its hparams (the config's top level; recorded in run.json).
+    precision: kvt.precision's fp32 | tf32 | bf16 (changes the numbers: a run's checkpoint is
+    resumed only with the same precision). compile: torch.compile the model for training."""
+    precision: str = "fp32"
+    compile: bool = False
+
+    def __post_init__(self):
+        check_precision(self.precision)
+
+
+@dataclass
+class Prepared:
+    """A run set up to train: its trainer, run.json record and paths."""
+    hp: dict
+    trainer: Trainer
+    record: dict
+    model_path: Path
+
+
+def prepare(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inputs=None,
+            options: Options = Options(), label: str = "") -> Prepared:
+    """Seed, build the model and data, and a trainer that resumes from run_dir/last.pt if there
+    is one; write run.json (status running)."""
     rt, run_dir, inputs = runtime(hp["family"]), Path(run_dir), dict(inputs or {})
     if hasattr(rt, "data_facts"):
         hp = {**hp, **rt.data_facts(hp, inputs)}
-    drop_stale_checkpoint(run_dir, hp)
+    drop_stale_checkpoint(run_dir, hp, options)
     seed_everything(hp["seed"])
     model = rt.build_model(hp)  # before the data: the initial weights depend on the seed alone
     n_params = sum(p.numel() for p in model.parameters())
     train_data = rt.train_data(hp, inputs)
     flops = forward_flops(model, next(train_data.batches(0)), rt.step)
+    if options.compile:
+        model.compile()  # in place: the state_dict keeps its names
     val_extra = rt.val_extra(hp, inputs, device) if hasattr(rt, "val_extra") else None
     trainer = Trainer(model, train_data, rt.eval_data(hp, "val", inputs), rt.step,
                       train_config(hp), run_dir, device, on_step=on_step,
-                      select_on=_of(rt.SELECT_ON, hp), val_extra=val_extra)
-    record = start_record(run_dir, hp, device, n_params, previous=trainer.meta, flops=flops)
-    trainer.meta = {**{k: record[k] for k in ("start_time", "resumed_at")}, "hparams": hp}
-    chosen = trainer.fit()
-    atomic_save({"model": chosen["state"], "hparams": hp, "step": chosen["step"],
-                 "select": chosen["select"]}, Path(model_path))
+                      select_on=_of(rt.SELECT_ON, hp), val_extra=val_extra,
+                      precision=options.precision, label=label)
+    record = start_record(run_dir, hp, device, n_params, previous=trainer.meta, flops=flops,
+                          options=asdict(options))
+    trainer.meta = {**{k: record[k] for k in ("start_time", "resumed_at")}, "hparams": hp,
+                    "options": asdict(options)}
+    return Prepared(hp, trainer, record, Path(model_path))
+
+
+def conclude(run: Prepared, chosen: dict) -> dict:
+    """Write the chosen weights and the finished run.json; return the record."""
+    atomic_save({"model": chosen["state"], "hparams": run.hp, "step": chosen["step"],
+                 "select": chosen["select"]}, run.model_path)
     result = {k: v for k, v in chosen.items() if k != "state"}
-    record = finish_record(run_dir, record, selected=result, steps=trainer.step,
-                           train_seconds=round(trainer.elapsed, 3))
+    return finish_record(run.trainer.run_dir, run.record, selected=result, steps=run.trainer.step,
+                         train_seconds=round(run.trainer.elapsed, 3))
+
+
+def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inputs=None,
+          keep_last: bool = False, options: Options = Options()) -> dict:
+    """Train one run; write metrics.csv, last.pt, run.json and the selected weights to model_path.
+    keep_last: keep last.pt after the run completes (not a hyperparameter: toggling it reruns
+    nothing)."""
+    run = prepare(hp, run_dir, model_path, device, on_step, inputs, options)
+    record = conclude(run, run.trainer.fit())
     if not keep_last:
-        trainer.last_path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
+        run.trainer.last_path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return record
+
+
+def train_together(hps: list[dict], run_dirs: list[Path], model_paths: list[Path], device,
+                   on_step=None, inputs=None, keep_last: bool = False,
+                   options: Options = Options()) -> list[dict]:
+    """Train several runs (the seeds of one configuration) in one process, step by step in turn
+    (trainer.fit_together): each writes exactly the files, and numbers, of `train` alone. Every
+    last.pt stays until all runs are done: a job killed after some runs finished resumes those at
+    their end and writes their files again, without training them again."""
+    runs = [prepare(hp, d, m, device, on_step, inputs, options, label=f"seed {hp['seed']}: ")
+            for hp, d, m in zip(hps, run_dirs, model_paths)]
+    chosen = fit_together([run.trainer for run in runs])
+    records = [conclude(run, c) for run, c in zip(runs, chosen)]
+    if not keep_last:
+        for run in runs:
+            run.trainer.last_path.unlink(missing_ok=True)
+    return records
 
 
 def forward_flops(model, batch, step_fn) -> int:
@@ -113,13 +171,16 @@ def forward_flops(model, batch, step_fn) -> int:
     return total
 
 
-def drop_stale_checkpoint(run_dir: Path, hp: dict) -> None:
-    """A last.pt written with other hparams (the configuration changed after a run was killed)
-    belongs to another run: set it aside as last.stale.pt and start afresh, never resume it."""
+def drop_stale_checkpoint(run_dir: Path, hp: dict, options: Options = Options()) -> None:
+    """A last.pt written with other hparams or another precision (the configuration changed after
+    a run was killed) belongs to another run: set it aside as last.stale.pt and start afresh,
+    never resume it."""
     last = Path(run_dir) / "last.pt"
     if not last.exists():
         return
-    old = load_checkpoint(last).get("meta", {}).get("hparams", hp)
+    meta = load_checkpoint(last).get("meta", {})
+    old = {**meta.get("hparams", hp), "precision": meta.get("options", {}).get("precision", "fp32")}
+    hp = {**hp, "precision": options.precision}
     if old != hp:
         changed = sorted(k for k in set(old) | set(hp) if old.get(k) != hp.get(k))
         last.replace(last.with_name("last.stale.pt"))
@@ -135,15 +196,15 @@ def load_model(model_path: Path, device):
     return model.eval(), ckpt
 
 
-def test(model_path: Path, out_path: Path, device, inputs=None) -> dict:
+def test(model_path: Path, out_path: Path, device, inputs=None, precision: str = "fp32") -> dict:
     """The family's test metrics of the selected weights, written to out_path (test.json)."""
     model, ckpt = load_model(model_path, device)
     hp, inputs = ckpt["hparams"], dict(inputs or {})
     rt = runtime(hp["family"])
-    metrics = evaluate(model, rt.eval_data(hp, "test", inputs)(), rt.step, device)
+    metrics = evaluate(model, rt.eval_data(hp, "test", inputs)(), rt.step, device, precision)
     if hasattr(rt, "test_extra"):
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(precision, device):
             metrics.update(rt.test_extra(model, hp, inputs, device, Path(out_path).parent))
     result = {**{f"test_{k}": v for k, v in metrics.items()}, "test_size": hp.get("test_size"),
               "step": ckpt["step"], "select": ckpt["select"],

@@ -13,6 +13,7 @@ training batch of a step (its order and augmentation) is a function of (seed, st
 RNG state is restored.
 """
 
+import contextlib
 import csv
 import math
 import os
@@ -27,6 +28,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+
+from .precision import autocast, check as check_precision
 
 CHECKPOINT_VERSION = 3  # 3: plain types only, loaded with weights_only=True
 OPTIMIZERS = ("adam", "adamw")
@@ -76,9 +79,16 @@ class TensorBatches:
         if self.steps_per_epoch == 0:
             raise ValueError(f"{len(tensors[0])} training examples make no batch of {batch_size}")
 
+    def to(self, device) -> "TensorBatches":
+        """Keep the tensors on `device` (the trainer calls this): a step then indexes them there
+        instead of copying a batch from the host. The order is drawn on the CPU as before, so the
+        batches are the same on every device."""
+        self.tensors = tuple(t.to(device) for t in self.tensors)
+        return self
+
     def epoch(self, epoch: int, start: int = 0):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.tensors[0]), generator=gen)
+        order = torch.randperm(len(self.tensors[0]), generator=gen).to(self.tensors[0].device)
         for i in range(start, self.steps_per_epoch):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
@@ -180,7 +190,7 @@ class Progress:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, step_fn, device) -> dict[str, float]:
+def evaluate(model: nn.Module, batches, step_fn, device, precision: str = "fp32") -> dict[str, float]:
     """{metric: value} over `batches`, with the model in eval mode. step_fn returns `loss` (the
     batch mean), `count` (items in the batch) and named sums over the items (e.g. `acc`: the
     number correct); loss becomes the item-weighted mean, every sum a mean per item."""
@@ -188,7 +198,8 @@ def evaluate(model: nn.Module, batches, step_fn, device) -> dict[str, float]:
     model.eval()
     loss_sum, count, sums = 0.0, 0, {}
     for batch in batches:
-        out = step_fn(model, tuple(t.to(device) for t in batch))
+        with autocast(precision, device):
+            out = step_fn(model, tuple(t.to(device) for t in batch))
         n = int(out["count"])
         loss_sum += out["loss"].item() * n
         count += n
@@ -211,12 +222,21 @@ class Trainer:
     to the lower validation loss. on_step(step): called after every optimizer step (tests use it).
     val_extra(model) -> {name: value}: validation metrics that are not sums over batches (BLEU of
     decoded sentences), computed in eval mode without gradients and logged as val_<name>.
+    precision: kvt.precision's name (fp32, tf32, bf16) for the forward passes. label: a prefix of
+    the log lines (the seed, when several runs share one log).
+
+    `fit()` trains to the end. `start()`, `advance()` (one step, and a validation when one is due)
+    and `done` let `fit_together` interleave several trainers step by step.
     """
 
     def __init__(self, model: nn.Module, train, val_batches: Callable[[], object], step_fn,
                  cfg: TrainConfig, run_dir: Path, device, on_step=None,
-                 select_on: tuple[str, str] = ("val_acc", "max"), val_extra=None):
+                 select_on: tuple[str, str] = ("val_acc", "max"), val_extra=None,
+                 precision: str = "fp32", label: str = ""):
         self.model, self.train, self.val_batches = model.to(device), train, val_batches
+        if hasattr(train, "to"):
+            train.to(device)  # data held in memory live on the device: no copy per step
+        self.precision, self.label = check_precision(precision), label
         self.val_extra = val_extra
         self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, torch.device(device), on_step
         if select_on[1] not in ("max", "min"):
@@ -244,6 +264,7 @@ class Trainer:
         self.log = Progress(self.total_steps)
         self.saved_step = None  # step of the checkpoint on disk
         self.resumed = self._resume()
+        self.rng = rng_state()  # this run's RNG streams, swapped in by fit_together
 
     def _schedule(self) -> tuple[int, set[int]]:
         """Total steps and the steps after which to validate (step 0 is validated too)."""
@@ -324,11 +345,11 @@ class Trainer:
 
     def _validate(self) -> None:
         self._check_finite()
-        val = {f"val_{k}": v for k, v in evaluate(self.model, self.val_batches(), self.step_fn,
-                                                  self.device).items()}
+        metrics = evaluate(self.model, self.val_batches(), self.step_fn, self.device, self.precision)
+        val = {f"val_{k}": v for k, v in metrics.items()}
         if self.val_extra is not None:
             self.model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), autocast(self.precision, self.device):
                 val.update({f"val_{k}": float(v) for k, v in self.val_extra(self.model).items()})
         train_loss = float(self.loss_sum) / self.loss_count if self.loss_count else float("nan")
         self.loss_sum, self.loss_count = self._zero(), 0
@@ -342,40 +363,56 @@ class Trainer:
             self.best = {"step": self.step, "state": state, "metrics": val}
         where = f"epoch {epoch:.2f} " if epoch is not None else ""
         scores = " ".join(f"{k[4:]} {v:.4f}" for k, v in val.items())
-        self.log.message(f"step {self.step}/{self.total_steps} {where}train {train_loss:.4f} "
+        self.log.message(f"{self.label}step {self.step}/{self.total_steps} {where}train {train_loss:.4f} "
                          f"val {scores} ({self.elapsed:.0f}s)")
         atomic_save(self._state(), self.last_path)
         self.saved_step = self.step
 
-    def fit(self) -> dict:
-        """Train to the end (from the checkpoint if resumed); return the selected weights."""
+    def start(self) -> None:
+        """Validate the untrained model (or say where a resumed run goes on) and get the batches."""
         if self.resumed:
-            self.log.message(f"resuming from {self.last_path} at step {self.step}")
+            self.log.message(f"{self.label}resuming from {self.last_path} at step {self.step}")
         else:
             self.metrics_path.unlink(missing_ok=True)
             self._validate()  # step 0: the untrained model, the start of every curve
         self.model.train()
-        batches = self.train.batches(self.step)
+        self._batches = self.train.batches(self.step)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def advance(self) -> None:
+        """One optimizer step, then a validation if one is due. The step's time (not the
+        validation's) adds to `elapsed`; on a GPU it is clocked at validations, after a
+        synchronisation, so that it includes the queued kernels."""
         tick = time.time()
-        while self.step < self.total_steps:
-            loss = self._train_step(next(batches))
-            self.log.update(self.step, loss)
-            if self.step in self.val_steps:
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)  # the steps' time includes their kernels
-                self.elapsed += time.time() - tick
-                self._validate()
-                self.model.train()
-                tick = time.time()
-            if self.on_step is not None:
-                self.on_step(self.step)
+        loss = self._train_step(next(self._batches))
+        self.log.update(self.step, loss)
+        if self.step in self.val_steps:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.elapsed += time.time() - tick
+            self._validate()
+            self.model.train()
+        else:
+            self.elapsed += time.time() - tick
+        if self.on_step is not None:
+            self.on_step(self.step)
+
+    def fit(self) -> dict:
+        """Train to the end (from the checkpoint if resumed); return the selected weights."""
+        self.start()
+        while not self.done:
+            self.advance()
         return self.selected()
 
     def _train_step(self, batch) -> torch.Tensor:
         """One optimizer step; returns the loss (a tensor on the device: nothing here waits for
         the device, so a GPU runs ahead; validations read the loss sum and the finite check)."""
         batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-        loss = self.step_fn(self.model, batch)["loss"]
+        with autocast(self.precision, self.device):
+            loss = self.step_fn(self.model, batch)["loss"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -398,3 +435,44 @@ class Trainer:
             return {"state": state, "step": self.step, "select": "last"}
         return {"state": self.best["state"], "step": self.best["step"], "select": "best",
                 **self.best["metrics"]}
+
+
+@contextlib.contextmanager
+def turn(trainer: Trainer, stream=None):
+    """Run code as `trainer`'s own: its RNG streams swapped in (and saved back after), its CUDA
+    stream current."""
+    set_rng_state(trainer.rng)
+    try:
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            yield
+    finally:
+        trainer.rng = rng_state()
+
+
+def fit_together(trainers: list[Trainer]) -> list[dict]:
+    """Train several runs in one process, step by step in turn; return their selected weights.
+
+    Each run keeps its own RNG streams (swapped in for its turn) and its own data order, so every
+    run computes exactly what it computes alone: the same metrics, checkpoints and weights. What
+    the runs share is the process (one interpreter, one import of torch, one CUDA context) and, on
+    a GPU, the device: each run queues its kernels on its own CUDA stream, so the small kernels
+    of several runs can execute side by side.
+    """
+    streams = []
+    for t in trainers:
+        stream = None
+        if t.device.type == "cuda":
+            stream = torch.cuda.Stream(t.device)
+            stream.wait_stream(torch.cuda.current_stream(t.device))  # the weights were put there
+        streams.append(stream)
+    for t, stream in zip(trainers, streams):
+        with turn(t, stream):
+            t.start()
+    while not all(t.done for t in trainers):
+        for t, stream in zip(trainers, streams):
+            if not t.done:
+                with turn(t, stream):
+                    t.advance()
+    for device in {t.device for t in trainers if t.device.type == "cuda"}:
+        torch.cuda.synchronize(device)
+    return [t.selected() for t in trainers]

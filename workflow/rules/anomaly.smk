@@ -57,6 +57,7 @@ rule anomaly_train:
     params:
         hparams=FAM["anomaly"].hparams,
         device=config["device"],
+        precision=config["precision"],
         code=FAM["anomaly"].code,
     script:
         "../../scripts/train.py"
@@ -83,6 +84,7 @@ rule anomaly_eval:
         mem_mb=FAM["anomaly"].mem_mb,
     params:
         device=config["device"],
+        precision=config["precision"],
         code=FAM["anomaly"].code,
     script:
         "../../scripts/evaluate.py"

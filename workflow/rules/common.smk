@@ -6,6 +6,7 @@ from pathlib import Path
 import kvt
 from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
 from kvt.families import FAMILIES
+from kvt.families.base import JOINT_NAME
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
 # preset between the two: files < preset < --config.
@@ -25,6 +26,8 @@ RESULTS = config["results"]
 ATTENTIONS = config["attentions"]
 SEEDS = config["seeds"]
 RUN = "{task}/{cfg}/{attention}/seed{seed}"
+# a joint_seeds job, which trains every seed of a run
+SEEDS_RUN = f"{{task}}/{{cfg}}/{{attention}}/{JOINT_NAME}"
 
 # Content hashes of the package, as params: editing a family's model code reruns that family's
 # train and eval jobs (a shared module reruns every family's); editing the report code reruns
@@ -77,8 +80,23 @@ class FamilyRules:
             wildcards.seed,
         )
 
+    def seed_files(self, name):
+        """The file `name` of every seed's run folder, other wildcards kept (joint_seeds)."""
+        return expand(f"{self.run}/{name}", seed=SEEDS, allow_missing=True)
+
+    def seed_hparams(self, wildcards):
+        """The hparams of every seed of one task x configuration x attention (joint_seeds)."""
+        return [
+            self.spec.hparams(
+                self.section, wildcards.task, wildcards.cfg, wildcards.attention, seed
+            )
+            for seed in SEEDS
+        ]
+
     def runtime(self, wildcards):
-        return self.spec.resources(self.section, wildcards.task)["runtime"]
+        """Minutes of one run; a joint_seeds job trains every seed, one after another on a CPU."""
+        minutes = self.spec.resources(self.section, wildcards.task)["runtime"]
+        return minutes * len(SEEDS) if self.section.get("joint_seeds") else minutes
 
     def mem_mb(self, wildcards):
         return self.spec.resources(self.section, wildcards.task)["mem_mb"]

@@ -74,6 +74,7 @@ rule nlp_charlm_train:
     params:
         hparams=FAM["nlp"].hparams,
         device=config["device"],
+        precision=config["precision"],
         code=FAM["nlp"].code,
     script:
         "../../scripts/train.py"
@@ -101,6 +102,7 @@ rule nlp_charlm_eval:
         mem_mb=FAM["nlp"].mem_mb,
     params:
         device=config["device"],
+        precision=config["precision"],
         code=FAM["nlp"].code,
     script:
         "../../scripts/evaluate.py"
@@ -130,6 +132,7 @@ rule nlp_translation_train:
     params:
         hparams=FAM["nlp"].hparams,
         device=config["device"],
+        precision=config["precision"],
         code=FAM["nlp"].code,
     script:
         "../../scripts/train.py"
@@ -158,6 +161,7 @@ rule nlp_translation_eval:
         mem_mb=FAM["nlp"].mem_mb,
     params:
         device=config["device"],
+        precision=config["precision"],
         code=FAM["nlp"].code,
     script:
         "../../scripts/evaluate.py"

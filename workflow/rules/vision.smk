@@ -49,6 +49,7 @@ rule vision_train:
     params:
         hparams=FAM["vision"].hparams,
         device=config["device"],
+        precision=config["precision"],
         code=FAM["vision"].code,
     script:
         "../../scripts/train.py"
@@ -75,6 +76,7 @@ rule vision_eval:
         mem_mb=FAM["vision"].mem_mb,
     params:
         device=config["device"],
+        precision=config["precision"],
         code=FAM["vision"].code,
     script:
         "../../scripts/evaluate.py"

@@ -90,7 +90,8 @@ def random_batch(hp: dict, gen: torch.Generator):
     return src, tgt[:, :-1], tgt[:, 1:]
 
 
-def _train_step(model, batch, step_fn, optimizer):
+def train_step(model, batch, step_fn, optimizer):
+    """A call of one training step as the trainer takes it: forward and loss, backward, clip, Adam."""
     def call():
         loss = step_fn(model, batch)["loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -120,7 +121,7 @@ def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> lis
         flops = runner.forward_flops(model, batch, rt.step)
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        calls[variant] = _train_step(model, batch, rt.step, optimizer)
+        calls[variant] = train_step(model, batch, rt.step, optimizer)
         info[variant] = {"cfg": hp["cfg"], "batch": hp["batch_size"], "flops": flops,
                          "params": sum(p.numel() for p in model.parameters())}
     peak_call, peak_flops = _matmul(device)
@@ -134,7 +135,7 @@ def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> lis
         rows.append({"family": case.family, "task": case.task, "cfg": i["cfg"], "variant": variant,
                      "batch": i["batch"], "params": i["params"], "ms": round(t * 1e3, 3),
                      "samples_per_s": round(i["batch"] / t, 1), "gflop_per_s": round(achieved / 1e9, 2),
-                     "peak_gflop_per_s": round(peak / 1e9, 2), "share_of_peak": round(achieved / peak, 3)})
+                     "peak_gflop_per_s": round(peak / 1e9, 2), "share_of_peak": float(f"{achieved / peak:.3g}")})
     return rows
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -25,10 +25,10 @@ def interleaved(candidates: dict[str, Callable[[], object]], device: torch.devic
     for r in range(warmup + repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             candidates[name]()
-            _sync(device)
+            sync(device)
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {n: statistics.median(t) for n, t in times.items()}

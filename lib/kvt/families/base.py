@@ -35,6 +35,9 @@ def setting(default, doc: str, *, run: bool = True, **schema):
 
 
 # -- dataclass -> JSON Schema ------------------------------------------------------------------
+# A joint_seeds job (every seed of a run trained in one job) has this name in place of seed<N>
+# in its log and benchmark paths.
+JOINT_NAME = "seeds"
 _SCALAR = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 

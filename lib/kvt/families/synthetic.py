@@ -50,6 +50,11 @@ class SyntheticConfig:
                           "and seed, train then eval) as one job, a Snakemake group, instead of one "
                           "job per run: the scheduler sees 10x fewer, longer jobs. Needs the profile's "
                           "local gpu scope (profiles/slurm); inactive in local runs.", run=False)
+    joint_seeds: bool = setting(False, "Train every seed of a configuration and variant in one job, "
+                                "one process, step by step in turn (on a GPU each on its own CUDA "
+                                "stream), and test them in one job. Each run's files and numbers are "
+                                "exactly those of its own jobs; the seeds share the jobs' start-up "
+                                "and the device.", run=False)
 
 
 def check(section: dict) -> None:

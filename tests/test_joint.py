@@ -1,0 +1,98 @@
+"""Several seeds trained in one process (runner.train_together, the `joint_seeds` job): every run
+must compute exactly what it computes alone, also when the job is killed and started again."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from kvt import runner
+
+from conftest import tiny_hparams
+
+CPU = torch.device("cpu")
+SEEDS = (0, 1, 2)
+
+
+class Stop(Exception):
+    pass
+
+
+def rows(folder):
+    with open(Path(folder) / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+
+def weights(folder):
+    return torch.load(Path(folder) / "model.pt", weights_only=True)["model"]
+
+
+def assert_same_run(a, b):
+    assert rows(a) == rows(b)
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ra, rb = (json.loads((Path(f) / "run.json").read_text()) for f in (a, b))
+    assert ra["selected"] == rb["selected"] and ra["steps"] == rb["steps"]
+
+
+def together(root, hps, **kw):
+    dirs = [Path(root) / f"seed{hp['seed']}" for hp in hps]
+    return runner.train_together(hps, dirs, [d / "model.pt" for d in dirs], CPU, **kw)
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory, one_thread):
+    """Each seed trained by itself (dropout on: the runs draw from the global RNG every step)."""
+    root = tmp_path_factory.mktemp("alone")
+    hps = [tiny_hparams("synthetic", seed=s, dropout=0.2) for s in SEEDS]
+    for hp in hps:
+        folder = root / f"seed{hp['seed']}"
+        runner.train(hp, folder, folder / "model.pt", CPU)
+    return root, hps
+
+
+def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, alone):
+    root, hps = alone
+    records = together(tmp_path, hps)
+    assert [r["hparams"]["seed"] for r in records] == list(SEEDS)
+    for s in SEEDS:
+        assert_same_run(root / f"seed{s}", tmp_path / f"seed{s}")
+        assert not (tmp_path / f"seed{s}" / "last.pt").exists()
+    # the seeds differ from each other (the comparison above is not vacuous)
+    assert rows(tmp_path / "seed0") != rows(tmp_path / "seed1")
+
+
+def test_a_killed_joint_job_resumes_every_seed_exactly(tmp_path, alone):
+    root, hps = alone
+    calls = []
+
+    def stop(step):
+        calls.append(step)
+        if len(calls) == 2 * len(SEEDS) * 3 + 1:  # mid-way through the fourth round of steps
+            raise Stop
+
+    with pytest.raises(Stop):
+        together(tmp_path, hps, on_step=stop)
+    assert all((tmp_path / f"seed{s}" / "last.pt").exists() for s in SEEDS)
+    together(tmp_path, hps)
+    for s in SEEDS:
+        assert_same_run(root / f"seed{s}", tmp_path / f"seed{s}")
+        assert json.loads((tmp_path / f"seed{s}" / "run.json").read_text())["resumed_at"]
+
+
+def test_finished_seeds_are_not_trained_again(tmp_path, alone):
+    """Snakemake deletes the outputs of a failed job, also those of the seeds that had finished:
+    their last.pt stays until the whole job is done, so a rerun writes them again without a step."""
+    root, hps = alone
+    together(tmp_path, hps, keep_last=True)
+    for s in SEEDS:
+        for name in ("model.pt", "run.json", "metrics.csv"):
+            (tmp_path / f"seed{s}" / name).unlink()
+    steps = []
+    together(tmp_path, hps, on_step=steps.append)
+    assert steps == []
+    for s in SEEDS:
+        assert_same_run(root / f"seed{s}", tmp_path / f"seed{s}")
+        assert not (tmp_path / f"seed{s}" / "last.pt").exists()
