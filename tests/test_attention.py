@@ -162,6 +162,51 @@ def test_fused_manual_agree_float32(variant):
         assert_same(g_fused[name], g_manual[name], f"float32 grad of {name}", rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("padding", [False, True])
+@pytest.mark.parametrize("pos_form", ["channel", "bias"])
+@pytest.mark.parametrize("path", ["fused", "manual"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_causal_flag_equals_the_causal_mask(variant, path, pos_form, padding):
+    """causal=True (SDPA's causal kernels where nothing else is added) computes what the additive
+    causal mask computes, on every path, also beside a padding mask."""
+    if pos_form == "bias" and not variant.endswith("_pos"):
+        pytest.skip("one form only without the positional term")
+    module = build(variant, 24, 3, max_len=32)  # d_h 8, n 20 > 2 d_h: the channel form if asked
+    module.pos_form = pos_form
+    x = torch.randn(2, 20, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    pad = mask_of("padding", 2, 20) if padding else None
+    full = mask_of("causal+padding" if padding else "causal", 2, 20)
+    want, _, g_want = outputs_and_grads(module, x, full, path)
+    module.fused = path == "fused"
+    x2 = x.clone().requires_grad_(True)
+    out = module(x2, mask=pad, causal=True)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(123), dtype=out.dtype)
+    names, params = zip(*module.named_parameters())
+    grads = dict(zip(("input", *names), torch.autograd.grad((out * g).sum(), [x2, *params])))
+    assert_same(out.detach(), want, "causal flag")
+    for name in g_want:
+        assert_same(grads[name], g_want[name], f"causal flag, grad of {name}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_causal_flag_uses_sdpa_causal_kernels_without_a_mask(variant, monkeypatch):
+    import torch.nn.functional as F
+
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, is_causal=False, **kw):
+        seen.append((attn_mask, is_causal))
+        return real(q, k, v, attn_mask=attn_mask, is_causal=is_causal, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    module = build(variant, 24, 3, max_len=32)
+    module(torch.randn(2, 20, 24, dtype=torch.float64), causal=True)
+    assert seen == [(None, True)]
+    module(torch.randn(2, 20, 24, dtype=torch.float64), mask=mask_of("padding", 2, 20), causal=True)
+    assert seen[1][1] is False and seen[1][0].shape[-2:] == (20, 20)  # folded into the mask
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("pos_form", ["channel", "bias"])
 @pytest.mark.parametrize("path", ["fused", "manual"])

@@ -50,6 +50,10 @@ def test_with_a_gpu_it_names_it_and_estimates_nothing(tmp_path):
     res = _preflight(tmp_path, "GPU 0: NVIDIA H200 (UUID: GPU-0)")
     assert res.returncode == 0, res.stderr
     assert "1 GPU(s): GPU 0: NVIDIA H200" in res.stderr and "CPU-hours" not in res.stderr
+    assert "gpu_slots=8" in res.stderr and "--resources gpu=8" in res.stderr  # how to share it
+    (tmp_path / "shared").mkdir()
+    shared = _preflight(tmp_path / "shared", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "gpu_slots=4")
+    assert "1 GPU(s)" in shared.stderr and "gpu_slots=8" not in shared.stderr
     (tmp_path / "again").mkdir()
     forced = _preflight(tmp_path / "again", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "--config", "device=cpu")
     assert "CPU-hours" in forced.stderr  # the configured device wins

@@ -317,8 +317,8 @@ def test_attention_maps_are_those_of_forward(family):
     def keep_maps(attn):
         forward = attn.forward
 
-        def with_maps(inp, mask=None, need_weights=False):
-            out, maps = forward(inp, mask=mask, need_weights=True)
+        def with_maps(inp, mask=None, need_weights=False, causal=False):
+            out, maps = forward(inp, mask=mask, need_weights=True, causal=causal)
             seen.append(maps)
             return out
         return with_maps

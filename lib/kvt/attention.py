@@ -85,19 +85,26 @@ def make_mask(n_q: int, n_k: int | None = None, *, causal: bool = False,
 
 
 def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool = True,
-           need_weights: bool = False):
+           need_weights: bool = False, causal: bool = False):
     """softmax(q k^T + bias + mask) v, with q already scaled; q, k, v: batch x heads x n x d_h.
 
     bias: (1 or heads) x n_q x n_k, shared by the batch; mask: additive, from `make_mask`.
+    causal: key j > query i masked out, as make_mask(causal=True) would; SDPA's is_causal when
+    nothing else is added (its causal kernels; on a CPU the same numbers, bit for bit).
     Returns (out, attention maps or None). The fused path cannot return maps.
     """
     if bias is not None and bias.dim() == 3:
         bias = bias[None]  # 4-D: SDPA's CPU kernel takes a 3-D mask on a slow path (2.7x at n 128)
     extra = bias if mask is None else (mask if bias is None else bias + mask)
-    if fused and not need_weights:
+    fast = fused and not need_weights
+    if causal and (extra is not None or not fast):
+        future = make_mask(q.shape[-2], k.shape[-2], causal=True, device=q.device)
+        extra, causal = (future if extra is None else extra + future), False
+    if fast:
         if extra is not None:
             extra = extra.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=extra, dropout_p=dropout_p, scale=1.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=extra, dropout_p=dropout_p, scale=1.0,
+                                             is_causal=causal)
         return out, None
     scores = q @ k.transpose(-2, -1)
     if extra is not None:
@@ -107,14 +114,17 @@ def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool
     return out, attn
 
 
-def attend_column(q, k, v, col, temperature, *, mask=None, dropout_p: float = 0.0, multiple: int = 1):
+def attend_column(q, k, v, col, temperature, *, mask=None, dropout_p: float = 0.0, multiple: int = 1,
+                  causal: bool = False):
     """softmax(t q k^T + col_j + mask) v without an n x n bias: one more channel on each side,
     [t q_i, 1] . [k_j, col_j] = t q_i . k_j + col_j, so SDPA keeps its fast kernels (an n x n bias
     that needs a gradient sends it to the slow one). temperature t: a number or (1 or heads) x 1 x
     1; col: (1 or heads) x n_k, a bias per key shared by the batch. v gets a zero channel (kernels
     want equal head widths); all three are zero-padded to a multiple of `multiple` channels (GPU
-    flash kernels want 8)."""
+    flash kernels want 8). causal: as in `attend`."""
     b, h, n, d = k.shape
+    if causal and mask is not None:
+        mask, causal = mask + make_mask(q.shape[-2], n, causal=True, device=q.device), False
     extra = -(-(d + 1) // multiple) * multiple - d - 1  # zero channels after the one used
     q = F.pad(q * temperature, (0, 1), value=1.0)
     k = torch.cat((k, col.to(k.dtype)[None, :, :, None].expand(b, h, n, 1)), -1)
@@ -123,7 +133,8 @@ def attend_column(q, k, v, col, temperature, *, mask=None, dropout_p: float = 0.
     v = F.pad(v, (0, 1 + extra))
     if mask is not None:
         mask = mask.to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0,
+                                         is_causal=causal)
     return out[..., :d]
 
 
@@ -213,10 +224,11 @@ class SelfAttention(nn.Module):
         it does not (then the general form runs)."""
         return None
 
-    def forward(self, x, mask=None, need_weights: bool = False, context=None):
+    def forward(self, x, mask=None, need_weights: bool = False, context=None, causal: bool = False):
         """x: batch x m x d; context: batch x n x d, the keys' and values' side of cross-attention
-        (None: self-attention, n = m); mask: additive, m x n (see make_mask). Returns out
-        (batch x m x d), or (out, maps)."""
+        (None: self-attention, n = m); mask: additive, m x n (see make_mask); causal: mask every
+        key after the query's position, as make_mask(causal=True) does, on SDPA's causal kernels
+        where nothing else is masked. Returns out (batch x m x d), or (out, maps)."""
         b, m, _ = x.shape
         source = x if context is None else context
         k = self.split_heads(self.k_proj(source))
@@ -227,12 +239,12 @@ class SelfAttention(nn.Module):
             alpha, col = column
             out = attend_column(self.query(x, k, context), k, v, col,
                                 self.scale if alpha is None else self.scale * alpha, mask=mask,
-                                dropout_p=dropout_p, multiple=8 if k.is_cuda else 1)
+                                dropout_p=dropout_p, multiple=8 if k.is_cuda else 1, causal=causal)
             attn = None
         else:
             q, bias = self._scaled_query(x, k, context)
             out, attn = attend(q, k, v, bias=bias, mask=mask, fused=self.fused, dropout_p=dropout_p,
-                               need_weights=need_weights)
+                               need_weights=need_weights, causal=causal)
         out = self.out_proj(out.transpose(1, 2).reshape(b, m, self.d_model))
         return (out, attn) if need_weights else out
 

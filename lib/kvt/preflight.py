@@ -97,6 +97,11 @@ def main(argv=None) -> int:
     found = gpus()
     if found and config["device"] != "cpu":
         print(f"kvt: {len(found)} GPU(s): " + "; ".join(found), file=sys.stderr)
+        if config["gpu_slots"] == 1 and not config["synthetic"].get("joint_seeds"):
+            print("kvt: one job per GPU at a time. The synthetic grid's small runs can share a GPU: "
+                  "add --config gpu_slots=8 \"synthetic={joint_seeds: true}\" and --resources "
+                  f"gpu={8 * len(found)} (and precision=bf16 for speed over the paper's float32 "
+                  "numbers); README: Performance, On a GPU.", file=sys.stderr)
         return 0
     print(notice(config, core_gflops(), os.cpu_count() or 1), file=sys.stderr)
     dry = any(a in ("-n", "--dry-run", "--dryrun") for a in args)

@@ -85,24 +85,29 @@ def _variant(name: str, shape: Shape, device, fused: bool, pos_form: str = "auto
 
 
 def candidates(shape: Shape, device) -> dict[str, tuple[str, nn.Module, callable]]:
-    """{candidate: (variant, module, forward(x, mask, context) -> out)}."""
+    """{candidate: (variant, module, forward(x, mask, context) -> out)}. A causal shape's mask is
+    the causal one: our modules get causal=True instead, as the models call them, and
+    MultiheadAttention the mask with its is_causal hint."""
+    def ours(x, mask, ctx, m):
+        return m(x, mask=None if shape.causal else mask, context=ctx, causal=shape.causal)
+
     out = {}
     for variant in ("qkv", "kv", "kv_pos"):
         for path in ("fused", "manual"):
             module = _variant(variant, shape, device, fused=path == "fused")
-            out[f"{variant} {path}"] = (variant, module,
-                                        lambda x, mask, ctx, m=module: m(x, mask=mask, context=ctx))
+            out[f"{variant} {path}"] = (variant, module, lambda x, mask, ctx, m=module: ours(x, mask, ctx, m))
     for form in ("channel", "bias"):
         module = _variant("kv_pos", shape, device, fused=True, pos_form=form)
         out[f"kv_pos fused, {form} form"] = ("kv_pos", module,
-                                              lambda x, mask, ctx, m=module: m(x, mask=mask, context=ctx))
+                                              lambda x, mask, ctx, m=module: ours(x, mask, ctx, m))
     literal = _variant("kv_pos", shape, device, fused=False)
     out["kv_pos literal"] = ("kv_pos", literal, lambda x, mask, ctx, m=literal: literal_kv_pos(m, x, mask, ctx))
     mha = nn.MultiheadAttention(shape.d_model, shape.heads, batch_first=True).to(device)
 
     def torch_mha(x, mask, ctx, m=mha):
         kv = x if ctx is None else ctx
-        return m(x, kv, kv, attn_mask=None if mask is None else mask[0, 0], need_weights=False)[0]
+        return m(x, kv, kv, attn_mask=None if mask is None else mask[0, 0], need_weights=False,
+                 is_causal=shape.causal)[0]
 
     out["qkv torch.nn.MultiheadAttention"] = ("qkv", mha, torch_mha)
     return out

@@ -23,9 +23,9 @@ class Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, causal: bool = False):
         if self.post_norm:
-            x = self.norm1(x + self.drop(self.attn(x, mask=mask)))
+            x = self.norm1(x + self.drop(self.attn(x, mask=mask, causal=causal)))
             return self.norm2(x + self.drop(self.mlp(x)))
-        x = x + self.drop(self.attn(self.norm1(x), mask=mask))
+        x = x + self.drop(self.attn(self.norm1(x), mask=mask, causal=causal))
         return x + self.drop(self.mlp(self.norm2(x)))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..attention import make_mask
 from .blocks import Block
 
 
@@ -61,9 +60,8 @@ class CharGPT(nn.Module):
             raise ValueError(f"sequence of {t} tokens exceeds the context length block={self.cfg.block}")
         pos = torch.arange(t, device=idx.device)
         x = self.drop(self.tok_embedding(idx) + self.pos_embedding(pos))
-        mask = make_mask(t, causal=True, device=idx.device)
         for block in self.blocks:
-            x = block(x, mask=mask)
+            x = block(x, causal=True)  # SDPA's causal kernels, not an n x n mask
         return self.head(self.norm(x))
 
     def generate(self, idx: torch.Tensor, new_tokens: int, generator: torch.Generator,
