@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from kvt.families.base import JOINT_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "results/synthetic/copy/n8-d16-l1-h2/kv/seed0"
 SYNTHETIC = ("attentions=[kv]", "synthetic={tasks: [copy], train_size: 16000, epochs: 1}")
@@ -102,8 +104,8 @@ def test_joint_seeds_jobs_write_what_separate_jobs_write(tmp_path):
         done = subprocess.run(snakemake(workdir, *targets, config=config), capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        log = done.stdout + done.stderr
-        assert ("synthetic_train_seeds" in log) == ("synthetic_eval_seeds" in log) == (joint == "true")
+        logs = sorted((workdir / "results/logs/synthetic/train").rglob("*.log"))
+        assert [p.stem for p in logs] == ([JOINT_NAME] if joint == "true" else ["seed0", "seed1"])
         runs = [workdir / f"{RUN[:-1]}{s}" for s in (0, 1)]  # RUN ends in seed0
         results[joint] = [(metric_rows(r), json.loads((r / "test.json").read_text())) for r in runs]
     assert results["true"] == results["false"]

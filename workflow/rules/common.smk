@@ -52,6 +52,10 @@ class FamilyRules:
         # The section's `group` on: a cluster job per configuration, its runs the components of
         # this group (the profile's group-components names the pattern: it spans them all).
         self.group = f"{name}-{{task}}-{{cfg}}" if self.section.get("group") else None
+        # The section's `joint_seeds` on: one train and one eval job serve every seed of a run.
+        self.joint = bool(self.section.get("joint_seeds"))
+        # the name of a train or eval job's log and benchmark files
+        self.job_run = SEEDS_RUN if self.joint else RUN
         cfgs = sorted({c for per_task in self.configs.values() for c in per_task})
         self.constraints = {
             "task": "|".join(self.tasks),
@@ -80,12 +84,17 @@ class FamilyRules:
             wildcards.seed,
         )
 
-    def seed_files(self, name):
-        """The file `name` of every seed's run folder, other wildcards kept (joint_seeds)."""
+    def job_files(self, name):
+        """The file `name` of the runs one train or eval job serves: its run's, or with the
+        section's `joint_seeds` every seed's (the other wildcards kept)."""
+        if not self.joint:
+            return f"{self.run}/{name}"
         return expand(f"{self.run}/{name}", seed=SEEDS, allow_missing=True)
 
-    def seed_hparams(self, wildcards):
-        """The hparams of every seed of one task x configuration x attention (joint_seeds)."""
+    def job_hparams(self, wildcards):
+        """The hparams a train job receives: its run's, or (joint_seeds) a list, one per seed."""
+        if not self.joint:
+            return self.hparams(wildcards)
         return [
             self.spec.hparams(
                 self.section, wildcards.task, wildcards.cfg, wildcards.attention, seed
@@ -96,7 +105,7 @@ class FamilyRules:
     def runtime(self, wildcards):
         """Minutes of one run; a joint_seeds job trains every seed, one after another on a CPU."""
         minutes = self.spec.resources(self.section, wildcards.task)["runtime"]
-        return minutes * len(SEEDS) if self.section.get("joint_seeds") else minutes
+        return minutes * len(SEEDS) if self.joint else minutes
 
     def mem_mb(self, wildcards):
         return self.spec.resources(self.section, wildcards.task)["mem_mb"]

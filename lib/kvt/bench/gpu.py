@@ -23,13 +23,12 @@ from pathlib import Path
 import torch
 
 from .. import precision as prec
-from .. import runner
 from ..config import load_config
 from ..device import pick_device
 from ..preflight import workload
 from ..report.tables import markdown
 from . import write_rows
-from .step import CASES, VARIANTS, train_step, hparams, random_batch
+from .step import CASES, VARIANTS, prepare
 from .timing import sync, device_meta
 
 NOTE = ("GPU-hours: each family's training matmul FLOPs in the paper preset (as kvt.preflight counts "
@@ -58,14 +57,6 @@ def open_device(name: str) -> torch.device:
         raise SystemExit(f"kvt.bench.gpu: {err} (--device cpu for a dry run)") from None
 
 
-def in_autocast(step_fn, precision: str, device: torch.device):
-    """step_fn with its forward and loss under the precision's autocast."""
-    def call(model, batch):
-        with prec.autocast(precision, device):
-            return step_fn(model, batch)
-    return call
-
-
 def tokens_per_sample(model, batch) -> int:
     """Token positions one sample sends through the blocks: a ViT's patches and class token, else
     the sequence axis of each input (a batch's last tensor is the target)."""
@@ -87,21 +78,14 @@ def seconds_per_step(call, device: torch.device, steps: int, warmup: int) -> flo
 
 def run_variant(config: dict, case, variant: str, precision: str, device: torch.device,
                 steps: int, warmup: int) -> dict:
-    hp = hparams(config, case, variant)
-    rt = runner.runtime(hp["family"])
-    torch.manual_seed(0)
-    model = rt.build_model(hp).to(device).train()
-    batch = tuple(t.to(device) for t in random_batch(hp, torch.Generator().manual_seed(0)))
-    flops = runner.forward_flops(model, batch, rt.step)  # per sample, float32 shapes
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    call = train_step(model, batch, in_autocast(rt.step, precision, device), optimizer)
-    t = seconds_per_step(call, device, steps, warmup)
-    b = hp["batch_size"]
+    bench = prepare(config, case, variant, device, precision)
+    t = seconds_per_step(bench.call, device, steps, warmup)
+    b = bench.hp["batch_size"]
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-    return {"family": case.family, "task": case.task, "cfg": hp["cfg"], "variant": variant,
+    return {"family": case.family, "task": case.task, "cfg": bench.hp["cfg"], "variant": variant,
             "precision": precision, "batch": b, "samples_per_s": round(b / t, 1),
-            "tokens_per_s": round(tokens_per_sample(model, batch) * b / t),
-            "gflop_per_s": round(3 * flops * b / t / 1e9, 2),
+            "tokens_per_s": round(tokens_per_sample(bench.model, bench.batch) * b / t),
+            "gflop_per_s": round(3 * bench.flops * b / t / 1e9, 2),
             "peak_mib": None if peak is None else round(peak, 1)}
 
 
@@ -140,9 +124,8 @@ def table(rows: list[dict]) -> str:
 
 def write(rows: list[dict], path: Path, caption: str) -> str:
     """rows as <path> (CSV) and <path>.md (caption, then the table); returns the markdown."""
-    write_rows(rows, path)
     text = f"{caption}\n\n{table(rows)}"
-    path.with_suffix(".md").write_text(text)
+    write_rows(rows, path, text=text)
     return text
 
 

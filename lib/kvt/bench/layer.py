@@ -196,10 +196,9 @@ def main(argv=None) -> None:
         print(f"{shape.name}: {shape.label()} ...", file=sys.stderr, flush=True)
         rows += run_shape(shape, device, args.repeats, args.warmup)
     meta, summary = device_meta(device), ratios(rows)
-    write_rows(rows, args.out, meta)
-    write_rows(summary, args.out.with_name(args.out.stem + "_ratios.csv"))
     text = markdown(rows, summary, meta)
-    args.out.with_suffix(".md").write_text(text)
+    write_rows(rows, args.out, meta, text)
+    write_rows(summary, args.out.with_name(args.out.stem + "_ratios.csv"))
     print(text)
 
 

@@ -16,9 +16,8 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .. import runner
 from ..config import load_config
-from .step import CASES, VARIANTS, hparams, random_batch, train_step
+from .step import CASES, VARIANTS, prepare
 from .timing import sync
 
 # Operator name fragments of each group, tried in this order (the first that matches wins).
@@ -39,12 +38,8 @@ def group_of(name: str) -> str:
 
 def run(family: str, cfg: str | None, variant: str, device, steps: int, top: int) -> list[tuple]:
     case = next(c for c in CASES if c.family == family and (cfg is None or c.cfg == cfg))
-    hp = hparams(load_config({"preset": "paper"}), case, variant)
-    rt = runner.runtime(hp["family"])
-    torch.manual_seed(0)
-    model = rt.build_model(hp).to(device).train()
-    batch = tuple(t.to(device) for t in random_batch(hp, torch.Generator().manual_seed(0)))
-    call = train_step(model, batch, rt.step, torch.optim.Adam(model.parameters(), lr=1e-4))
+    bench = prepare(load_config({"preset": "paper"}), case, variant, device)
+    hp, call = bench.hp, bench.call
     for _ in range(3):
         call()
     sync(device)

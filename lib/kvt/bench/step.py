@@ -16,12 +16,14 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from .. import runner
 from ..config import load_config
+from ..precision import autocast
 from . import write_rows
 from .timing import device_meta, interleaved
 
@@ -90,15 +92,35 @@ def random_batch(hp: dict, gen: torch.Generator):
     return src, tgt[:, :-1], tgt[:, 1:]
 
 
-def train_step(model, batch, step_fn, optimizer):
-    """A call of one training step as the trainer takes it: forward and loss, backward, clip, Adam."""
+@dataclass
+class Bench:
+    """One variant of a case, ready to time: `call()` runs one training step as the trainer does
+    (forward and loss under the precision's autocast, backward, clip, Adam) on a fixed batch."""
+    hp: dict
+    model: nn.Module
+    batch: tuple
+    flops: int  # matmul FLOPs of one forward pass per sample (runner.forward_flops)
+    call: Callable[[], None]
+
+
+def prepare(config: dict, case: Case, variant: str, device, precision: str = "fp32") -> Bench:
+    """The model (seed 0) and a random batch (seed 0: every variant gets the same inputs)."""
+    hp = hparams(config, case, variant)
+    rt = runner.runtime(hp["family"])
+    torch.manual_seed(0)
+    model = rt.build_model(hp).to(device).train()
+    batch = tuple(t.to(device) for t in random_batch(hp, torch.Generator().manual_seed(0)))
+    flops = runner.forward_flops(model, batch, rt.step)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
     def call():
-        loss = step_fn(model, batch)["loss"]
+        with autocast(precision, device):
+            loss = rt.step(model, batch)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-    return call
+    return Bench(hp, model, batch, flops, call)
 
 
 def _matmul(device, size: int = 1024):
@@ -109,21 +131,12 @@ def _matmul(device, size: int = 1024):
 
 
 def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> list[dict]:
-    gen = torch.Generator().manual_seed(0)
     calls, info = {}, {}
     for variant in VARIANTS:
-        hp = hparams(config, case, variant)
-        rt = runner.runtime(hp["family"])
-        torch.manual_seed(0)
-        model = rt.build_model(hp).to(device)
-        model.train()
-        batch = tuple(t.to(device) for t in random_batch(hp, gen))
-        flops = runner.forward_flops(model, batch, rt.step)
-        model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        calls[variant] = train_step(model, batch, rt.step, optimizer)
-        info[variant] = {"cfg": hp["cfg"], "batch": hp["batch_size"], "flops": flops,
-                         "params": sum(p.numel() for p in model.parameters())}
+        bench = prepare(config, case, variant, device)
+        calls[variant] = bench.call
+        info[variant] = {"cfg": bench.hp["cfg"], "batch": bench.hp["batch_size"], "flops": bench.flops,
+                         "params": sum(p.numel() for p in bench.model.parameters())}
     peak_call, peak_flops = _matmul(device)
     calls[PEAK] = peak_call
     times = interleaved(calls, device, repeats=repeats, warmup=warmup)
@@ -178,9 +191,8 @@ def main(argv=None) -> None:
         print(f"{case.family} {case.task} {case.cfg or ''} ...", file=sys.stderr, flush=True)
         rows += run_case(config, case, device, args.repeats, args.warmup)
     meta, summary = device_meta(device), ratios(rows)
-    write_rows(rows, args.out, meta)
     text = markdown(rows, summary, meta)
-    args.out.with_suffix(".md").write_text(text)
+    write_rows(rows, args.out, meta, text)
     print(text)
 
 

@@ -6,7 +6,6 @@ where the paper reports one run). Numbers measured otherwise than ours are liste
 comparable, and never judged.
 """
 
-
 import numpy as np
 import pandas as pd
 
