@@ -19,9 +19,9 @@ TINY = {
     "anomaly": ({"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
                  "batch_size": 64, "warmup_steps": 3}, "cifar100", "kv_pos"),
     # fixture pairs (see `nlp_inputs`): 400 train pairs, batch 50 -> 8 steps, 2 epochs
-    "nlp": ({"multi30k": {"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "vocab_size": 120,
-                          "max_len": 40, "epochs": 2, "warmup_steps": 5, "val_bleu_size": 20,
-                          "eval_batch": 30}}, "multi30k", "kv_pos"),
+    "nlp": ({"multi30k_en_de": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                                "vocab_size": 120, "max_len": 40, "epochs": 2, "warmup_steps": 5,
+                                "val_bleu_size": 20, "eval_batch": 30}}, "multi30k_en_de", "kv_pos"),
     # fixture play: 16-character blocks, 12 iterations, validated every 4 on 3 fixed batches
     "nlp.shakespeare": ({"shakespeare": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
                                          "block": 16, "iterations": 12, "batch_size": 8,
@@ -100,18 +100,19 @@ def anomaly_inputs(root) -> dict:
     return {"features": str(path)}
 
 
-def nlp_inputs(root, task: str = "multi30k") -> dict:
-    """Fixture texts under root, the data rule's manifest and, for translation, a tokenizer
-    learned from the fixture training pairs (as the tokenizer rule does): an NLP run's inputs."""
+def nlp_inputs(root, dataset: str = "multi30k") -> dict:
+    """Fixture texts under root, the data rule's manifest and, for translation (either direction),
+    a tokenizer learned from the fixture training pairs (as the tokenizer rule does): an NLP run's
+    inputs."""
     import json
 
     from kvt.data.text import prepare, read_pairs
     from kvt.data.tokenizer import train_tokenizer
 
-    info = prepare(task, root / "data", download=False, fixtures=True)
-    manifest = root / f"{task}.json"
+    info = prepare(dataset, root / "data", download=False, fixtures=True)
+    manifest = root / f"{dataset}.json"
     manifest.write_text(json.dumps(info))
-    if task != "multi30k":
+    if dataset != "multi30k":
         return {"data": str(manifest)}
     train = read_pairs(root / "data", "train")
     model = root / "tokenizer.model"

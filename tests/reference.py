@@ -1,11 +1,11 @@
-"""Literal reference implementations of the attention variants, straight from attention.md.
+"""Literal reference implementations of the attention variants, straight from docs/attention.md.
 
 Guards the registry in `kvt.attention`: the tests compare the package's fused and manual paths
 against these formulas, computed with a module's own weights. Nothing here is optimised: kv_pos
 builds the batch x heads x n x n x pos_dim tensor of the literal definition
 S = map_pos(s * (K K^T)_ij + P_ij), takes P from the PyPI package `positional-encodings` (not from
 the package's own table), adds the mask after map_pos and does the softmax by hand. The scale is
-recomputed from its name, not read from the module. Cross-attention (attention.md): keys and
+recomputed from its name, not read from the module. Cross-attention (docs/attention.md): keys and
 values from the context; the query side of the kv variants per their `cross` mode (qk: W_Q on the
 decoder states; kk: W_K on both sides); kv_pos's table sliced to P[:m, :n].
 """
@@ -14,7 +14,7 @@ import math
 
 import torch
 
-# variant -> (has a query projection, has the positional term); the formulas of attention.md
+# variant -> (has a query projection, has the positional term); the formulas of docs/attention.md
 FORMULAS = {"qkv": (True, False), "kv": (False, False), "kv_pos": (False, True),
             "qkv_pos": (True, True)}
 

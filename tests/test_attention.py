@@ -1,4 +1,4 @@
-"""The attention registry against its contract (shared/design/attention.md).
+"""The attention registry against its contract (docs/attention.md).
 
 Guards: for every registered variant, the fused path, the manual path and the literal formulas of
 tests/reference.py agree in outputs, attention maps and gradients (input and every parameter),
@@ -23,7 +23,7 @@ MAX_LEN = 16
 
 # Parameters whose gradient is zero by construction: they add the same amount to every score of a
 # row, which the row softmax cancels. qkv: q_i . b_K does not depend on the key j. kv_pos: the bias
-# b of map_pos (attention.md: "the row softmax cancels a(i) and b").
+# b of map_pos (docs/attention.md: "the row softmax cancels a(i) and b").
 SOFTMAX_INVARIANT = {"qkv": {"k_proj.bias"}, "kv_pos": {"map_pos.bias"},
                      "qkv_pos": {"k_proj.bias", "map_pos.bias"}}
 
@@ -293,7 +293,7 @@ def test_reversibility_separates_the_variants(pos_per_head):
 @pytest.mark.parametrize("pos_per_head", [False, True])
 def test_kv_pos_bias_splits_into_row_column_and_constant(pos_dim, pos_per_head):
     """B_ij = w . P_ij + b = a(i) + c(j) + b for the package's table, so the row softmax of the
-    kv_pos scores equals softmax_j(alpha * s * k_i . k_j + c(j)) (attention.md)."""
+    kv_pos scores equals softmax_j(alpha * s * k_i . k_j + c(j)) (docs/attention.md)."""
     b, n, d, h = 2, 11, 24, 3
     module = build("kv_pos", d, h, pos_dim=pos_dim, pos_per_head=pos_per_head)
     table = package_table(MAX_LEN, pos_dim)[:n, :n].double()
@@ -378,7 +378,7 @@ def test_kv_pos_sequence_longer_than_max_len():
         module(torch.randn(1, 9, 16))
 
 
-# -- cross-attention (attention.md: keys and values from the context; kv's query side by mode) ----
+# -- cross-attention (docs/attention.md: keys and values from the context; kv's query side by mode) ----
 
 CROSS_SHAPES = [(2, 5, 9, 16, 2), (3, 7, 7, 24, 3), (1, 9, 4, 32, 4)]  # batch, m, n, d, heads
 

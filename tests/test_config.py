@@ -125,6 +125,27 @@ def test_misspelt_key_in_a_preset_is_named(base, schema):
         resolve(config, {"preset": "smoke"}, schema)
 
 
+def test_a_section_may_replace_the_top_level_seeds(base, schema):
+    cfg = resolve(base, {"preset": "cpu"}, schema)
+    # the cpu preset: 5 synthetic seeds (10 pairs per comparison), 2 for the other families
+    assert cfg["seeds"] == [0, 1] and cfg["synthetic"]["seeds"] == [0, 1, 2, 3, 4]
+    assert {s for *_, s in SYN.runs(cfg["synthetic"], ["kv"], cfg["seeds"])} == {0, 1, 2, 3, 4}
+    vision = FAMILIES["vision"]
+    assert cfg["vision"]["seeds"] is None
+    assert {s for *_, s in vision.runs(cfg["vision"], ["kv"], cfg["seeds"])} == {0, 1}
+    # from --config, as strings: coerced through the list-or-null schema
+    cfg = resolve(base, {"synthetic": {"seeds": ["3", "5"]}}, schema)
+    assert cfg["synthetic"]["seeds"] == [3, 5]
+    cfg = resolve(base, {"preset": "cpu", "seeds": [4], "synthetic": {"seeds": "null"}}, schema)
+    assert {s for *_, s in SYN.runs(cfg["synthetic"], ["kv"], cfg["seeds"])} == {4}
+
+
+@pytest.mark.parametrize("seeds", [[], [-1], [1, 1], "three"])
+def test_bad_section_seeds_are_named(base, schema, seeds):
+    with pytest.raises(ConfigError, match=r"synthetic\.seeds"):
+        resolve(base, {"synthetic": {"seeds": seeds}}, schema)
+
+
 def test_unknown_preset_is_named(base, schema):
     with pytest.raises(ConfigError, match="'fast'.*paper"):
         resolve(base, {"preset": "fast"}, schema)

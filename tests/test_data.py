@@ -1,4 +1,4 @@
-"""The five synthetic tasks (protocol.md): targets, determinism, the same data everywhere, errors.
+"""The five synthetic tasks (docs/protocol.md): targets, determinism, the same data everywhere, errors.
 
 Guards: every task's target on a handcrafted example and on random data (checked element by
 element from the definition, not by calling the same tensor op); make_split is a pure function of

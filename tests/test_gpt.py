@@ -4,7 +4,8 @@ Guards: for every registered variant, shapes and finite logits; causality on bot
 paths (later tokens never change earlier logits: the causal mask reaches every variant, kv_pos
 included); fused and manual paths agree; every parameter gets a finite gradient, non-zero except
 map_pos's bias (cancelled by the row softmax); the context limit; reproducible sampling; and a
-few Adam steps on a periodic text driving the loss down (the causal model can learn).
+few Adam steps on a periodic text driving the loss down (the causal model can learn); dropout at
+the reference notebook's sites only (against a literal copy of its Block).
 """
 
 import pytest
@@ -137,3 +138,139 @@ def test_learns_periodic_text(variant):
     with torch.no_grad():
         last = loss_of(probe).item()
     assert first > 1.5 and last < 0.1 * first, (first, last)
+
+
+# -- dropout exactly where the reference notebook (gpt_dev_pos.ipynb) drops -------------------
+class RefHead(torch.nn.Module):
+    """gpt_dev_pos.ipynb's Head (qkv), its globals as arguments."""
+
+    def __init__(self, n_embd, head_size, block_size, dropout):
+        super().__init__()
+        self.key = torch.nn.Linear(n_embd, head_size, bias=False)
+        self.query = torch.nn.Linear(n_embd, head_size, bias=False)
+        self.value = torch.nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+        self.dropout = torch.nn.Dropout(dropout)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        k = self.key(x)
+        q = self.query(x)
+        wei = q @ k.transpose(-2, -1) / (C ** .5)
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))
+        wei = F.softmax(wei, dim=-1)
+        wei = self.dropout(wei)
+        v = self.value(x)
+        return wei @ v
+
+
+class RefMultiHeadAttention(torch.nn.Module):
+    def __init__(self, n_embd, num_heads, block_size, dropout):
+        super().__init__()
+        self.heads = torch.nn.ModuleList([RefHead(n_embd, n_embd // num_heads, block_size, dropout)
+                                          for _ in range(num_heads)])
+        self.proj = torch.nn.Linear(n_embd, n_embd)
+        self.dropout = torch.nn.Dropout(dropout)
+
+    def forward(self, x):
+        out = torch.cat([h(x) for h in self.heads], dim=-1)
+        return self.dropout(self.proj(out))
+
+
+class RefBlock(torch.nn.Module):
+    def __init__(self, n_embd, n_head, block_size, dropout):
+        super().__init__()
+        self.sa = RefMultiHeadAttention(n_embd, n_head, block_size, dropout)
+        self.ffwd = torch.nn.Sequential(torch.nn.Linear(n_embd, 4 * n_embd), torch.nn.ReLU(),
+                                        torch.nn.Linear(4 * n_embd, n_embd), torch.nn.Dropout(dropout))
+        self.ln1 = torch.nn.LayerNorm(n_embd)
+        self.ln2 = torch.nn.LayerNorm(n_embd)
+
+    def forward(self, x):
+        x = x + self.sa(self.ln1(x))
+        return x + self.ffwd(self.ln2(x))
+
+
+class RefGPT(torch.nn.Module):
+    """The notebook's BigramLanguageModel (logits only)."""
+
+    def __init__(self, vocab_size, n_embd, n_head, n_layer, block_size, dropout):
+        super().__init__()
+        self.token_embedding_table = torch.nn.Embedding(vocab_size, n_embd)
+        self.position_embedding_table = torch.nn.Embedding(block_size, n_embd)
+        self.blocks = torch.nn.Sequential(*[RefBlock(n_embd, n_head, block_size, dropout)
+                                            for _ in range(n_layer)])
+        self.ln_f = torch.nn.LayerNorm(n_embd)
+        self.lm_head = torch.nn.Linear(n_embd, vocab_size)
+
+    def forward(self, idx):
+        T = idx.shape[1]
+        x = self.token_embedding_table(idx) + self.position_embedding_table(torch.arange(T))
+        return self.lm_head(self.ln_f(self.blocks(x)))
+
+
+def reference_copy(model: CharGPT) -> RefGPT:
+    """The notebook's model holding `model`'s weights (qkv: per-head slices of Q, K, V)."""
+    c = model.cfg
+    ref = RefGPT(c.vocab_size, c.d_model, c.heads, c.depth, c.block, c.dropout)
+    hs = c.d_model // c.heads
+    with torch.no_grad():
+        ref.token_embedding_table.weight.copy_(model.tok_embedding.weight)
+        ref.position_embedding_table.weight.copy_(model.pos_embedding.weight)
+        for ours, theirs in zip(model.blocks, ref.blocks):
+            for h, head in enumerate(theirs.sa.heads):
+                for name, proj in (("key", ours.attn.k_proj), ("query", ours.attn.q_proj),
+                                   ("value", ours.attn.v_proj)):
+                    getattr(head, name).weight.copy_(proj.weight[h * hs:(h + 1) * hs])
+            theirs.sa.proj.load_state_dict(ours.attn.out_proj.state_dict())
+            theirs.ffwd[0].load_state_dict(ours.mlp[0].state_dict())
+            theirs.ffwd[2].load_state_dict(ours.mlp[3].state_dict())
+            theirs.ln1.load_state_dict(ours.norm1.state_dict())
+            theirs.ln2.load_state_dict(ours.norm2.state_dict())
+        ref.ln_f.load_state_dict(model.norm.state_dict())
+        ref.lm_head.load_state_dict(model.head.state_dict())
+    return ref
+
+
+def marking_dropout(x, p=0.5, training=True, inplace=False):
+    """A deterministic stand-in for dropout: scales the last axis's entries by 1, 2, 3, 1, ...
+    Sites that differ (an extra, a missing or a moved dropout) change the logits."""
+    if not training or p == 0:
+        return x
+    return x * (1 + torch.arange(x.shape[-1], dtype=x.dtype) % 3)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_dropout_sites_are_the_reference_notebooks(monkeypatch, fused):
+    """The reference's Block drops the attention weights, the projected attention output and the
+    feed-forward's output, and nothing else (not the embeddings, not after the ReLU). With every
+    dropout replaced by the same deterministic marking, our model and a literal copy of the
+    notebook's (same weights) give the same logits, in training mode on the manual path; in eval
+    mode (dropout off) on both paths."""
+    model = gpt("qkv", heads=3, fused=fused, dropout=0.2)
+    ref = reference_copy(model)
+    idx = tokens()
+    model.eval(), ref.eval()
+    torch.testing.assert_close(model(idx), ref(idx), rtol=1e-5, atol=1e-5)
+    if fused:
+        return  # SDPA's own dropout kernel cannot be marked
+    monkeypatch.setattr(F, "dropout", marking_dropout)
+    model.train(), ref.train()
+    marked = model(idx)
+    torch.testing.assert_close(marked, ref(idx), rtol=1e-5, atol=1e-5)
+    model.eval()
+    assert not torch.allclose(marked, model(idx))  # the marking does act
+
+
+def test_dropout_modules():
+    """Per block: one dropout on the attention output and the feed-forward output (the block's
+    residual dropout), the attention weights at the same rate; none on the embeddings or inside
+    the feed-forward; rate 0 leaves training mode equal to eval mode."""
+    model = gpt("kv_pos", dropout=0.2)
+    drops = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [f"blocks.{i}.drop" for i in range(len(model.blocks))]
+    assert all(b.attn.attn_dropout == 0.2 and b.drop.p == 0.2 for b in model.blocks)
+    assert [type(m).__name__ for m in model.blocks[0].mlp] == ["Linear", "ReLU", "Identity", "Linear"]
+    still = gpt("kv_pos", dropout=0.0)
+    idx = tokens()
+    torch.testing.assert_close(still.train()(idx), still.eval()(idx))

@@ -13,7 +13,7 @@ from kvt.bench.step import VARIANTS, Case
 ROOT = Path(__file__).resolve().parents[1]
 # One quick case per family (under 0.2 s a step on 2 threads at its paper configuration).
 SMALL = (Case("synthetic", "sort", "n64-d64-l2-h2"), Case("vision", "cifar10"),
-         Case("anomaly", "cifar100"), Case("nlp", "multi30k"))
+         Case("anomaly", "cifar100"), Case("nlp", "multi30k_en_de"))
 FAMILIES = ["synthetic", "vision", "anomaly", "nlp"]
 
 

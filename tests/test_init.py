@@ -1,4 +1,4 @@
-"""How the attention projections start (protocol.md): the reference's fused init (one xavier
+"""How the attention projections start (docs/protocol.md): the reference's fused init (one xavier
 matrix over the input projections, so kv's K starts with a larger bound than qkv's; map_pos
 xavier with a zero bias), per-matrix xavier, and PyTorch's defaults; and which family uses which."""
 
@@ -80,7 +80,7 @@ def test_unknown_init_is_named():
 @pytest.mark.parametrize("case, init", [("synthetic", "fused"), ("anomaly", "fused"),
                                         ("vision", "torch"), ("nlp.shakespeare", "torch")])
 def test_each_family_starts_as_its_reference_did(case, init):
-    """protocol.md: the synthetic and set-anomaly code (tutorial 6) used the fused init; the ViT
+    """docs/protocol.md: the synthetic and set-anomaly code (tutorial 6) used the fused init; the ViT
     and the char-level GPT set none; the switch reaches every attention module."""
     hp = tiny_hparams(case)
     if case == "nlp.shakespeare":

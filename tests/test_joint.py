@@ -26,15 +26,23 @@ def rows(folder):
 
 
 def weights(folder):
-    return torch.load(Path(folder) / "model.pt", weights_only=True)["model"]
+    return torch.load(Path(folder) / "model.pt", weights_only=True)
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def assert_same_run(a, b):
+    """Same metrics, run record and weights file: the selected weights, and the last ones (kept
+    where they are not the selected) with their step."""
     assert rows(a) == rows(b)
     wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert same_state(wa["model"], wb["model"])
+    assert ("last" in wa) == ("last" in wb) and same_state(wa.get("last", {}), wb.get("last", {}))
     ra, rb = (json.loads((Path(f) / "run.json").read_text()) for f in (a, b))
     assert ra["selected"] == rb["selected"] and ra["steps"] == rb["steps"]
+    assert wa["last_step"] == wb["last_step"] == ra["steps"]
 
 
 def together(root, hps, **kw):
@@ -62,6 +70,24 @@ def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, alone):
         assert not (tmp_path / f"seed{s}" / "last.pt").exists()
     # the seeds differ from each other (the comparison above is not vacuous)
     assert rows(tmp_path / "seed0") != rows(tmp_path / "seed1")
+
+
+def test_seeds_trained_together_keep_their_last_weights(tmp_path, alone):
+    """Selected on validation (best) or last: each seed's weights file holds its last weights
+    (`last`, unless they are the selected ones) and the eval scores them (last_test_<m>)."""
+    root, hps = alone
+    together(tmp_path, hps)
+    for s in SEEDS:
+        saved, folder = weights(tmp_path / f"seed{s}"), tmp_path / f"seed{s}"
+        result = runner.test(folder / "model.pt", folder / "test.json", CPU)
+        assert result == runner.test(root / f"seed{s}" / "model.pt", tmp_path / "alone.json", CPU)
+        if "last" in saved:
+            assert saved["step"] < saved["last_step"]
+        else:
+            assert saved["step"] == saved["last_step"]
+            assert result["last_test_acc"] == result["test_acc"]
+    picked = {weights(tmp_path / f"seed{s}")["step"] for s in SEEDS}
+    assert min(picked) < 16, "no seed selected earlier weights: the test of `last` is vacuous"
 
 
 def test_a_killed_joint_job_resumes_every_seed_exactly(tmp_path, alone):

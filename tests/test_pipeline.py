@@ -42,8 +42,8 @@ KILLED = {
     "anomaly": (("anomaly={epochs: 4, batch_size: 16}",), "results/anomaly/cifar100/d16-l1-h2/kv_pos/seed0"),
     "nlp.shakespeare": (("nlp={tasks: [shakespeare], shakespeare: {iterations: 300, val_every: 30}}",),
                         "results/nlp/shakespeare/d16-l1-h2/kv_pos/seed0"),
-    "nlp.multi30k": (("nlp={tasks: [multi30k], multi30k: {epochs: 4, batch_size: 10}}",),
-                     "results/nlp/multi30k/d16-l1-h2/kv_pos/seed0"),
+    "nlp.multi30k": (("nlp={tasks: [multi30k_de_en], multi30k_de_en: {epochs: 4, batch_size: 10}}",),
+                     "results/nlp/multi30k_de_en/d16-l1-h2/kv_pos/seed0"),
 }
 
 

@@ -1,6 +1,6 @@
 """The fixed sinusoidal tables against the PyPI package `positional-encodings` 6.0.3.
 
-Guards attention.md's definition of the kv_pos table P (PositionalEncoding2D on a zero input) and
+Guards docs/attention.md's definition of the kv_pos table P (PositionalEncoding2D on a zero input) and
 the synthetic model's 1D encoding (PositionalEncoding1D): same values, same channel order, for
 pos_dim values that are multiples of 4, even but not of 4, odd, and 1.
 """

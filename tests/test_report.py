@@ -13,7 +13,7 @@ import pytest
 
 from kvt.report import paper
 from kvt.report.figures import seed_band, write_figure
-from kvt.report.summary import collect, diff_runs, read_summary, write_summary
+from kvt.report.summary import collect, diff_runs, read_summary, score_columns, write_summary
 from kvt.report.tables import (by_config_table, paper_table, params_table, write_by_config,
                                write_paper_table, write_params, write_tables)
 
@@ -173,6 +173,25 @@ def test_score_columns_are_every_val_and_test_metric(tmp_path):
     diff = diff_runs(both, str(d), str(other))
     assert diff.loc["test_f1", "kind"] == "metric" and diff.loc["test_size", "kind"] == "param"
     assert np.isnan(both.set_index("run_dir").loc[str(other), "test_bits"])  # absent: empty
+
+
+def test_last_weights_scores_are_columns_beside_the_selected(tmp_path):
+    """test.json holds test_<m> of the selected weights and last_test_<m> of the last ones (and
+    the last step): both become score columns; a last step other than the run's end is refused."""
+    d = fake_run(tmp_path, "sort", "n16-d32-l1-h2", "kv", 0, 0.8)
+    run = json.loads((d / "run.json").read_text())
+    test = json.loads((d / "test.json").read_text())
+    (d / "test.json").write_text(json.dumps({**test, "last_test_acc": 0.75, "last_test_loss": 0.3,
+                                             "last_step": run["steps"]}))
+    summary = collect([d / "run.json"], [d / "test.json"])
+    row = summary.iloc[0]
+    assert (row["test_acc"], row["last_test_acc"], row["last_test_loss"]) == (0.8, 0.75, 0.3)
+    assert "last_step" not in summary.columns
+    assert score_columns(summary.columns) >= {"test_acc", "last_test_acc", "last_test_loss"}
+    (d / "test.json").write_text(json.dumps({**test, "last_test_acc": 0.75,
+                                             "last_step": run["steps"] - 10}))
+    with pytest.raises(ValueError, match=f"{d / 'test.json'}.*last weights of step"):
+        collect([d / "run.json"], [d / "test.json"])
 
 
 def test_test_json_without_metrics_is_refused(tree):
@@ -410,12 +429,10 @@ def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
 
 def test_score_columns_are_derived_from_the_summary():
     """val_<m> is a score where final_val_<m> exists; settings named val_*/test_* stay settings."""
-    from kvt.report.summary import score_columns
-
     cols = ["val_size", "val_per_epoch", "val_every", "test_size", "val_loss", "val_acc",
-            "final_val_loss", "final_val_acc", "test_acc", "test_bleu", "lr"]
+            "final_val_loss", "final_val_acc", "test_acc", "test_bleu", "last_test_bleu", "lr"]
     assert score_columns(cols) == {"val_loss", "val_acc", "final_val_loss", "final_val_acc",
-                                   "test_acc", "test_bleu"}
+                                   "test_acc", "test_bleu", "last_test_bleu"}
 
 
 def test_compare_two_runs_and_two_result_folders(tmp_path, capsys):

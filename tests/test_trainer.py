@@ -2,7 +2,7 @@
 (kvt.experiments.synthetic), and the Trainer driven directly for what the synthetic family does not
 use (a length in iterations, validation every n steps, the noam schedule).
 
-Guards the trainer's promises (trainer.py docstring, protocol.md): a run killed at any point and
+Guards the trainer's promises (trainer.py docstring, docs/protocol.md): a run killed at any point and
 started again on the same folder ends exactly like an uninterrupted run (metrics, selected weights
 bit for bit, test results), both after an exception in-process and after a real SIGKILL; metrics.csv
 is appended on the validation schedule while training; last.pt is removed after a completed run
@@ -20,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -28,8 +29,8 @@ from torch import nn
 import kvt.experiments.synthetic as syn
 import kvt.runner as runner
 from kvt.runfiles import load_weights
-from kvt.trainer import (CHECKPOINT_VERSION, TensorBatches, Trainer, TrainConfig, load_checkpoint,
-                         lr_lambda)
+from kvt.trainer import (CHECKPOINT_VERSION, TensorBatches, Trainer, TrainConfig, evaluate,
+                         load_checkpoint, lr_lambda)
 
 from conftest import tiny_hparams
 
@@ -173,10 +174,9 @@ def test_metrics_schedule_and_last_removed(reference_run):
     assert all(float(r["train_loss"]) > 0 for r in rows[1:])
     # the learning rate the optimizer had at each row follows the schedule, stepped per iteration
     warmup = tiny_hparams()["warmup_steps"]
-    for r in rows:  # warm-up + cosine in closed form, not the schedule code checked against itself
+    for r in rows:  # the reference's warm-up x cosine, not the schedule code checked against itself
         step = int(r["step"])
-        expect = (step + 1) / warmup if step < warmup else \
-            0.5 * (1 + math.cos(math.pi * (step - warmup) / (TOTAL_STEPS - warmup)))
+        expect = tutorial_cosine_factor(step, warmup, TOTAL_STEPS)
         assert float(r["lr"]) == pytest.approx(1e-3 * expect, abs=1e-12)
     assert float(rows[-1]["lr"]) == 0.0
     assert not (reference_run / "last.pt").exists()
@@ -190,7 +190,8 @@ def test_test_json_holds_the_metrics_of_the_selected_weights(reference_run, tmp_
     out = tmp_path / "test.json"
     result = runner.test(reference_run / "model.pt", out, CPU)
     assert json.loads(out.read_text()) == result
-    assert set(result) == {"test_loss", "test_acc", "test_size", "step", "select", "n_params"}
+    assert set(result) == {"test_loss", "test_acc", "last_test_loss", "last_test_acc", "test_size",
+                           "step", "select", "last_step", "n_params"}
     assert result["test_size"] == tiny_hparams()["test_size"] == 256
     assert (result["step"], result["select"]) == (record["selected"]["step"], "best")
     assert result["n_params"] == record["n_params"] > 0
@@ -346,6 +347,31 @@ def test_select_best(tmp_path, monkeypatch):
     assert not all(torch.equal(saved["model"][n], t) for n, t in weights_at[len(VAL_ACC) - 1].items())
 
 
+def test_last_weights_kept_beside_the_selected_and_both_tested(tmp_path, monkeypatch):
+    """The reference tested its last weights: model.pt also holds them (where they are not the
+    selected ones), and test.json scores both, test_<m> the selected and last_test_<m> the last."""
+    weights_at = {}
+    scripted_val(monkeypatch, weights_at)
+    train(tiny_hparams(select="best"), tmp_path)
+    monkeypatch.undo()  # the test below validates with the real step
+    saved = load_weights(tmp_path / "model.pt")
+    assert (saved["step"], saved["last_step"]) == (6, TOTAL_STEPS)
+    final = weights_at[len(VAL_ACC) - 1]  # the weights at the last validation, step 16
+    assert saved["last"].keys() == final.keys()
+    assert all(torch.equal(saved["last"][n], t) for n, t in final.items())
+    result = runner.test(tmp_path / "model.pt", tmp_path / "test.json", CPU)
+    assert json.loads((tmp_path / "test.json").read_text()) == result
+    hp = tiny_hparams(select="best")
+    model = syn.build_model(hp).eval()
+    for prefix, state in (("test_", saved["model"]), ("last_test_", final)):
+        model.load_state_dict(state)
+        expect = evaluate(model, syn.eval_data(hp, "test", {})(), syn.step, CPU)
+        assert result[f"{prefix}acc"] == pytest.approx(expect["acc"], abs=1e-12), prefix
+        assert result[f"{prefix}loss"] == pytest.approx(expect["loss"], abs=1e-12), prefix
+    assert result["last_test_loss"] != result["test_loss"]  # two weights really were tested
+    assert (result["step"], result["last_step"], result["select"]) == (6, TOTAL_STEPS, "best")
+
+
 def test_select_last(tmp_path, monkeypatch):
     weights_at = {}
     scripted_val(monkeypatch, weights_at)
@@ -357,31 +383,46 @@ def test_select_last(tmp_path, monkeypatch):
     for name, t in final.items():
         assert torch.equal(saved["model"][name], t), name
         assert torch.equal(weights_at[len(VAL_ACC) - 1][name], t), name
+    # the selected weights are the last: not stored twice, not tested twice
+    assert "last" not in saved and saved["last_step"] == TOTAL_STEPS
+    monkeypatch.undo()
+    calls = []
+    real = syn.eval_data
+    monkeypatch.setattr(syn, "eval_data", lambda *a: calls.append(a[1]) or real(*a))
+    result = runner.test(tmp_path / "model.pt", tmp_path / "test.json", CPU)
+    assert calls == ["test"]
+    assert result["last_test_acc"] == result["test_acc"] and result["last_step"] == TOTAL_STEPS
 
 
 # -- schedule -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("warmup,total", [(5, 40), (3, 16), (0, 10)])
-def test_warmup_cosine_schedule(warmup, total):
+def tutorial_cosine_factor(epoch, warmup, max_iters):
+    """UvA tutorial 6's CosineWarmupScheduler.get_lr_factor, as the reference's
+    Reverse_sort_pos.py has it (its `epoch` is the scheduler's step count)."""
+    lr_factor = 0.5 * (1 + np.cos(np.pi * epoch / max_iters))
+    if epoch <= warmup:
+        lr_factor *= epoch * 1.0 / warmup
+    return lr_factor
+
+
+@pytest.mark.parametrize("warmup,total", [(5, 40), (3, 16), (100, 703)])
+def test_warmup_cosine_schedule_is_the_references(warmup, total):
     f = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup), total)
-    ramp = [f(s) for s in range(warmup)]
-    if warmup:
-        steps = [b - a for a, b in zip([0.0] + ramp, ramp)]
-        assert all(s == pytest.approx(1 / warmup) for s in steps), "linear rise from 0"
-        assert ramp[-1] == pytest.approx(1.0)
+    for s in range(total + 1):
+        assert f(s) == pytest.approx(tutorial_cosine_factor(s, warmup, total), abs=1e-12)
+    assert f(0) == 0.0, "the reference's first step has rate 0"
+    # the warm-up multiplies the cosine: no plateau at 1, and the cosine spans every step
+    assert max(f(s) for s in range(total + 1)) < 1.0
+    assert f(total) == pytest.approx(0.0, abs=1e-12) and f(total - 1) > 0
     decay = [f(s) for s in range(warmup, total + 1)]
-    assert decay[0] == pytest.approx(1.0)
     assert all(b < a for a, b in zip(decay, decay[1:])), "strictly decreasing after the warm-up"
-    assert decay[-1] == pytest.approx(0.0, abs=1e-12) and decay[-2] > 0
-    # the closed form of a half cosine from 1 to 0 over the steps after the warm-up, at every step
-    span = total - warmup
-    for s in range(warmup, total + 1):
-        assert f(s) == pytest.approx(0.5 * (1 + math.cos(math.pi * (s - warmup) / span)), abs=1e-12)
-    # which a linear decay is not: a quarter of the way in, the cosine is 0.85, the line 0.75
-    q = warmup + round(span / 4)
-    assert f(q) - (1 - (q - warmup) / span) > 0.05
+    no_warmup = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=0), total)
+    assert no_warmup(0) == 1.0
+    assert no_warmup(total // 2) == pytest.approx(0.5 * (1 + math.cos(math.pi * (total // 2) / total)))
     constant = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup,
                                      schedule="constant"), total)
+    ramp = [constant(s) for s in range(warmup)]
+    assert ramp == pytest.approx([(s + 1) / warmup for s in range(warmup)]), "linear rise"
     assert [constant(s) for s in range(warmup, total + 1)] == [1.0] * (total - warmup + 1)
 
 

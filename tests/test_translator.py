@@ -1,11 +1,11 @@
 """The encoder-decoder translator on the shared attention registry (variants qkv, kv, kv_pos; the
-kv variants in both cross-attention modes of attention.md).
+kv variants in both cross-attention modes of docs/attention.md).
 
 Guards: decoder causality; source and target padding change nothing at real positions; the kk
 mode is W_K on both sides and qk adds W_Q only in cross-attention; equal source and target
 lengths still attend to the encoder states (the reference's bug), checked against the literal
 formulas of tests/reference.py; every parameter learns; greedy decoding stops at <eos>, beam=1 is
-greedy and a search-space-wide beam finds the best sequence; protocol.md's xavier initialisation;
+greedy and a search-space-wide beam finds the best sequence; docs/protocol.md's xavier initialisation;
 fused and manual paths agree.
 """
 

@@ -379,3 +379,60 @@ def test_a_manifest_without_sums_is_refused(tmp_path):
     manifest.write_text(json.dumps({"root": str(tmp_path), "files": {"MNIST/raw/x": 12}}))
     with pytest.raises(ChecksumError, match="older format"):
         verified_root(str(manifest))
+
+
+# ---------------------------------------------------------------- normalisation statistics
+
+# The reference's values, copied from its code: ViT_pos.py normalised CIFAR-10 and CIFAR-100 alike,
+# ViT-nist_pos.py MNIST and Fashion-MNIST alike.
+REFERENCE_CIFAR = ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784))
+REFERENCE_MNIST = ((0.1307,), (0.3081,))
+
+
+@pytest.mark.parametrize("name,reference", [("cifar10", REFERENCE_CIFAR), ("cifar100", REFERENCE_CIFAR),
+                                            ("mnist", REFERENCE_MNIST), ("fashion_mnist", REFERENCE_MNIST)])
+def test_reference_statistics(name, reference):
+    ref = V.with_stats(name, "reference")
+    assert (ref.mean, ref.std) == reference
+    own = V.with_stats(name, "own")
+    assert (own.mean, own.std) == (V.DATASETS[name].mean, V.DATASETS[name].std)
+    assert ref.files == own.files == V.DATASETS[name].files  # only the statistics differ
+    if name in V.REFERENCE_STATS:
+        assert own.mean != ref.mean and own.std != ref.std
+    with pytest.raises(ValueError, match="'mine'"):
+        V.with_stats(name, "mine")
+
+
+def test_norm_stats_choices_are_the_schema_enum():
+    from kvt.families.vision import ViTTask
+    from dataclasses import fields
+
+    meta = next(f for f in fields(ViTTask) if f.name == "norm_stats").metadata
+    assert tuple(meta["schema"]["enum"]) == V.NORM_STATS
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_own_statistics_are_those_of_its_training_images():
+    import gzip
+
+    raw = gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").read()
+    x = np.frombuffer(raw[16:], np.uint8) / 255
+    spec = V.DATASETS["fashion_mnist"]
+    assert abs(x.mean() - spec.mean[0]) < 1e-4 and abs(x.std() - spec.std[0]) < 1e-4
+
+
+def test_runs_normalise_with_their_norm_stats(tmp_path):
+    """The vision runtime reads norm_stats: CIFAR-100 with CIFAR-10's statistics by default."""
+    from conftest import tiny_hparams, vision_inputs
+    from kvt.experiments import vision as rt
+
+    inputs = vision_inputs(tmp_path, "cifar100")
+    hp = {**tiny_hparams("vision"), "task": "cifar100"}
+    assert hp["norm_stats"] == "reference"
+    x, _ = rt.splits(hp, inputs)["val"]
+    for stats, (mean, std) in (("reference", REFERENCE_CIFAR), ("own", (V.DATASETS["cifar100"].mean,
+                                                                      V.DATASETS["cifar100"].std))):
+        batch = next(rt.eval_data({**hp, "norm_stats": stats}, "val", inputs)())[0]
+        expected = (x[:len(batch)].float() / 255 - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+        assert torch.allclose(batch, expected, atol=1e-6), stats

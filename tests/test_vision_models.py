@@ -138,7 +138,7 @@ def test_attention_maps(family):
         for a, b in zip(maps, model.attention_maps(x)):
             torch.testing.assert_close(a, b)
         # kv: symmetric scores; kv_pos adds a column term c(j), which this check cannot tell from
-        # row constants (attention.md: its maps are reversible too); qkv's scores are not symmetric
+        # row constants (docs/attention.md: its maps are reversible too); qkv's scores are not symmetric
         assert symmetric_up_to_row_constants(maps[1]) == (variant != "qkv")
 
 
@@ -332,3 +332,26 @@ def test_attention_maps_are_those_of_forward(family):
     assert len(seen) == len(maps) == 2
     for a, b in zip(seen, maps):
         torch.testing.assert_close(a, b)
+
+
+def test_vit_validates_twice_per_epoch(tmp_path):
+    """The reference's Trainer(val_check_interval=0.5) (ViT_pos.py, ViT-nist_pos.py): every vision
+    task validates twice per epoch by default, and the weights tested are the best of those."""
+    import csv
+
+    from conftest import FAMILY_INPUTS, tiny_hparams
+    from kvt import runner
+    from kvt.families import FAMILIES
+
+    defaults = FAMILIES["vision"].defaults()
+    assert all(defaults[task]["val_per_epoch"] == 2 for task in FAMILIES["vision"].tasks)
+    hp = tiny_hparams("vision")  # 400 images, batch 50: 8 steps an epoch, 2 epochs
+    assert hp["val_per_epoch"] == 2
+    run = tmp_path / "run"
+    record = runner.train(hp, run, run / "model.pt", torch.device("cpu"),
+                          inputs=FAMILY_INPUTS["vision"](tmp_path))
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [0, 4, 8, 12, 16]
+    best = max(rows[1:], key=lambda r: float(r["val_acc"]))  # the first of equals
+    assert record["selected"]["step"] == int(best["step"])

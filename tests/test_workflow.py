@@ -35,12 +35,13 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["vision_train"] == counts["vision_eval"] == 4 * 4 * 3 * 3 == 144
     assert counts["vision_data"] == 4 and counts["vision_attention"] == 4
     assert counts["anomaly_features"] == 1 and counts["anomaly_train"] == 3 * 3
-    # NLP: the char-LM's one configuration; translation d {64, 128, 256} x heads {1, 4}
+    # NLP: the char-LM's one configuration; translation en -> de and de -> en, d {64, 128, 256} x
+    # heads {1, 4}, both from one data rule and one joint tokenizer
     assert counts["nlp_charlm_train"] == counts["nlp_charlm_eval"] == 1 * 3 * 3
-    assert counts["nlp_translation_train"] == counts["nlp_translation_eval"] == 6 * 3 * 3 == 54
+    assert counts["nlp_translation_train"] == counts["nlp_translation_eval"] == 2 * 6 * 3 * 3 == 108
     assert counts["nlp_data"] == 2 and counts["nlp_tokenizer"] == 1
-    assert counts["nlp_bleu_figure"] == counts["nlp_cross_attention"] == 1
-    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 2
+    assert counts["nlp_bleu_figure"] == counts["nlp_cross_attention"] == 2
+    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 3
     assert counts["summary"] == 1 and counts["tables"] == 4
 
 
@@ -57,7 +58,7 @@ def test_restricting_task_variant_and_seeds(tmp_path):
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == 16
-    assert counts["loss_figure"] == 1 + 4 + 1 + 2
+    assert counts["loss_figure"] == 1 + 4 + 1 + 3  # sort; 4 datasets; cifar100; 3 NLP tasks
 
 
 def test_families_pick_what_runs(tmp_path):
@@ -72,8 +73,10 @@ def test_families_pick_what_runs(tmp_path):
 
 
 def test_presets_change_the_grid(tmp_path):
-    for preset, runs in (("cpu", (5 * 2 * 3 * 2, 5 * 3 * 2, 3 * 2, 3 * 2, 3 * 2)),
-                         ("smoke", (5 * 3, 5 * 3, 3, 3, 3))):
+    # cpu: synthetic 5 seeds (its own), the others 2; translation en -> de only. smoke: both
+    # translation directions
+    for preset, runs in (("cpu", (5 * 2 * 3 * 5, 5 * 3 * 2, 3 * 2, 3 * 2, 3 * 2)),
+                         ("smoke", (5 * 3, 5 * 3, 3, 3, 2 * 3))):
         res = dry_run(f"preset={preset}", tmp_path=tmp_path)
         assert res.returncode == 0, res.stderr + res.stdout
         counts = job_counts(res.stdout + res.stderr)

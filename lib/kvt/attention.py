@@ -1,4 +1,4 @@
-"""The attention variants of the study, one registry keyed by the names of attention.md.
+"""The attention variants of the study, one registry keyed by the names of docs/attention.md.
 
 Layout: `attend` is the math (scores, bias, mask, softmax, weighted sum), apart from the
 projections. The modules share one head layout (`SelfAttention`); a variant only says what plays
@@ -212,7 +212,7 @@ class SelfAttention(nn.Module):
 
     def scores(self, x, context=None):
         """The scores S before the mask and the softmax (batch x heads x m x n), for figures:
-        symmetric for kv, plus a per-key column term for kv_pos (attention.md)."""
+        symmetric for kv, plus a per-key column term for kv_pos (docs/attention.md)."""
         k = self.split_heads(self.k_proj(x if context is None else context))
         q, bias = self._scaled_query(x, k, context)
         s = q @ k.transpose(-2, -1)
@@ -270,7 +270,7 @@ class KVAttention(SelfAttention):
     """Query-free attention: S = s K K^T, symmetric before the mask.
 
     Between two sequences (decoder states x, encoder states `context`) query-free attention is
-    not defined; `cross` says what the kv variants do there (attention.md): `qk` a query
+    not defined; `cross` says what the kv variants do there (docs/attention.md): `qk` a query
     projection for cross-attention only, S = s (x W_Q)(context W_K)^T (what the reference ran);
     `kk` the same W_K on both sides, S = s (x W_K)(context W_K)^T. None: self-attention only. The
     mode is fixed at construction, never decided by comparing lengths (the reference's bug).

@@ -44,8 +44,16 @@ def _types(schema: dict) -> set:
     return set(kind) if isinstance(kind, list) else {kind}
 
 
+def _branch(value, schema: dict) -> dict:
+    """The anyOf branch of `schema` for a list or dict value (e.g. a list or null)."""
+    kind = "array" if isinstance(value, list) else "object"
+    return next((s for s in schema.get("anyOf", ()) if s.get("type") == kind), schema)
+
+
 def coerce(value, schema: dict):
     """Convert strings (as Snakemake's --config parser leaves them) to the schema's types."""
+    if isinstance(value, (dict, list)):
+        schema = _branch(value, schema)
     if isinstance(value, dict):
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")

@@ -13,12 +13,15 @@ metrics that are not sums over batches, and files besides the metrics:
     data_facts(hp, inputs) -> {name: value}                           # added to hp before building
     val_extra(hp, inputs, device) -> None or model -> {name: value}   # validation (val_<name>)
     test_extra(model, hp, inputs, device, out_dir) -> {name: value}  # test_<name>; may write files
+The eval job tests the selected and the last weights; for the last, out_dir is a temporary
+folder: test_extra writes only inside out_dir.
 `inputs` are the paths a rule hands the job (data files, cached features); hparams hold no paths
 that are not config values.
 """
 
 import importlib
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,9 +97,14 @@ def prepare(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inp
 
 
 def conclude(run: Prepared, chosen: dict) -> dict:
-    """Write the chosen weights and the finished run.json; return the record."""
-    atomic_save({"model": chosen["state"], "hparams": run.hp, "step": chosen["step"],
-                 "select": chosen["select"]}, run.model_path)
+    """Write the chosen weights and the finished run.json; return the record. The weights file
+    also holds the last weights (`last`) where they are not the chosen ones, and the last step
+    (`last_step`), so that the eval job tests both: the reference tested its last weights."""
+    weights = {"model": chosen["state"], "hparams": run.hp, "step": chosen["step"],
+               "select": chosen["select"], "last_step": run.trainer.step}
+    if chosen["step"] != run.trainer.step:
+        weights["last"] = run.trainer.last()["state"]
+    atomic_save(weights, run.model_path)
     result = {k: v for k, v in chosen.items() if k != "state"}
     return finish_record(run.trainer.run_dir, run.record, selected=result, steps=run.trainer.step,
                          train_seconds=round(run.trainer.elapsed, 3))
@@ -196,18 +204,37 @@ def load_model(model_path: Path, device):
     return model.eval(), ckpt
 
 
-def test(model_path: Path, out_path: Path, device, inputs=None, precision: str = "fp32") -> dict:
-    """The family's test metrics of the selected weights, written to out_path (test.json)."""
-    model, ckpt = load_model(model_path, device)
-    hp, inputs = ckpt["hparams"], dict(inputs or {})
+def measure(model, hp: dict, inputs: dict, device, out_dir: Path, precision: str) -> dict:
+    """{name: value} of the family's test metrics of `model`; test_extra writes into out_dir."""
     rt = runtime(hp["family"])
     metrics = evaluate(model, rt.eval_data(hp, "test", inputs)(), rt.step, device, precision)
     if hasattr(rt, "test_extra"):
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         with torch.no_grad(), autocast(precision, device):
-            metrics.update(rt.test_extra(model, hp, inputs, device, Path(out_path).parent))
-    result = {**{f"test_{k}": v for k, v in metrics.items()}, "test_size": hp.get("test_size"),
-              "step": ckpt["step"], "select": ckpt["select"],
+            metrics.update(rt.test_extra(model, hp, inputs, device, Path(out_dir)))
+    return metrics
+
+
+def test(model_path: Path, out_path: Path, device, inputs=None, precision: str = "fp32") -> dict:
+    """The family's test metrics of the selected weights (test_<name>, their files beside
+    out_path) and of the last weights (last_test_<name>, their files discarded), written to
+    out_path (test.json). Where the selected weights are the last, the last ones are not tested
+    twice: last_test_<name> repeats test_<name>. A weights file without `last_step` (written
+    before the last weights were kept) gets no last_test_<name>."""
+    model, ckpt = load_model(model_path, device)
+    hp, inputs = ckpt["hparams"], dict(inputs or {})
+    metrics = measure(model, hp, inputs, device, Path(out_path).parent, precision)
+    last = {}
+    if "last" in ckpt:
+        model.load_state_dict(ckpt["last"])
+        with tempfile.TemporaryDirectory() as tmp:
+            last = measure(model, hp, inputs, device, Path(tmp), precision)
+    elif "last_step" in ckpt:
+        last = metrics
+    result = {**{f"test_{k}": v for k, v in metrics.items()},
+              **{f"last_test_{k}": v for k, v in last.items()},
+              "test_size": hp.get("test_size"), "step": ckpt["step"], "select": ckpt["select"],
+              **({"last_step": ckpt["last_step"]} if last else {}),
               "n_params": sum(p.numel() for p in model.parameters())}
     write_json(result, Path(out_path))
     return result

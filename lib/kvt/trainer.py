@@ -102,18 +102,22 @@ class TensorBatches:
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    """Factor of cfg.lr at a step: linear warm-up over cfg.warmup_steps, then constant, cosine to 0
-    at total_steps, or Noam's inverse square root (peak cfg.lr at the end of the warm-up)."""
+    """Factor of cfg.lr at a step (0 for the first optimizer step):
+    - cosine: UvA tutorial 6's CosineWarmupScheduler, which the reference used: a half cosine from
+      1 at step 0 to 0 at total_steps, multiplied during the warm-up by step / warmup_steps (so the
+      first step's rate is 0, and the warm-up is not added before the cosine);
+    - constant: a linear rise (step + 1) / warmup_steps, then 1;
+    - noam: the same rise, then Noam's inverse square root (peak cfg.lr at the end of the warm-up)."""
 
     def factor(step: int) -> float:
+        if cfg.schedule == "cosine":
+            ramp = min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+            return ramp * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
         if cfg.schedule == "noam":
             return min((step + 1) / max(1, cfg.warmup_steps), math.sqrt(max(1, cfg.warmup_steps) / (step + 1)))
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "constant":
-            return 1.0
-        progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
 
     return factor
 
@@ -428,11 +432,15 @@ class Trainer:
         self.loss_count += 1
         return value
 
+    def last(self) -> dict:
+        """The weights after the last step taken (a copy on the CPU) and that step."""
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        return {"state": state, "step": self.step}
+
     def selected(self) -> dict:
         """The weights chosen by cfg.select, with the step and validation scores they had."""
         if self.cfg.select == "last":
-            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-            return {"state": state, "step": self.step, "select": "last"}
+            return {**self.last(), "select": "last"}
         return {"state": self.best["state"], "step": self.best["step"], "select": "best",
                 **self.best["metrics"]}
 

@@ -45,6 +45,7 @@ class FamilyRules:
         self.name, self.spec = name, FAMILIES[name]
         self.section = config[name]
         self.tasks = self.section["tasks"]
+        self.seeds = self.spec.seeds(self.section, SEEDS)
         self.configs = {t: self.spec.configs(self.section, t) for t in self.tasks}
         self.code = CODE[name]
         self.root = f"{RESULTS}/{name}"
@@ -71,7 +72,7 @@ class FamilyRules:
     def run_dirs(self, task=None):
         return [
             f"{self.root}/{t}/{c}/{a}/seed{s}"
-            for t, c, a, s in self.spec.runs(self.section, ATTENTIONS, SEEDS)
+            for t, c, a, s in self.spec.runs(self.section, ATTENTIONS, self.seeds)
             if task is None or t == task
         ]
 
@@ -89,7 +90,7 @@ class FamilyRules:
         section's `joint_seeds` every seed's (the other wildcards kept)."""
         if not self.joint:
             return f"{self.run}/{name}"
-        return expand(f"{self.run}/{name}", seed=SEEDS, allow_missing=True)
+        return expand(f"{self.run}/{name}", seed=self.seeds, allow_missing=True)
 
     def job_hparams(self, wildcards):
         """The hparams a train job receives: its run's, or (joint_seeds) a list, one per seed."""
@@ -99,13 +100,13 @@ class FamilyRules:
             self.spec.hparams(
                 self.section, wildcards.task, wildcards.cfg, wildcards.attention, seed
             )
-            for seed in SEEDS
+            for seed in self.seeds
         ]
 
     def runtime(self, wildcards):
         """Minutes of one run; a joint_seeds job trains every seed, one after another on a CPU."""
         minutes = self.spec.resources(self.section, wildcards.task)["runtime"]
-        return minutes * len(SEEDS) if self.joint else minutes
+        return minutes * len(self.seeds) if self.joint else minutes
 
     def mem_mb(self, wildcards):
         return self.spec.resources(self.section, wildcards.task)["mem_mb"]
@@ -115,7 +116,7 @@ class FamilyRules:
         show one run per variant)."""
         cfg = next(iter(self.configs[wildcards.task]))
         return [
-            f"{self.root}/{wildcards.task}/{cfg}/{a}/seed{SEEDS[0]}/model.pt"
+            f"{self.root}/{wildcards.task}/{cfg}/{a}/seed{self.seeds[0]}/model.pt"
             for a in ATTENTIONS
         ]
 

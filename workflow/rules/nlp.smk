@@ -1,8 +1,12 @@
 # NLP: the data rule (Tiny Shakespeare, Multi30k: staged, fetched from data.text_base, or fixtures;
 # every file checked against its recorded sha256), the translation tokenizer, one train and one
 # eval job per task x configuration x attention x seed (char-LM and translator train differently
-# and leave different files), BLEU per epoch and the decoder's cross-attention. Tables and the
-# loss/score figures: aggregate.smk.
+# and leave different files), BLEU per epoch and the decoder's cross-attention. Both translation
+# tasks (multi30k_en_de, multi30k_de_en) read the one Multi30k dataset and share one joint
+# tokenizer. Tables and the loss/score figures: aggregate.smk.
+from kvt.families.nlp import CORPUS, DATASETS, TRANSLATION, tokenizer_vocab
+
+TRANSLATION_TASKS = "|".join(TRANSLATION)
 
 
 # Downloads run where Snakemake runs: cluster nodes often have no network.
@@ -17,7 +21,7 @@ rule nlp_data:
     log:
         f"{RESULTS}/logs/data/{{dataset}}.log",
     wildcard_constraints:
-        dataset="|".join(FAMILIES["nlp"].tasks),
+        dataset="|".join(DATASETS),
     conda:
         "../../envs/kvt.yaml"
     params:
@@ -32,20 +36,20 @@ rule nlp_data:
 
 rule nlp_tokenizer:
     input:
-        data=f"{RESULTS}/data/multi30k.json",
+        data=f"{RESULTS}/data/{CORPUS}.json",
     output:
-        model=f"{RESULTS}/nlp/tokenizer/multi30k.model",
+        model=f"{RESULTS}/nlp/tokenizer/{CORPUS}.model",
     log:
-        f"{RESULTS}/logs/nlp/tokenizer_multi30k.log",
+        f"{RESULTS}/logs/nlp/tokenizer_{CORPUS}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/nlp/tokenizer_multi30k.tsv"
+        f"{RESULTS}/benchmarks/nlp/tokenizer_{CORPUS}.tsv"
     conda:
         "../../envs/kvt.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
     params:
-        vocab_size=config["nlp"]["multi30k"]["vocab_size"],
+        vocab_size=tokenizer_vocab(config["nlp"]),
         code=FAM["nlp"].code,
     script:
         "../../scripts/nlp_tokenizer.py"
@@ -110,7 +114,7 @@ rule nlp_charlm_eval:
 
 rule nlp_translation_train:
     input:
-        data=f"{RESULTS}/data/{{task}}.json",
+        data=f"{RESULTS}/data/{CORPUS}.json",
         tokenizer=rules.nlp_tokenizer.output.model,
     output:
         model=f"{FAM['nlp'].run}/model.pt",
@@ -121,7 +125,7 @@ rule nlp_translation_train:
     benchmark:
         f"{RESULTS}/benchmarks/nlp/train/{RUN}.tsv"
     wildcard_constraints:
-        **FAM["nlp"].task_constraints("multi30k"),
+        **FAM["nlp"].task_constraints(TRANSLATION_TASKS),
     conda:
         "../../envs/kvt.yaml"
     threads: config["threads"]
@@ -141,7 +145,7 @@ rule nlp_translation_train:
 rule nlp_translation_eval:
     input:
         model=rules.nlp_translation_train.output.model,
-        data=f"{RESULTS}/data/{{task}}.json",
+        data=f"{RESULTS}/data/{CORPUS}.json",
         tokenizer=rules.nlp_tokenizer.output.model,
     output:
         result=f"{FAM['nlp'].run}/test.json",
@@ -151,7 +155,7 @@ rule nlp_translation_eval:
     benchmark:
         f"{RESULTS}/benchmarks/nlp/eval/{RUN}.tsv"
     wildcard_constraints:
-        **FAM["nlp"].task_constraints("multi30k"),
+        **FAM["nlp"].task_constraints(TRANSLATION_TASKS),
     conda:
         "../../envs/kvt.yaml"
     threads: config["threads"]
@@ -170,23 +174,25 @@ rule nlp_translation_eval:
 rule nlp_bleu_figure:
     input:
         summary=f"{RESULTS}/summary.csv",
-        runs=FAM["nlp"].task_runs("multi30k"),
+        runs=lambda wildcards: FAM["nlp"].task_runs(wildcards.task),
     output:
         png=report(
-            f"{RESULTS}/figures/nlp/bleu_multi30k.png",
+            f"{RESULTS}/figures/nlp/bleu_{{task}}.png",
             caption="../report/bleu.rst",
             category="nlp",
-            subcategory="multi30k",
-            labels={"task": "multi30k", "figure": "BLEU per epoch"},
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "BLEU per epoch"},
         ),
-        pdf=f"{RESULTS}/figures/nlp/bleu_multi30k.pdf",
+        pdf=f"{RESULTS}/figures/nlp/bleu_{{task}}.pdf",
     log:
-        f"{RESULTS}/logs/figures/nlp_bleu_multi30k.log",
+        f"{RESULTS}/logs/figures/nlp_bleu_{{task}}.log",
+    wildcard_constraints:
+        task=TRANSLATION_TASKS,
     conda:
         "../../envs/kvt.yaml"
     params:
         family="nlp",
-        task="multi30k",
+        task="{task}",
         kind="curve",
         column="val_bleu",
         label="validation BLEU (greedy, fixed subset)",
@@ -198,7 +204,7 @@ rule nlp_bleu_figure:
 rule nlp_cross_attention:
     input:
         models=FAM["nlp"].first_models,
-        data=f"{RESULTS}/data/{{task}}.json",
+        data=f"{RESULTS}/data/{CORPUS}.json",
         tokenizer=rules.nlp_tokenizer.output.model,
     output:
         png=report(
@@ -212,7 +218,7 @@ rule nlp_cross_attention:
     log:
         f"{RESULTS}/logs/figures/nlp_cross_attention_{{task}}.log",
     wildcard_constraints:
-        task="multi30k",
+        task=TRANSLATION_TASKS,
     conda:
         "../../envs/kvt.yaml"
     threads: config["threads"]

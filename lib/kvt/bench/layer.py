@@ -5,7 +5,7 @@
 Per shape, every candidate runs interleaved on the same inputs (kvt.bench.timing): our fused and
 manual paths of qkv, kv and kv_pos (fused as it runs, pos_form "auto", and each of its two forms:
 the per-key term as one more channel of q and k, and the general n x n bias into SDPA), the literal
-kv_pos formula of attention.md (the batch x heads x n x n x pos_dim tensor),
+kv_pos formula of docs/attention.md (the batch x heads x n x n x pos_dim tensor),
 and torch.nn.MultiheadAttention for qkv. Reports the median time, the bytes saved for backward
 (and the peak allocated on a GPU), and the ratios the performance targets name.
 """
@@ -55,7 +55,7 @@ SHAPES = (
 
 
 def literal_kv_pos(module, x, mask=None, context=None):
-    """attention.md's kv_pos taken literally, with the module's weights: map_pos applied to the
+    """docs/attention.md's kv_pos taken literally, with the module's weights: map_pos applied to the
     score added to every channel of P_ij (batch x heads x m x n x pos_dim), then mask, softmax."""
     b, m, _ = x.shape
     source = x if context is None else context

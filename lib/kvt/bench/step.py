@@ -47,7 +47,7 @@ CASES = (
     Case("vision", "cifar10"),
     Case("anomaly", "cifar100"),
     Case("nlp", "shakespeare"),
-    Case("nlp", "multi30k"),
+    Case("nlp", "multi30k_en_de"),
 )
 CHARS = 65  # Tiny Shakespeare's character vocabulary
 SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces

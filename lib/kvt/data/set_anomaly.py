@@ -1,8 +1,10 @@
 """Set anomaly detection on CIFAR-100 (UvA tutorial 6): sets of images, one of them from another class.
 
-Sets are index arrays into a frozen-feature table, fixed by a seed (numpy PCG64), so every variant
-and seed sees the same sets. Unlike the tutorial, the odd one sits at a uniformly random position:
-a model with positional information could otherwise learn "the last one".
+Sets are index arrays into a frozen-feature table. Validation and test sets are fixed by a seed
+(numpy PCG64), so every variant and seed sees the same sets; training sets are drawn afresh for
+every item read, as in the tutorial, from a generator seeded by (seed, step) (FreshSetBatches), or
+fixed like the others (SetBatches). Unlike the tutorial, the odd one sits at a uniformly random
+position: a model with positional information could otherwise learn "the last one".
 """
 
 import math
@@ -27,51 +29,62 @@ def _labels_array(labels) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+class SetSampler:
+    """Draws sets of set_size images of `labels` around given odd ones (the tutorial's
+    `sample_img_set`): the set's class uniform over the classes other than the odd one's, its
+    set_size - 1 distinct images uniform within that class, and every row shuffled, so the odd one's
+    position is uniform over 0..set_size-1. Vectorised over the sets: one call per batch."""
+
+    def __init__(self, labels, set_size: int):
+        labels = _labels_array(labels)
+        if set_size < 2:
+            raise ValueError(f"a set needs at least 2 elements, got set_size={set_size}")
+        classes, self.cls, self.counts = np.unique(labels, return_inverse=True, return_counts=True)
+        if len(classes) < 2:
+            raise ValueError(f"sets need images of at least 2 classes, got {len(classes)}")
+        self.set_size, self.n_classes, k = set_size, len(classes), set_size - 1
+        if self.counts.min() < k:
+            small = classes[self.counts < k]
+            raise ValueError(f"class(es) {small[:10].tolist()} have fewer than set_size-1={k} images "
+                             f"(smallest: {self.counts.min()})")
+        self.by_class = np.argsort(self.cls, kind="stable")  # image indices grouped by class
+        self.starts = np.concatenate(([0], np.cumsum(self.counts)[:-1]))
+
+    def draw(self, rng: np.random.Generator, odd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(members, target): len(odd) x set_size int64 image indices and the odd one's positions."""
+        n_sets, k = len(odd), self.set_size - 1
+        set_cls = rng.integers(0, self.n_classes - 1, size=n_sets)
+        set_cls += set_cls >= self.cls[odd]
+        # k distinct images of the set class: Floyd's algorithm, vectorised over the sets.
+        size = self.counts[set_cls]
+        local = np.empty((n_sets, k), dtype=np.int64)
+        for s in range(k):
+            j = size - k + s
+            t = rng.integers(0, j + 1)
+            taken = (local[:, :s] == t[:, None]).any(axis=1)
+            local[:, s] = np.where(taken, j, t)
+        rows = np.concatenate((self.by_class[self.starts[set_cls][:, None] + local], odd[:, None]), axis=1)
+        # Shuffle each row; the odd one (last column before the shuffle) lands uniformly anywhere.
+        perm = np.argsort(rng.random((n_sets, self.set_size)), axis=1)
+        members = np.take_along_axis(rows, perm, axis=1)
+        return members, np.argmax(perm == k, axis=1).astype(np.int64)
+
+
 def make_sets(labels, n_sets: int, set_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(members, target): n_sets x set_size int64 indices into `labels` and the n_sets positions of
-    the odd one out.
+    the odd one out (SetSampler's sets).
 
     As in the tutorial, the odd ones cycle through seeded permutations of all images (each image is
-    the odd one equally often); the set's class is drawn uniformly from the other classes, and its
-    set_size - 1 distinct images uniformly from that class. Each row is then shuffled, so the odd
-    one's position is uniform over 0..set_size-1. A pure function of (labels, n_sets, set_size, seed).
+    the odd one equally often). A pure function of (labels, n_sets, set_size, seed).
     """
-    labels = _labels_array(labels)
-    if set_size < 2:
-        raise ValueError(f"a set needs at least 2 elements, got set_size={set_size}")
+    sampler = SetSampler(labels, set_size)
     if n_sets < 1:
         raise ValueError(f"n_sets must be positive, got {n_sets}")
-    classes, cls, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    if len(classes) < 2:
-        raise ValueError(f"sets need images of at least 2 classes, got {len(classes)}")
-    k = set_size - 1
-    if counts.min() < k:
-        small = classes[counts < k]
-        raise ValueError(f"class(es) {small[:10].tolist()} have fewer than set_size-1={k} images "
-                         f"(smallest: {counts.min()})")
     rng = np.random.Generator(np.random.PCG64(seed))
-    n = len(labels)
-
+    n = len(sampler.cls)
     odd = np.concatenate([rng.permutation(n) for _ in range(math.ceil(n_sets / n))])[:n_sets]
-    # Set class uniform over the classes other than the odd one's.
-    set_cls = rng.integers(0, len(classes) - 1, size=n_sets)
-    set_cls += set_cls >= cls[odd]
-    # k distinct images of the set class: Floyd's algorithm, vectorised over the sets.
-    size = counts[set_cls]
-    local = np.empty((n_sets, k), dtype=np.int64)
-    for s in range(k):
-        j = size - k + s
-        t = rng.integers(0, j + 1)
-        taken = (local[:, :s] == t[:, None]).any(axis=1)
-        local[:, s] = np.where(taken, j, t)
-    by_class = np.argsort(cls, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rows = np.concatenate((by_class[starts[set_cls][:, None] + local], odd[:, None]), axis=1)
-    # Shuffle each row; the odd one (last column before the shuffle) lands uniformly anywhere.
-    perm = np.argsort(rng.random((n_sets, set_size)), axis=1)
-    members = np.take_along_axis(rows, perm, axis=1)
-    target = np.argmax(perm == k, axis=1)
-    return torch.from_numpy(members), torch.from_numpy(target.astype(np.int64))
+    members, target = sampler.draw(rng, odd)
+    return torch.from_numpy(members), torch.from_numpy(target)
 
 
 def balanced_holdout(labels, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,29 +158,36 @@ def extract_features(images: torch.Tensor, *, weights: str, image_size: int = 22
     return torch.cat(out) if out else torch.empty(0, 512)
 
 
-class SetBatches:
-    """Training batches (x: B x set_size x F, y: B) of fixed sets, shuffled per epoch by a generator
-    seeded with (seed, epoch) as the trainer's TensorBatches: the batch of any global step is a pure
-    function of (seed, step), so a resumed run sees the same data. Drops the last partial batch."""
+class _SetEpochs:
+    """Training batches (x: B x set_size x F, y: B) of n_items items per epoch, shuffled per epoch
+    by a generator seeded with (seed, epoch) as the trainer's TensorBatches: the batch of any global
+    step is a pure function of (seed, step), so a resumed run sees the same data. Drops the last
+    partial batch (the tutorial's loader too). Subclasses turn a step's item indices into a batch."""
 
-    def __init__(self, features: torch.Tensor, members: torch.Tensor, target: torch.Tensor,
-                 batch_size: int, seed: int):
-        if members.dim() != 2 or target.shape != members.shape[:1]:
-            raise ValueError(f"members {tuple(members.shape)} and target {tuple(target.shape)} "
-                             "do not describe the same sets")
-        self.features, self.members, self.target = features, members, target
-        self.batch_size, self.seed = batch_size, seed
-        self.n_sets = len(members)
-        self.steps_per_epoch = self.n_sets // batch_size
+    def __init__(self, features: torch.Tensor, n_items: int, batch_size: int, seed: int):
+        self.features, self.batch_size, self.seed, self.n_items = features, batch_size, seed, n_items
+        self.steps_per_epoch = n_items // batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{self.n_sets} training sets make no batch of {batch_size}")
+            raise ValueError(f"{n_items} training sets make no batch of {batch_size}")
+
+    def to(self, device):
+        """Keep the features on `device` (the trainer calls this): a step then copies only the
+        index tensors (non-blocking) and gathers the features there. The indices are drawn on
+        the CPU as before, so the batches are the same on every device."""
+        self.features = self.features.to(device)
+        return self
+
+    def _on_device(self, members: torch.Tensor, target: torch.Tensor):
+        device = self.features.device
+        return (self.features[members.to(device, non_blocking=True)],
+                target.to(device, non_blocking=True))
 
     def epoch(self, epoch: int, start: int = 0):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(self.n_sets, generator=gen)
+        order = torch.randperm(self.n_items, generator=gen)
         for i in range(start, self.steps_per_epoch):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield self.features[self.members[idx]], self.target[idx]
+            yield self._batch(order[i * self.batch_size:(i + 1) * self.batch_size],
+                              epoch * self.steps_per_epoch + i)
 
     def batches(self, start_step: int = 0):
         """Endless batches of the global steps start_step, start_step + 1, ..."""
@@ -175,6 +195,46 @@ class SetBatches:
         while True:
             yield from self.epoch(epoch, start)
             epoch, start = epoch + 1, 0
+
+
+class SetBatches(_SetEpochs):
+    """Batches of fixed sets (members, target as make_sets gives them), the same every epoch in
+    another order (`resample_train: false`)."""
+
+    def __init__(self, features: torch.Tensor, members: torch.Tensor, target: torch.Tensor,
+                 batch_size: int, seed: int):
+        if members.dim() != 2 or target.shape != members.shape[:1]:
+            raise ValueError(f"members {tuple(members.shape)} and target {tuple(target.shape)} "
+                             "do not describe the same sets")
+        super().__init__(features, len(members), batch_size, seed)
+        self.members, self.target = members, target
+
+    def _batch(self, idx: torch.Tensor, step: int):
+        return self._on_device(self.members[idx], self.target[idx])
+
+
+class FreshSetBatches(_SetEpochs):
+    """Batches of sets drawn afresh every time an item is read, as the tutorial's training
+    SetAnomalyDataset: an epoch has one item per image, in a new order, each image the odd one of
+    its item, and the rest of the set (class, images, the odd one's position) drawn by a
+    SetSampler from a generator seeded by (seed, step) alone, each item from its own place in the
+    batch's vectorised draws. So a step's batch is a pure function of (seed, step) however the run
+    got there (resumed or not)."""
+
+    def __init__(self, features: torch.Tensor, sampler: SetSampler, batch_size: int, seed: int):
+        if len(features) != len(sampler.cls):
+            raise ValueError(f"{len(features)} feature vectors for {len(sampler.cls)} labels")
+        super().__init__(features, len(features), batch_size, seed)
+        self.sampler = sampler
+
+    def step_generator(self, step: int) -> np.random.Generator:
+        """The generator of a step's draws: spawn_key keeps it apart from every other seed's and
+        step's streams, and from the fixed sets' generators (plain integer seeds)."""
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(step,))))
+
+    def _batch(self, odd: torch.Tensor, step: int):
+        members, target = self.sampler.draw(self.step_generator(step), odd.numpy())
+        return self._on_device(torch.from_numpy(members), torch.from_numpy(target))
 
 
 def set_eval_batches(features: torch.Tensor, members: torch.Tensor, target: torch.Tensor,

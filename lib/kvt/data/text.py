@@ -1,5 +1,5 @@
 """Text data for the NLP experiments: Tiny Shakespeare (character-level language model) and
-Multi30k task 1 (German <-> English sentence pairs).
+Multi30k task 1 (German <-> English sentence pairs, read in either direction).
 
 Files live under a data folder `root` at the same relative paths as their public raw-file URLs
 (`<owner>/<repo>/<branch>/<path>`), so a mirror of the URLs, a download and a staged copy all look
@@ -271,19 +271,25 @@ def read_lines(path_gz) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]  # CRLF files
 
 
+def _side(root, split: str, lang: str) -> tuple[Path, list[str]]:
+    if split not in MULTI30K_SPLITS:
+        raise ValueError(f"unknown Multi30k split {split!r}; known: {', '.join(MULTI30K_SPLITS)}")
+    rel = f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"
+    path = Path(root) / rel
+    if not path.is_file():
+        raise _missing(path, rel)
+    return path, read_lines(path)
+
+
+def read_side(root, split: str, lang: str) -> list[str]:
+    """The `lang` sentences of a Multi30k task-1 split (train, val, test = test_2016_flickr)."""
+    return _side(root, split, lang)[1]
+
+
 def read_pairs(root, split: str, src: str = "de", tgt: str = "en") -> list[tuple[str, str]]:
     """[(source sentence, target sentence)] of a Multi30k task-1 split (train, val, test =
     test_2016_flickr) under the data folder root (URL layout, as `fetch` writes it)."""
-    if split not in MULTI30K_SPLITS:
-        raise ValueError(f"unknown Multi30k split {split!r}; known: {', '.join(MULTI30K_SPLITS)}")
-    sides = []
-    for lang in (src, tgt):
-        rel = f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"
-        path = Path(root) / rel
-        if not path.is_file():
-            raise _missing(path, rel)
-        sides.append((path, read_lines(path)))
-    (p_src, s), (p_tgt, t) = sides
+    (p_src, s), (p_tgt, t) = _side(root, split, src), _side(root, split, tgt)
     if len(s) != len(t):
         raise ValueError(f"Multi30k {split}: {p_src} has {len(s)} lines but {p_tgt} has {len(t)}; "
                          f"the sides must be line-aligned (a truncated or mismatched file?)")
@@ -391,30 +397,32 @@ def write_fixtures(root, seed: int = 0) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# The data rule: a task's files present and checked, whatever their origin
+# The data rule: a dataset's files present and checked, whatever their origin. Every translation
+# task (multi30k_en_de, multi30k_de_en) reads the one dataset multi30k.
 
-TASK_SOURCES = {"shakespeare": ("tinyshakespeare",),
-                "multi30k": tuple(name for name in SOURCES if name.startswith("multi30k."))}
+DATASET_SOURCES = {"shakespeare": ("tinyshakespeare",),
+                   "multi30k": tuple(name for name in SOURCES if name.startswith("multi30k."))}
 
 
 def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtures: bool = False,
             retries: int = 3, wait: float = 5.0) -> dict:
-    """The files of `task` under root, each matching its recorded sha256 -> a manifest {task, root,
-    source, files: {rel_path: {sha256, bytes, source}}} (the train jobs check the files against it).
+    """The files of dataset `task` (shakespeare, multi30k) under root, each matching its recorded
+    sha256 -> a manifest {task, root, source, files: {rel_path: {sha256, bytes, source}}} (the
+    train jobs check the files against it).
 
     A file already there is used when its sum is the recorded one (staged), else it is an error:
     it is never replaced. A missing one is fetched from `base` (download) or, with `fixtures`,
     written as a fixture (write_fixtures; smoke preset and tests): a fixture's sum is its own,
     and only fixture mode accepts it. Missing files without either: one error naming them all.
     """
-    if task not in TASK_SOURCES:
-        raise ValueError(f"unknown text task {task!r}; known: {', '.join(TASK_SOURCES)}")
+    if task not in DATASET_SOURCES:
+        raise ValueError(f"unknown text dataset {task!r}; known: {', '.join(DATASET_SOURCES)}")
     root = Path(root)
     fixture_sums = {}
     if fixtures:
         with tempfile.TemporaryDirectory() as tmp:
             fixture_sums = {rel: meta["sha256"] for rel, meta in write_fixtures(tmp).items()}
-            for name in TASK_SOURCES[task]:
+            for name in DATASET_SOURCES[task]:
                 rel = SOURCES[name][0]
                 dest = root / rel
                 if not dest.exists():
@@ -423,7 +431,7 @@ def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtur
                     part.write_bytes((Path(tmp) / rel).read_bytes())
                     os.replace(part, dest)
     files, missing = {}, []
-    for name in TASK_SOURCES[task]:
+    for name in DATASET_SOURCES[task]:
         rel, recorded = SOURCES[name]
         dest = root / rel
         if dest.exists():

@@ -9,13 +9,17 @@ function of (seed, step), so a run can be resumed at any step and see the same d
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import math
 import os
 import pickle
 import shutil
 import struct
+import tarfile
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.datasets as tvd
-from torchvision.datasets.utils import check_integrity
+from torchvision.datasets.utils import calculate_md5, check_integrity
 
 from .integrity import sha256
 
@@ -66,13 +70,15 @@ _CIFAR100_FILES = tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta
 # every run is scored on the same images) holds out DIGITS_TEST images as its "official" test set.
 DIGITS_TEST, DIGITS_TEST_SEED = 360, 0
 
+# mean/std: each dataset's own training-set statistics (scaled to 0..1); which a run uses is its
+# norm_stats setting (see with_stats).
 DATASETS: dict[str, VisionData] = {
-    # The reference normalised Fashion-MNIST with MNIST's statistics; kept for comparability.
     "mnist": VisionData("mnist", "MNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False, _mnist_files("MNIST")),
-    "fashion_mnist": VisionData("fashion_mnist", "FashionMNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False,
+    "fashion_mnist": VisionData("fashion_mnist", "FashionMNIST", 1, 28, 10, 7, (0.2860,), (0.3530,), False,
                                 _mnist_files("FashionMNIST")),
-    "cifar10": VisionData("cifar10", "CIFAR10", 3, 32, 10, 8, (0.4914, 0.4822, 0.4465),
-                          (0.2470, 0.2435, 0.2616), True, _CIFAR10_FILES),
+    # the reference's values to all their digits (ViT_pos.py; UvA tutorial 15)
+    "cifar10": VisionData("cifar10", "CIFAR10", 3, 32, 10, 8, (0.49139968, 0.48215841, 0.44653091),
+                          (0.24703223, 0.24348513, 0.26158784), True, _CIFAR10_FILES),
     "cifar100": VisionData("cifar100", "CIFAR100", 3, 32, 100, 8, (0.5071, 0.4865, 0.4409),
                            (0.2673, 0.2564, 0.2762), True, _CIFAR100_FILES),
     # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1; see test.
@@ -84,6 +90,21 @@ def spec_of(name: str) -> VisionData:
     if name not in DATASETS:
         raise ValueError(f"unknown vision dataset {name!r}; known: {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+# The reference normalised Fashion-MNIST with MNIST's statistics (ViT-nist_pos.py) and CIFAR-100
+# with CIFAR-10's (ViT_pos.py): dataset -> the dataset whose statistics it used.
+REFERENCE_STATS = {"fashion_mnist": "mnist", "cifar100": "cifar10"}
+NORM_STATS = ("reference", "own")
+
+
+def with_stats(name: str, norm_stats: str) -> VisionData:
+    """The spec of `name` normalised with the reference's statistics or its own."""
+    if norm_stats not in NORM_STATS:
+        raise ValueError(f"norm_stats must be one of {NORM_STATS}, got {norm_stats!r}")
+    spec = spec_of(name)
+    source = spec_of(REFERENCE_STATS.get(name, name) if norm_stats == "reference" else name)
+    return dataclasses.replace(spec, mean=source.mean, std=source.std)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,8 +122,9 @@ def _how_to_get(name: str, root: Path, files) -> str:
     folders = ", ".join(sorted({f.split("/")[0] for f in spec.files}))
     return (f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
             f"To get them: run the pipeline's download rule on a machine with network "
-            f"(kvt.data.vision.download({name!r}, {str(root)!r})), or copy these files from a "
-            f"machine that has them into {root}, keeping the same relative paths.")
+            f"(kvt.data.vision.download({name!r}, {str(root)!r})), or list a folder holding the "
+            f"publishers' archives ({', '.join(archive_md5s(name))}) in data.archives, or copy "
+            f"these files from a machine that has them into {root}, keeping the same relative paths.")
 
 
 def check_files(name: str, root) -> None:
@@ -541,22 +563,118 @@ def _fixture_sums(name: str) -> dict[str, str]:
                 for p in write_fixture(name, tmp, *FIXTURE_SIZES.get(name, (600, 200)))}
 
 
+def archive_md5s(name: str) -> dict[str, str]:
+    """{archive file name: md5} of the publishers' archives of `name`, from torchvision's own
+    tables: four .gz (one per IDX file) for MNIST and Fashion-MNIST, one .tar.gz for CIFAR."""
+    cls = getattr(tvd, spec_of(name).tv_class)
+    return {cls.filename: cls.tgz_md5} if issubclass(cls, tvd.CIFAR10) else dict(cls.resources)
+
+
+def _provides(spec: VisionData, archive: str) -> list[str]:
+    """The files (relative to root, torchvision's layout) an archive of `spec` unpacks to."""
+    return list(spec.files) if archive.endswith(".tar.gz") else [f"{spec.tv_class}/raw/{archive[:-3]}"]
+
+
+def _unpack(archive: Path, rels: list[str], tmp: Path) -> None:
+    """Write the files `rels` of `archive` under tmp. gzip checks its CRC and length at the end of
+    the stream, so a truncated or altered archive raises here."""
+    if archive.name.endswith(".tar.gz"):
+        found = set()
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:  # one pass: no seeking back in the compressed stream
+                if member.name in rels and member.isfile():
+                    (tmp / member.name).parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(tmp / member.name, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    found.add(member.name)
+        if set(rels) - found:
+            raise ValueError(f"it holds no {', '.join(sorted(set(rels) - found))}")
+        return
+    (tmp / rels[0]).parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(archive) as src, open(tmp / rels[0], "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
+def _unpack_checked(spec: VisionData, archive: Path, md5: str, rels: list[str], tmp: Path) -> bool:
+    """Unpack `archive` into tmp if it is the official archive: True. False (nothing left in tmp)
+    if it is an official file of another dataset under the same name (MNIST's and Fashion-MNIST's
+    archives share their names). Raise DataCorruptError naming it otherwise.
+
+    Its md5 is checked as torchvision checks it. An archive with another md5 is still accepted if
+    it unpacks to the official files: a recompressed copy, such as Debian's dataset-fashion-mnist
+    (gzip headers without the file name, other time stamps)."""
+    actual = calculate_md5(archive)
+    try:
+        _unpack(archive, rels, tmp)
+    except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, ValueError) as e:
+        reason = f"it cannot be unpacked ({type(e).__name__}: {e})"  # not a full disk: that raises
+    else:
+        if actual == md5:
+            return True
+        digests = [sha256(tmp / rel) for rel in rels]
+        if all(_is_official(spec, tmp, rel, d) for rel, d in zip(rels, digests)):
+            return True
+        if all(d in OFFICIAL_SHA256.values() for d in digests):
+            for rel in rels:
+                (tmp / rel).unlink()
+            return False
+        reason = "it unpacks to files that are not the official ones"
+    md5_note = "its md5 is torchvision's" if actual == md5 else f"its md5 {actual} is not torchvision's {md5}"
+    raise DataCorruptError(
+        f"dataset {spec.name}: archive {archive} is truncated or altered: {md5_note}, and {reason}. "
+        "Nothing was placed in the data folder. Replace it with a good copy, or remove its folder "
+        "from data.archives.")
+
+
+def stage(name: str, root, folders) -> list[Path]:
+    """Place the missing files of `name` from the publishers' archives in `folders` (data.archives;
+    the first folder holding an archive of that name is used); returns the files placed.
+
+    Every archive is unpacked into a temporary folder beside root and checked (_unpack_checked);
+    the files are renamed into place only when every archive has passed, so a refused archive
+    leaves root as it was. Archives not found leave their files missing (then downloaded, or
+    reported)."""
+    spec, root = spec_of(name), Path(root)
+    if spec.tv_class is None or not folders:
+        return []
+    missing = {str(p.relative_to(root)) for p in missing_files(name, root)}
+    wanted = {a: [r for r in _provides(spec, a) if r in missing] for a in archive_md5s(name)}
+    wanted = {a: rels for a, rels in wanted.items() if rels}
+    candidates = {a: [Path(f) / a for f in folders if (Path(f) / a).is_file()] for a in wanted}
+    if not any(candidates.values()):
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.{name}-stage-", dir=root.parent))
+    try:
+        md5s = archive_md5s(name)
+        placed = [rel for a, paths in candidates.items()
+                  if any(_unpack_checked(spec, p, md5s[a], wanted[a], tmp) for p in paths)
+                  for rel in wanted[a]]
+        for rel in placed:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / rel, root / rel)  # atomic: same filesystem
+        return [root / rel for rel in placed]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries: int = 3,
-            wait: float = 5.0) -> dict:
+            wait: float = 5.0, archives=()) -> dict:
     """Make the files of `name` present under root, check them, and describe them (the data rule's
     manifest: {dataset, root, source, files: {rel: {sha256, bytes}}}; jobs check the files
     against it before they read them).
 
     Files already in place are used as they are (an offline cluster stages them once) if they are
     the official files (fixture mode also accepts the fixture files); any other file is an error
-    naming it, and is left as it is. Missing files are written as fixtures (`fixtures`: the smoke
-    preset and tests; never over real files), or downloaded (`download_missing`), or reported with
-    where to put them."""
+    naming it, and is left as it is. Missing files are unpacked from the publishers' archives in
+    the folders `archives` (stage), else written as fixtures (`fixtures`: the smoke preset and
+    tests; never over real files), or downloaded (`download_missing`), or reported with where to
+    put them."""
     spec, root = spec_of(name), Path(root)
     if spec.tv_class is None:
         return {"dataset": name, "root": str(root), "source": "scikit-learn", "files": {}}
+    source = "archive" if stage(name, root, archives) else "staged"
     missing = missing_files(name, root)
-    source = "staged"
     if missing and fixtures:
         if len(missing) != len(spec.files):
             raise DataMissingError(f"dataset {name}: some files exist and others do not; fixtures "

@@ -1,5 +1,6 @@
 """The set-anomaly family's runtime (declaration: kvt.families.anomaly): cached ResNet features
--> fixed sets of sets -> the encoder; and the feature rule's work."""
+-> sets (training sets drawn afresh per item, or fixed; validation and test sets fixed) -> the
+encoder; and the feature rule's work."""
 
 import sys
 from functools import lru_cache
@@ -8,7 +9,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.set_anomaly import SetBatches, balanced_holdout, extract_features, make_sets, set_eval_batches
+from ..data.set_anomaly import (FreshSetBatches, SetBatches, SetSampler, balanced_holdout,
+                                extract_features, make_sets, set_eval_batches)
 from ..models.set_anomaly import SetAnomalyConfig, SetAnomalyEncoder
 from .common import fields_from
 
@@ -37,36 +39,61 @@ def compute_features(images: dict, *, backbone: str, image_size: int, batch_size
 
 
 @lru_cache(maxsize=1)
-def _sets(path, set_size, val_fraction, split_seed):
+def _splits(path, val_fraction, split_seed) -> dict:
+    """{split: (features, labels)}: the training images less the class-balanced hold-out, the
+    hold-out (validation), the test images."""
     feats = torch.load(path, map_location="cpu", weights_only=True)
     (xtr, ytr), (xte, yte) = feats["train"], feats["test"]
     train_idx, val_idx = balanced_holdout(ytr, val_fraction, split_seed)
-    parts = {"train": (xtr[train_idx], ytr[train_idx]), "val": (xtr[val_idx], ytr[val_idx]),
-             "test": (xte, yte)}
-    out = {}
-    for split, (x, y) in parts.items():  # one set per image: each image is the odd one once
-        try:
-            members, target = make_sets(y, len(y), set_size, split_seed * 10 + SPLIT_SEEDS[split])
-        except ValueError as err:
-            raise ValueError(f"{path}, {split} split: {err}; use more images (anomaly.train_images, "
-                             "test_images) or a larger anomaly.val_fraction") from err
-        out[split] = (x, members, target)
-    return out
+    return {"train": (xtr[train_idx], ytr[train_idx]), "val": (xtr[val_idx], ytr[val_idx]),
+            "test": (xte, yte)}
 
 
-def sets(hp: dict, inputs: dict) -> dict:
+def _split_error(path, split, err) -> ValueError:
+    return ValueError(f"{path}, {split} split: {err}; use more images (anomaly.train_images, "
+                      "test_images) or a larger anomaly.val_fraction")
+
+
+@lru_cache(maxsize=3)
+def _fixed_sets(path, set_size, val_fraction, split_seed, split):
+    """(features, members, target): one set per image of the split (each image the odd one once),
+    fixed by split_seed."""
+    x, y = _splits(path, val_fraction, split_seed)[split]
+    try:
+        members, target = make_sets(y, len(y), set_size, split_seed * 10 + SPLIT_SEEDS[split])
+    except ValueError as err:
+        raise _split_error(path, split, err) from err
+    return x, members, target
+
+
+def _features_path(inputs: dict) -> str:
     if "features" not in inputs:
         raise ValueError("a set-anomaly run needs the feature rule's output as input 'features'")
-    return _sets(str(inputs["features"]), hp["set_size"], hp["val_fraction"], hp["split_seed"])
+    return str(inputs["features"])
 
 
-def train_data(hp: dict, inputs: dict) -> SetBatches:
-    x, members, target = sets(hp, inputs)["train"]
-    return SetBatches(x, members, target, hp["batch_size"], hp["seed"])
+def fixed_sets(hp: dict, inputs: dict, split: str):
+    """A split's fixed sets (features, members, target); the same for every variant and seed."""
+    return _fixed_sets(_features_path(inputs), hp["set_size"], hp["val_fraction"], hp["split_seed"],
+                       split)
+
+
+def train_data(hp: dict, inputs: dict) -> SetBatches | FreshSetBatches:
+    """Sets drawn afresh per item from (seed, step) (tutorial 6), or fixed (resample_train: false)."""
+    if not hp["resample_train"]:
+        x, members, target = fixed_sets(hp, inputs, "train")
+        return SetBatches(x, members, target, hp["batch_size"], hp["seed"])
+    path = _features_path(inputs)
+    x, y = _splits(path, hp["val_fraction"], hp["split_seed"])["train"]
+    try:
+        sampler = SetSampler(y, hp["set_size"])
+    except ValueError as err:
+        raise _split_error(path, "train", err) from err
+    return FreshSetBatches(x, sampler, hp["batch_size"], hp["seed"])
 
 
 def eval_data(hp: dict, split: str, inputs: dict):
-    x, members, target = sets(hp, inputs)[split]
+    x, members, target = fixed_sets(hp, inputs, split)
     return set_eval_batches(x, members, target, hp["eval_batch"])
 
 

@@ -1,10 +1,9 @@
 """The NLP family's runtime (declaration: kvt.families.nlp): the char-level GPT on Tiny Shakespeare
-and the Multi30k translator, their data, steps and metrics, and the family's own jobs (data,
-tokenizer, cross-attention figure). The two tasks train differently, so SELECT_ON and TRAIN are
-functions of the run's hparams.
+and the Multi30k translators (en -> de, de -> en), their data, steps and metrics, and the family's
+own jobs (data, tokenizer, cross-attention figure). The char-LM and the translators train
+differently, so SELECT_ON and TRAIN are functions of the run's hparams.
 """
 
-import json
 import math
 import sys
 from functools import lru_cache
@@ -15,14 +14,14 @@ import torch.nn.functional as F
 
 from ..data import text
 from ..data.integrity import verified_root
-from ..data.tokenizer import PAD, Tokenizer
+from ..data.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, Tokenizer
 from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
+from ..families.nlp import CHARLM
 from ..models.gpt import CharGPT, GPTConfig
 from ..models.translator import Translator, TranslatorConfig
 from .common import fields_from
 
 LN2 = math.log(2)
-CHARLM = "shakespeare"
 SAMPLE_PROMPT = "\n"  # the sample starts from a new line, like the reference's zero token
 
 
@@ -117,22 +116,49 @@ def build_model(hp: dict):
     if hp["task"] == CHARLM:
         return CharGPT(fields_from(GPTConfig, hp))
     model = Translator(fields_from(TranslatorConfig, hp))
-    model.label_smoothing = hp["label_smoothing"]  # read by `step` in training mode only
+    # read by `step` in training mode only
+    model.label_smoothing, model.loss_form = hp["label_smoothing"], hp["loss"]
     return model
+
+
+def _xlogx(p: float) -> float:
+    return p * math.log(p) if p > 0 else 0.0
+
+
+def reference_loss(logits, target, smoothing: float, pad_id: int = PAD):
+    """The reference's training loss (translation_transformer_pos.ipynb: the Annotated
+    Transformer's LabelSmoothingDistribution, then nn.KLDivLoss(reduction='batchmean') on the
+    log-softmax): KL(q || p) summed over the non-<pad> target positions and divided by ALL B x T
+    positions (batchmean divides by the rows, <pad> rows included). q puts 1 - smoothing on the
+    true class, 0 on <pad>, smoothing / (V - 2) on each other class; a <pad> row is all zero.
+    Computed in closed form: sum q log q - q . log p, without a V-wide target per position."""
+    logp = F.log_softmax(logits.float().flatten(0, 1), dim=-1)
+    target = target.flatten()
+    v = logp.shape[-1]
+    confidence, rest = 1.0 - smoothing, smoothing / (v - 2)
+    true = logp.gather(1, target[:, None]).squeeze(1)
+    others = logp.sum(-1) - true - logp[:, pad_id]
+    kl = _xlogx(confidence) + (v - 2) * _xlogx(rest) - confidence * true - rest * others
+    return kl.masked_fill(target == pad_id, 0.0).sum() / target.numel()
 
 
 def step(model, batch) -> dict:
     """Mean cross-entropy per target token, and the token count. Char-LM: also bits per character.
-    Translator: label smoothing in training only, so validation loss is plain cross-entropy."""
+    Translator: in training, the loss of `loss_form` (kl: the reference's, `reference_loss`; ce:
+    cross-entropy with label smoothing); in evaluation plain cross-entropy per target token."""
     if isinstance(model, CharGPT):
         x, y = batch
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         return {"loss": loss, "count": y.numel(), "bpc": loss.detach() * y.numel() / LN2}
     src, tgt_in, tgt_out = batch
+    logits = model(src, tgt_in)
+    count = (tgt_out != PAD).sum()
+    if model.training and model.loss_form == "kl":
+        return {"loss": reference_loss(logits, tgt_out, model.label_smoothing), "count": count}
     smoothing = model.label_smoothing if model.training else 0.0
-    loss = F.cross_entropy(model(src, tgt_in).flatten(0, 1), tgt_out.flatten(), ignore_index=PAD,
+    loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD,
                            label_smoothing=smoothing)
-    return {"loss": loss, "count": (tgt_out != PAD).sum()}
+    return {"loss": loss, "count": count}
 
 
 # -- translation metrics --------------------------------------------------------------------
@@ -143,15 +169,21 @@ def decode_limit(model, src_len: int) -> int:
     return min(model.cfg.max_len - 1, 2 * src_len + 10)
 
 
-def translate(model, src: list, tok, batch: int, device, beam: int = 1) -> list[str]:
-    """Detokenised translations of source id sequences, specials stripped."""
+def translate_ids(model, src: list, batch: int, device, beam: int = 1) -> list[list[int]]:
+    """The generated ids of each source id sequence: <bos> and <pad> left out, <eos> kept where
+    the model produced it within the decoding limit."""
     out = []
     for i in range(0, len(src), batch):
         x = pad(src[i:i + batch]).to(device)
         limit = decode_limit(model, x.shape[1])
         ids = model.greedy(x, limit) if beam == 1 else model.beam_search(x, beam, limit)
-        out += tok.decode(ids.cpu())
+        out += [[t for t in row if t != PAD] for row in ids.tolist()]
     return out
+
+
+def translate(model, src: list, tok, batch: int, device, beam: int = 1) -> list[str]:
+    """Detokenised translations of source id sequences, specials stripped."""
+    return tok.decode(translate_ids(model, src, batch, device, beam))
 
 
 def bleu(hyps: list[str], refs: list[str]):
@@ -160,6 +192,52 @@ def bleu(hyps: list[str], refs: list[str]):
 
     metric = BLEU()
     return metric.corpus_score(hyps, [refs]).score, str(metric.get_signature())
+
+
+# The reference's BLEU (translation_transformer_pos.ipynb, calculate_bleu_score): nltk's corpus_bleu
+# on word tokens of spaCy's tokenizer (torchtext's get_tokenizer('spacy'): tokenizer only), with
+# <bos>/<eos> kept and words outside the training split's vocabulary read as <unk>.
+WORD_BOS, WORD_EOS, WORD_UNK = SPECIALS[BOS], SPECIALS[EOS], SPECIALS[UNK]  # the notebook's strings
+
+
+@lru_cache(maxsize=2)
+def _spacy_tokenizer(lang: str):
+    """spaCy's rule-based tokenizer of `lang` (spacy.blank: no model download); the notebook's
+    de_core_news_sm / en_core_web_sm pipelines tokenise with these same rules."""
+    import spacy
+
+    return spacy.blank(lang).tokenizer
+
+
+def words(sentences: list[str], lang: str) -> list[list[str]]:
+    """spaCy's word tokens of each sentence (whitespace runs beyond one space are tokens too)."""
+    return [[t.text for t in doc] for doc in _spacy_tokenizer(lang).pipe(sentences)]
+
+
+@lru_cache(maxsize=4)
+def train_vocab(root: Path, lang: str) -> frozenset[str]:
+    """The reference's target vocabulary: every word of the `lang` side of the training split
+    (build_vocab_from_iterator with min_freq=1; its specials are added by `nltk_bleu`)."""
+    return frozenset(w for sent in words(text.read_side(root, "train", lang), lang) for w in sent)
+
+
+def nltk_bleu(hyps: list[str], refs: list[str], lang: str, vocab, finished=None) -> float:
+    """The reference's corpus BLEU (nltk, default weights, no smoothing; 0-1) of detokenised
+    hypotheses against one reference each. Both sides: spaCy words of `lang`, a word not in
+    `vocab` -> <unk>, <bos> first. A reference ends with <eos>; a hypothesis where `finished`
+    says the model produced <eos> (all by default), as the notebook's greedy decoding kept it."""
+    from nltk.translate.bleu_score import corpus_bleu
+
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    finished = [True] * len(hyps) if finished is None else list(finished)
+
+    def tokens(sentence_words, eos):
+        return [WORD_BOS] + [w if w in vocab else WORD_UNK for w in sentence_words] + [WORD_EOS] * eos
+
+    references = [[tokens(r, True)] for r in words(refs, lang)]
+    hypotheses = [tokens(h, done) for h, done in zip(words(hyps, lang), finished)]
+    return float(corpus_bleu(references, hypotheses))
 
 
 def val_extra(hp: dict, inputs: dict, device):
@@ -175,8 +253,8 @@ def val_extra(hp: dict, inputs: dict, device):
 
 def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
     """Char-LM: sample.txt, sample_chars characters generated from a new line (seeded by the run's
-    seed). Translator: test BLEU of the selected weights, translations.txt (one line per test
-    sentence) and the BLEU signature."""
+    seed). Translator: translations.txt (one line per test sentence), their sacreBLEU with its
+    signature, and the reference's nltk BLEU of the same translations. Writes only in out_dir."""
     if hp["task"] == CHARLM:
         vocab = _chars(_root(inputs))[0]
         gen = torch.Generator(device=device).manual_seed(hp["seed"])
@@ -186,11 +264,14 @@ def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
         return {}
     data, tok = pairs(hp, inputs)
     src, _, refs = data["test"]
-    hyps = translate(model, src, tok, hp["eval_batch"], device, beam=hp["beam"])
+    ids = translate_ids(model, src, hp["eval_batch"], device, beam=hp["beam"])
+    hyps = tok.decode(ids)
     score, signature = bleu(hyps, refs)
+    vocab = train_vocab(_root(inputs), hp["target"])
+    reference_score = nltk_bleu(hyps, refs, hp["target"], vocab, [EOS in row for row in ids])
     (out_dir / "translations.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    print(f"sacreBLEU {score:.2f} ({signature})", file=sys.stderr)
-    return {"bleu": score, "bleu_signature": signature}
+    print(f"sacreBLEU {score:.2f} ({signature}); nltk BLEU {reference_score:.4f}", file=sys.stderr)
+    return {"bleu": score, "bleu_signature": signature, "bleu_nltk": reference_score}
 
 
 # -- the family's own jobs (Snakemake scripts call these) -------------------------------------
@@ -207,7 +288,8 @@ def data_job(job) -> None:
 
 
 def tokenizer_job(job) -> None:
-    """The tokenizer rule: one joint subword model of both languages, from the training split only."""
+    """The tokenizer rule: one joint subword model of both languages, from the training split only
+    (it serves both translation directions)."""
     from ..data.tokenizer import train_tokenizer
 
     root = verified_root(str(job.input.data))

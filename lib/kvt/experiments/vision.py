@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.integrity import verified_root
-from ..data.vision import DATASETS, ImageBatches, eval_batches, load_splits
+from ..data.vision import DATASETS, ImageBatches, eval_batches, load_splits, with_stats
 from ..models.vit import ViTConfig, VisionTransformer
 from .common import fields_from
 
@@ -38,6 +38,11 @@ def _splits(task, manifest, val_size, split_seed, train_size, test_size):
                        train_size=train_size, test_size=test_size, verify=False)
 
 
+def data_spec(hp: dict):
+    """The run's dataset, normalised with the statistics its norm_stats names."""
+    return with_stats(hp["task"], hp["norm_stats"])
+
+
 def splits(hp: dict, inputs: dict) -> dict:
     """{train, val, test} of the run's dataset, read once per process from the data rule's files."""
     if "data" not in inputs:
@@ -48,20 +53,20 @@ def splits(hp: dict, inputs: dict) -> dict:
 
 def train_data(hp: dict, inputs: dict) -> ImageBatches:
     x, y = splits(hp, inputs)["train"]
-    spec = DATASETS[hp["task"]]
-    return ImageBatches(x, y, hp["batch_size"], hp["seed"], spec, augment=spec.augment)
+    data = data_spec(hp)
+    return ImageBatches(x, y, hp["batch_size"], hp["seed"], data, augment=data.augment)
 
 
 def eval_data(hp: dict, split: str, inputs: dict):
     x, y = splits(hp, inputs)[split]
-    return eval_batches(x, y, hp["eval_batch"], DATASETS[hp["task"]])
+    return eval_batches(x, y, hp["eval_batch"], data_spec(hp))
 
 
 def first_layer_maps(model, hp: dict, inputs: dict, index: int = 0):
     """(image, label, maps, scores): test image `index`, and the first block's attention maps and
     pre-softmax scores (heads x n x n each) of `model` for it."""
     x, y = splits(hp, inputs)["test"]
-    image = next(iter(eval_batches(x[index:index + 1], y[index:index + 1], 1, DATASETS[hp["task"]])()))[0]
+    image = next(iter(eval_batches(x[index:index + 1], y[index:index + 1], 1, data_spec(hp))()))[0]
     model.eval()
     with torch.no_grad():
         maps = model.attention_maps(image)[0][0]
@@ -77,8 +82,10 @@ def data_job(job) -> None:
     from ..jsonfiles import write_json
 
     p = job.params
+    # data.archives is read here, not a param: where checked files come from changes no result,
+    # so listing another folder reruns nothing
     info = prepare(job.wildcards.dataset, p.root, download_missing=p.download, fixtures=p.fixtures,
-                   retries=p.retries)
+                   retries=p.retries, archives=job.config["data"].get("archives", []))
     print(f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}",
           file=sys.stderr)
     write_json(info, Path(job.output.manifest))

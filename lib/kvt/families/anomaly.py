@@ -1,6 +1,7 @@
-"""Set anomaly detection on CIFAR-100 (protocol.md; UvA tutorial 6): in a set of 10 images, 9 of
+"""Set anomaly detection on CIFAR-100 (docs/protocol.md; UvA tutorial 6): in a set of 10 images, 9 of
 one class and 1 of another, find the odd one. Frozen ResNet-34 features are computed once by
-their own rule and cached; an encoder without positional encoding scores every set element.
+their own rule and cached; training sets are drawn afresh per item (as the tutorial), validation
+and test sets fixed; an encoder without positional encoding scores every set element.
 The family's declaration; training code: kvt.experiments.anomaly.
 """
 
@@ -38,13 +39,19 @@ class AnomalyConfig:
     set_size: int = setting(10, "Images per set (one of them the anomaly).", minimum=3)
     val_fraction: float = setting(0.1, "Class-balanced share of the training images held out "
                                   "for validation.", exclusiveMinimum=0, exclusiveMaximum=1)
-    split_seed: int = setting(0, "Seed of the hold-out and of the fixed train/val/test sets.",
-                              minimum=0)
+    split_seed: int = setting(0, "Seed of the hold-out and of the fixed sets (validation, test; "
+                              "training with resample_train false).", minimum=0)
+    resample_train: bool = setting(True, "Draw each training set afresh every time it is read, "
+                                   "as UvA tutorial 6 (per epoch one set per training image, its "
+                                   "odd one; the rest from a generator seeded by (seed, step)); "
+                                   "false: one fixed set per image, reused every epoch.")
     epochs: int = setting(100, "Training epochs.", minimum=1)
     batch_size: int = setting(64, "Sets per training batch.", minimum=1)
     eval_batch: int = setting(500, "Sets per validation/test batch.", minimum=1)
     lr: float = setting(5e-4, "Peak Adam learning rate.", exclusiveMinimum=0)
-    warmup_steps: int = setting(100, "Linear warm-up steps before the cosine decay.", minimum=0)
+    warmup_steps: int = setting(100, "Warm-up steps: the cosine's factor is multiplied by "
+                                "step / warmup_steps until then (UvA tutorial 6's "
+                                "CosineWarmupScheduler).", minimum=0)
     grad_clip: float = setting(2.0, "Gradient-norm clip (0 = none).", minimum=0)
     dropout: float = setting(0.1, "Dropout in the blocks and the output net.", minimum=0, maximum=1)
     input_dropout: float = setting(0.1, "Dropout on the input features.", minimum=0, maximum=1)
@@ -80,7 +87,7 @@ FAMILY = Family(
           "data/set_anomaly.py"),
     table=TableRecipe(metric="test_acc", label="test accuracy (odd one found)",
                       task_label="dataset", cfg_label="configuration (d: width, l: depth, h: heads)"),
-    doc="Set anomaly detection on CIFAR-100 features (protocol.md): encoder without positional "
+    doc="Set anomaly detection on CIFAR-100 features (docs/protocol.md): encoder without positional "
         "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
     check=check,
     order=2,

@@ -38,6 +38,13 @@ def setting(default, doc: str, *, run: bool = True, **schema):
 # A joint_seeds job (every seed of a run trained in one job) has this name in place of seed<N>
 # in its log and benchmark paths.
 JOINT_NAME = "seeds"
+# Every section may replace the top-level seeds with its own (e.g. more seeds where runs are
+# cheap); not a field of the families' dataclasses, as no run receives it (a run has its seed).
+SEEDS_KEY = "seeds"
+SEEDS_SCHEMA = {"anyOf": [{"type": "array", "minItems": 1, "uniqueItems": True,
+                           "items": {"type": "integer", "minimum": 0}}, {"type": "null"}],
+                "default": None,
+                "description": "Seeds of this family's runs; null: the top-level seeds."}
 _SCALAR = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
@@ -175,12 +182,13 @@ class Family:
 
     # The section as configured: the dataclass's defaults, as the schema fills them in.
     def defaults(self) -> dict:
-        return to_plain(self.config())
+        return {**to_plain(self.config()), SEEDS_KEY: None}
 
     def schema(self) -> dict:
         out = schema_of(self.config)
         out["description"] = self.doc
         out["properties"]["tasks"]["items"]["enum"] = list(self.tasks)
+        out["properties"][SEEDS_KEY] = SEEDS_SCHEMA
         return out
 
     def settings(self, section: dict, task: str) -> dict:
@@ -216,10 +224,16 @@ class Family:
         return {"family": self.name, "task": task, "attention": attention, "seed": int(seed),
                 "cfg": cfg, **configs[cfg], **settings}
 
+    def seeds(self, section: dict, seeds: list[int]) -> list[int]:
+        """The section's own seeds where it sets them, else `seeds` (the top level's)."""
+        own = section.get(SEEDS_KEY)
+        return list(seeds) if own is None else list(own)
+
     def runs(self, section: dict, attentions, seeds) -> list[tuple[str, str, str, int]]:
-        """(task, cfg, attention, seed) of every run the section asks for."""
+        """(task, cfg, attention, seed) of every run the section asks for (`seeds`: the top
+        level's, which the section's own replace)."""
         return [(t, c, a, s) for t in section["tasks"] for c in self.configs(section, t)
-                for a in attentions for s in seeds]
+                for a in attentions for s in self.seeds(section, seeds)]
 
 
 # -- settings most families share (one description each; defaults per family) ------------------

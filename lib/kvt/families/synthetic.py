@@ -1,7 +1,7 @@
 """Synthetic sequence tasks (reverse, sort, swap, sub, copy): the family's declaration.
 
 Encoder-only per-token classifier, Adam with warm-up + cosine, validated 4 times per epoch,
-weights selected on validation accuracy (protocol.md). Training code: kvt.experiments.synthetic.
+weights selected on validation accuracy (docs/protocol.md). Training code: kvt.experiments.synthetic.
 """
 
 from dataclasses import dataclass
@@ -34,7 +34,9 @@ class SyntheticConfig:
     epochs: int = setting(2, "Training epochs.", minimum=1)
     batch_size: int = setting(128, "Training batch size (last partial batch dropped).", minimum=1)
     lr: float = setting(0.001, "Peak Adam learning rate.", exclusiveMinimum=0)
-    warmup_steps: int = setting(5, "Linear warm-up steps before the cosine decay.", minimum=0)
+    warmup_steps: int = setting(5, "Warm-up steps: the cosine's factor is multiplied by "
+                                "step / warmup_steps until then (UvA tutorial 6's "
+                                "CosineWarmupScheduler).", minimum=0)
     grad_clip: float = setting(5.0, "Gradient-norm clip (0 = none).", minimum=0)
     dropout: float = setting(0.1, "Dropout in blocks and head.", minimum=0, maximum=1)
     val_per_epoch: int = setting(4, "Validations per epoch (each also writes last.pt).", minimum=1)
@@ -83,10 +85,12 @@ FAMILY = Family(
           "data/synthetic.py"),
     table=TableRecipe(metric="test_acc", label="per-token test accuracy",
                       reference=paper.synthetic_cell, reference_mean=paper.synthetic_mean,
-                      reference_note="Paper: 16 configurations (19 for reverse and sort).",
+                      reference_note="Paper: 16 configurations (19 for reverse and sort), its "
+                      "last weights tested; ours here: the selected weights (the last weights "
+                      "against the paper, judged: tables/reproduction.md).",
                       cfg_label="configuration (n: sequence length, d: width, l: depth, h: heads)",
                       name_only=("seq_len",)),
-    doc="Synthetic sequence tasks (protocol.md), encoder-only per-token classifier.",
+    doc="Synthetic sequence tasks (docs/protocol.md), encoder-only per-token classifier.",
     check=check,
     workload=workload,
     order=0,

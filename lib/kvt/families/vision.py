@@ -1,4 +1,4 @@
-"""Vision: a small ViT on MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (protocol.md), plus
+"""Vision: a small ViT on MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (docs/protocol.md), plus
 scikit-learn's 8x8 digits (beyond the paper: real images that ship with a package, for CPUs
 without network). The family's declaration; training code: kvt.experiments.vision.
 
@@ -33,6 +33,13 @@ class ViTTask:
     train_size: int | None = setting(None, "Training images (a seeded subset; null: all the rest).",
                                      minimum=1)
     test_size: int | None = setting(None, "Test images (a seeded subset; null: all).", minimum=1)
+    val_per_epoch: int = setting(2, "Validations per epoch, evenly spaced (the reference's "
+                                 "Lightning val_check_interval 0.5: 2); the weights tested are "
+                                 "the best of these.", minimum=1)
+    norm_stats: str = setting("reference", "Normalisation mean/std: reference (the reference "
+                              "code's: MNIST's for Fashion-MNIST, CIFAR-10's for CIFAR-100) or "
+                              "own (the dataset's own training-set statistics).",
+                              enum=["reference", "own"])
     runtime: int = runtime_setting(120)
     mem_mb: int = mem_mb_setting(8000)
 
@@ -55,10 +62,10 @@ class VisionConfig:
     pos_per_head: bool = pos_per_head_setting()
     fused: bool = fused_setting()
     init: str = init_setting("torch")
-    mnist: ViTTask = setting(_mnist_like(), "MNIST settings (protocol.md).")
-    fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (protocol.md).")
-    cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (protocol.md).")
-    cifar100: ViTTask = setting(ViTTask(epochs=50), "CIFAR-100 settings (protocol.md).")
+    mnist: ViTTask = setting(_mnist_like(), "MNIST settings (docs/protocol.md).")
+    fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (docs/protocol.md).")
+    cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (docs/protocol.md).")
+    cifar100: ViTTask = setting(ViTTask(epochs=50), "CIFAR-100 settings (docs/protocol.md).")
     digits: ViTTask = setting(ViTTask(grid=ViTGrid(d_model=[64], depth=[2], heads=[4]), epochs=30,
                                       batch_size=64, eval_batch=512, val_size=180, runtime=10,
                                       mem_mb=2000),
@@ -94,7 +101,7 @@ FAMILY = Family(
     table=TableRecipe(metric="test_acc", label="top-1 test accuracy", task_label="dataset",
                       cfg_label="configuration (d: width, l: depth, h: heads)",
                       model_keys=("task",), extras=("figures/vision/attention_{task}.png",)),
-    doc="Vision (protocol.md): a pre-norm ViT per dataset; AdamW, constant learning rate, "
+    doc="Vision (docs/protocol.md): a pre-norm ViT per dataset; AdamW, constant learning rate, "
         "weights selected on validation accuracy.",
     check=check,
     workload=workload,

@@ -1,12 +1,14 @@
-"""Decoder-only character-level GPT of the Shakespeare task (Karpathy's char-level gpt.py layout).
+"""Decoder-only character-level GPT of the Shakespeare task (the reference's gpt_dev_pos.ipynb).
 
 The paper's reference swapped the attention of that model; here it comes from the shared registry.
-Token + learned position embeddings -> dropout -> depth pre-norm blocks (FFN 4x ReLU) -> final
-LayerNorm -> Linear head. Projections K/V(/Q) have no bias, the output projection has one (as
-gpt.py's Head / MultiHeadAttention). nanoGPT drops attention weights with the model's dropout: the
-registry's `attn_dropout` does the same. Every variant gets the same causal mask, added after
-kv_pos's positional term (attention.md), so no variant can look ahead. Scale 'model' (gpt.py's
-C**-0.5 with C = n_embd) and one map_pos per head are the reference's choices (protocol.md).
+Token + learned position embeddings -> depth pre-norm blocks (FFN 4x ReLU) -> final LayerNorm ->
+Linear head. Projections K/V(/Q) have no bias, the output projection has one (as the notebook's
+Head / MultiHeadAttention). Dropout at the notebook's three sites and nowhere else: the attention
+weights (the registry's `attn_dropout`), the attention output after its projection, and the
+feed-forward's output (Linear, ReLU, Linear, Dropout); the embeddings and the feed-forward's hidden
+layer are not dropped. Every variant gets the same causal mask, added after kv_pos's positional
+term (docs/attention.md), so no variant can look ahead. Scale 'model' (the notebook's C**-0.5 with
+C = n_embd) and one map_pos per head are the reference's choices (docs/protocol.md).
 """
 
 from dataclasses import dataclass
@@ -42,13 +44,16 @@ class CharGPT(nn.Module):
         d = cfg.d_model
         self.tok_embedding = nn.Embedding(cfg.vocab_size, d)
         self.pos_embedding = nn.Embedding(cfg.block, d)
-        self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 4 * d, dropout=cfg.dropout, activation=nn.ReLU,
                   post_norm=False, bias=False, out_bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim,
                   max_len=cfg.block, pos_per_head=cfg.pos_per_head, fused=cfg.fused,
                   init=cfg.init, attn_dropout=cfg.dropout)
             for _ in range(cfg.depth))
+        for block in self.blocks:
+            # The notebook's FeedFoward has no dropout after its ReLU (the shared Block has): an
+            # Identity in its place keeps the Linear layers at mlp.0 and mlp.3 (checkpoint keys).
+            block.mlp[2] = nn.Identity()
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
 
@@ -59,7 +64,7 @@ class CharGPT(nn.Module):
         if t > self.cfg.block:
             raise ValueError(f"sequence of {t} tokens exceeds the context length block={self.cfg.block}")
         pos = torch.arange(t, device=idx.device)
-        x = self.drop(self.tok_embedding(idx) + self.pos_embedding(pos))
+        x = self.tok_embedding(idx) + self.pos_embedding(pos)  # not dropped (the notebook)
         for block in self.blocks:
             x = block(x, causal=True)  # SDPA's causal kernels, not an n x n mask
         return self.head(self.norm(x))

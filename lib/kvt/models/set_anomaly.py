@@ -1,7 +1,7 @@
 """Set-anomaly encoder (UvA tutorial 6 `AnomalyPredictor`): one score per set element.
 
 No positional encoding: a set has no order, so qkv and kv are permutation-equivariant; kv_pos's
-positional term breaks that (protocol.md reports it anyway).
+positional term breaks that (docs/protocol.md reports it anyway).
 """
 
 from dataclasses import dataclass

@@ -1,10 +1,10 @@
 """Encoder-decoder Transformer of the Multi30k translation task (Annotated Transformer layout).
 
-protocol.md's setup (pre-norm, final LayerNorm on both stacks, embeddings x sqrt(d), sinusoidal
+docs/protocol.md's setup (pre-norm, final LayerNorm on both stacks, embeddings x sqrt(d), sinusoidal
 positions, FFN 4d ReLU, dropout 0.1, Noam, label smoothing, xavier on every >1-dim parameter) is
 the Annotated Transformer's; its attention also drops the attention weights at the model rate, so
 `attn_dropout = dropout` here. Source and target have their own embeddings over one joint
-vocabulary. Cross-attention of the kv variants follows `cfg.cross` (attention.md), fixed when the
+vocabulary. Cross-attention of the kv variants follows `cfg.cross` (docs/attention.md), fixed when the
 module is built: equal source and target lengths still attend to the encoder states.
 """
 
@@ -31,7 +31,7 @@ class TranslatorConfig:
     scale: str = "head"
     pos_dim: int = 10
     pos_per_head: bool = False
-    cross: str = "qk"  # kv variants' cross-attention: "qk" or "kk" (attention.md); qkv ignores it
+    cross: str = "qk"  # kv variants' cross-attention: "qk" or "kk" (docs/attention.md); qkv ignores it
     max_len: int = 128  # longest source or target sequence, specials included
     fused: bool = True
     pad_id: int = 0
@@ -87,7 +87,7 @@ class Translator(nn.Module):
         self.init_weights()
 
     def init_weights(self):
-        """protocol.md: xavier_uniform on every >1-dim parameter, biases at PyTorch's defaults.
+        """docs/protocol.md: xavier_uniform on every >1-dim parameter, biases at PyTorch's defaults.
         The attention modules zero their biases: reset every Linear first to restore them."""
         for module in self.modules():
             if isinstance(module, nn.Linear):

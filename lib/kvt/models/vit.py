@@ -1,9 +1,9 @@
 """Small pre-norm Vision Transformer of the image-classification tasks (UvA tutorial 15 layout).
 
-Head: protocol.md's Linear(d, mlp_dim) -> GELU -> Linear(mlp_dim, classes) on the CLS token, with
+Head: docs/protocol.md's Linear(d, mlp_dim) -> GELU -> Linear(mlp_dim, classes) on the CLS token, with
 no LayerNorm in front of it (tutorial 15 has LayerNorm -> Linear; the paper's reference code, which
-protocol.md follows, has the two-layer head). CLS token and position embedding start from randn
-(tutorial 15); every other layer has PyTorch's default initialisation (protocol.md).
+docs/protocol.md follows, has the two-layer head). CLS token and position embedding start from randn
+(tutorial 15); every other layer has PyTorch's default initialisation (docs/protocol.md).
 """
 
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ class ViTConfig:
     d_model: int
     depth: int
     heads: int
-    mlp_dim: int | None = None  # None: d_model (protocol.md)
+    mlp_dim: int | None = None  # None: d_model (docs/protocol.md)
     dropout: float = 0.0
     scale: str = "model"
     pos_dim: int = 50

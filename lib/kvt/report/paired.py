@@ -5,10 +5,17 @@ sequences, images, batches; the seed fixes them), so their difference is the var
 the noise of one training run. Per family, task and metric, each comparison (kv - qkv, kv_pos -
 qkv, kv_pos - kv, any other variant - qkv) pairs the runs by (configuration, seed) and reports:
 - the mean difference and a percentile bootstrap 95% interval of it (resampling pairs, seeded);
-- the Wilcoxon signed-rank p-value (two-sided; zero differences split between the signs) and the
-  sign test's (exact binomial on the non-zero differences);
+- the Hodges-Lehmann estimate (the median of the Walsh averages), the centre the Wilcoxon test
+  measures;
+- the Wilcoxon signed-rank p-value (two-sided; zero differences split between the signs), also
+  Holm-adjusted across the tested comparisons of the family's table, and the sign test's (exact
+  binomial on the non-zero differences);
 - how many pairs favour each side, with the metric's direction (accuracy and BLEU up, loss down).
-With few pairs the tests have little power: n is printed beside every p-value.
+A verdict ("kv better") needs the mean, the interval and the Hodges-Lehmann estimate on the same
+side of 0 and a Holm-adjusted Wilcoxon p below ALPHA: a mean pulled up by a few large wins while
+most pairs lose slightly (bimodal tasks such as reverse and swap) is "mixed", never a verdict. A
+metric that is a fixed multiple of one listed before it (bits per character = loss / ln 2) is
+reported, not tested again: it would count one test twice in the correction.
 """
 
 from pathlib import Path
@@ -23,7 +30,7 @@ from .tables import markdown, order_tasks
 
 CONFIDENCE = 0.95
 N_BOOT = 10_000
-ALPHA = 0.05  # a verdict needs the interval to exclude 0 AND a Wilcoxon p below this
+ALPHA = 0.05  # family-wise: Holm-adjusted Wilcoxon p below this (and signs that agree)
 
 
 def comparisons(variants) -> list[tuple[str, str]]:
@@ -43,6 +50,41 @@ def bootstrap_ci(diffs: np.ndarray, seed: int = 0, n_boot: int = N_BOOT,
     means = rng.choice(diffs, size=(n_boot, len(diffs)), replace=True).mean(1)
     tail = (1 - confidence) / 2
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def hodges_lehmann(diffs: np.ndarray) -> float:
+    """The median of the Walsh averages (d_i + d_j) / 2, i <= j: the one-sample Hodges-Lehmann
+    estimate of the centre of the differences."""
+    i, j = np.triu_indices(len(diffs))
+    return float(np.median((diffs[i] + diffs[j]) / 2))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment: the k-th smallest of m p-values times (m - k + 1), made
+    non-decreasing in that order and capped at 1; NaN entries are left out and stay NaN."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out
+
+
+def derived_from(part: pd.DataFrame, metric: str, earlier) -> str | None:
+    """The metric listed before `metric` of which it is a fixed positive multiple on every run
+    (bits per character of the loss), or None: equal ratios to 1e-6 (float32 sums), on three
+    runs at least (two values always have some fixed ratio)."""
+    for other in earlier:
+        both = part[[metric, other]].dropna()
+        if len(both) >= 3 and (both[other] != 0).all():
+            ratio = (both[metric] / both[other]).to_numpy(float)
+            if ratio[0] > 0 and np.allclose(ratio, ratio[0], rtol=1e-6, atol=0):
+                return other
+    return None
 
 
 def wilcoxon_p(diffs: np.ndarray) -> float:
@@ -69,6 +111,7 @@ def paired_rows(runs: pd.DataFrame, metric: str, seed: int = 0) -> list[dict]:
         rows.append({"variant": variant, "baseline": baseline, "n_pairs": len(diffs),
                      "n_configs": both.index.get_level_values("cfg").nunique(),
                      "mean_diff": float(diffs.mean()), "ci_low": lo, "ci_high": hi,
+                     "hodges_lehmann": hodges_lehmann(diffs),
                      "wins": int((diffs > 0).sum()), "losses": int((diffs < 0).sum()),
                      "ties": int((diffs == 0).sum()), "wilcoxon_p": wilcoxon_p(diffs),
                      "sign_p": sign_p(diffs)})
@@ -82,30 +125,48 @@ def paired_table(summary: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     for name in families:
         fam = FAMILIES[name]
         runs = summary[summary["family"] == name]
+        rows = []
         for task in order_tasks(runs["task"], fam):
             part = runs[runs["task"] == task]
+            tested = []
             for metric, label in fam.table.metrics(task):
                 if metric not in part or part[metric].isna().all():
                     continue
+                source = derived_from(part, metric, tested)
+                tested += [] if source else [metric]
                 higher = metric not in fam.table.lower_better
-                for row in paired_rows(part, metric, seed):
-                    better = row["mean_diff"] > 0 if higher else row["mean_diff"] < 0
-                    out.append({"family": name, "task": task, "metric": metric, **row,
-                                "higher_is_better": higher,
-                                "excludes_zero": row["ci_low"] > 0 or row["ci_high"] < 0,
-                                "verdict": _verdict(row, better)})
+                rows += [{"family": name, "task": task, "metric": metric, **row,
+                          "higher_is_better": higher, "derived_from": source}
+                         for row in paired_rows(part, metric, seed)]
+        adjusted = holm([np.nan if r["derived_from"] else r["wilcoxon_p"] for r in rows])
+        for row, p_holm in zip(rows, adjusted):
+            row["wilcoxon_p_holm"] = p_holm
+            row["excludes_zero"] = row["ci_low"] > 0 or row["ci_high"] < 0
+            row["verdict"] = _verdict(row)
+        out += rows
     columns = ["family", "task", "metric", "variant", "baseline", "n_pairs", "n_configs",
-               "mean_diff", "ci_low", "ci_high", "wins", "losses", "ties", "wilcoxon_p", "sign_p",
-               "higher_is_better", "excludes_zero", "verdict"]
+               "mean_diff", "ci_low", "ci_high", "hodges_lehmann", "wins", "losses", "ties",
+               "wilcoxon_p", "wilcoxon_p_holm", "sign_p", "higher_is_better", "excludes_zero",
+               "derived_from", "verdict"]
     return pd.DataFrame(out, columns=columns)
 
 
-def _verdict(row: dict, better: bool) -> str:
-    """A bootstrap interval of very few pairs is too narrow to trust; the test's p-value cannot
-    fall below ALPHA with fewer than 6 pairs, so both must agree."""
-    if not (row["ci_low"] > 0 or row["ci_high"] < 0) or row["wilcoxon_p"] >= ALPHA:
+def _verdict(row: dict) -> str:
+    """A direction only where every estimate agrees on it (mean, the whole interval, the
+    Hodges-Lehmann estimate) and the Holm-adjusted Wilcoxon p is below ALPHA (impossible with
+    fewer than 6 pairs). A significant test whose mean and HL disagree is "mixed": the test
+    follows the majority of the pairs, the mean may follow a few large ones."""
+    if row["derived_from"]:
+        return f"as {row['derived_from'].removeprefix('test_')} (derived, not tested again)"
+    if not row["wilcoxon_p_holm"] < ALPHA:
         return "no clear difference"
-    return f"{row['variant']} {'better' if better else 'worse'}"
+    side = np.sign(row["mean_diff"])
+    if side == 0 or np.sign(row["hodges_lehmann"]) != side:
+        return "mixed (mean and HL differ in sign)"
+    if not np.sign(row["ci_low"]) == np.sign(row["ci_high"]) == side:
+        return "no clear difference (CI includes 0)"
+    up = side > 0
+    return f"{row['variant']} {'better' if up == row['higher_is_better'] else 'worse'}"
 
 
 def _num(x, digits=4) -> str:
@@ -117,19 +178,25 @@ def _p(x) -> str:
 
 
 def paired_markdown(table: pd.DataFrame) -> str:
-    header = ["family", "task", "metric", "comparison", "n", "mean diff", "95% CI", "wins/losses/ties",
-              "Wilcoxon p", "sign p", "verdict"]
+    header = ["family", "task", "metric", "comparison", "n", "mean diff", "95% CI", "HL",
+              "wins/losses/ties", "Wilcoxon p", "Holm p", "sign p", "verdict"]
     rows = [[r.family, r.task, r.metric.removeprefix("test_"), f"{r.variant} - {r.baseline}",
              str(r.n_pairs), _num(r.mean_diff), f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
-             f"{r.wins}/{r.losses}/{r.ties}", _p(r.wilcoxon_p), _p(r.sign_p), r.verdict]
+             _num(r.hodges_lehmann), f"{r.wins}/{r.losses}/{r.ties}", _p(r.wilcoxon_p),
+             _p(r.wilcoxon_p_holm), _p(r.sign_p), r.verdict]
             for r in table.itertuples()]
-    return (markdown(header, rows, "l" * 4 + "r" * 6 + "l") +
+    return (markdown(header, rows, "l" * 4 + "r" * 8 + "l") +
             f"\nPaired over (configuration, seed): runs of two variants with the same configuration "
             f"and seed share their data. mean diff = variant - baseline (accuracy and BLEU: up is "
             f"better; loss and bits per character: down is better); 95% CI: percentile bootstrap "
-            f"of the mean difference ({N_BOOT:,} resamples, seeded); Wilcoxon signed-rank (zeros "
-            f"split) and sign test, two-sided; n = pairs. A verdict needs a CI that excludes 0 and a "
-            f"Wilcoxon p below {ALPHA} (impossible with fewer than 6 pairs).\n")
+            f"of the mean difference ({N_BOOT:,} resamples, seeded); HL: Hodges-Lehmann estimate "
+            f"(median of the Walsh averages); Wilcoxon signed-rank (zeros split) and sign test, "
+            f"two-sided; Holm p: the Wilcoxon p Holm-adjusted across the tested comparisons of "
+            f"the family (every task and metric); n = pairs. A verdict needs the mean, the CI and "
+            f"HL on the same side of 0 and a Holm p below {ALPHA} (impossible with fewer than 6 "
+            f"pairs); a significant test whose estimates disagree is \"mixed\". A metric that is a "
+            f"fixed multiple of an earlier one (bits per character of the loss) is reported, not "
+            f"tested again.\n")
 
 
 def paired_figure(table: pd.DataFrame):

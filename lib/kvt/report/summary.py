@@ -18,7 +18,8 @@ import pandas as pd
 from ..jsonfiles import read_json
 
 IDENTITY = ["family", "task", "cfg", "attention", "seed", "run_dir"]
-RESULT_HEAD = ["n_params", "flops", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*, test_*
+RESULT_HEAD = ["n_params", "flops", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*,
+# test_* (the selected weights), last_test_* (the last weights)
 RESULT_TAIL = ["status", "resumes"]
 PROVENANCE = ["device", "device_name", "host", "threads", "git_commit", "git_dirty", "git_diff_sha256",
               "torch", "python",
@@ -99,7 +100,10 @@ def run_row(run_json: Path, test_json: Path) -> dict:
         row[f"hp.{key}" if key in reserved else key] = value
     for key in ("family", "task", "cfg", "attention", "seed"):
         _need(hparams, key, run_json)
-    tests = {k: v for k, v in test.items() if k.startswith("test_") and k != "test_size"}
+    if "last_step" in test and run.get("steps") is not None and test["last_step"] != run["steps"]:
+        raise ValueError(f"{test_json} tested the last weights of step {test['last_step']} but "
+                         f"{run_json} ended at step {run['steps']}: rerun the eval job")
+    tests = {k: v for k, v in test.items() if is_test_score(k)}
     if not tests:
         raise ValueError(f"run file {test_json} holds no test metric")
     scores = {**val, **{f"final_{c}": float(last[c]) for c in val_columns},
@@ -171,11 +175,18 @@ def same(a, b) -> bool:
     return a == b
 
 
+def is_test_score(name: str) -> bool:
+    """test_<m> (the selected weights' test metric) or last_test_<m> (the last weights'); not
+    test_size, a setting."""
+    return name.startswith(("test_", "last_test_")) and name != "test_size"
+
+
 def score_columns(columns) -> set[str]:
     """The score columns of a summary, derived from its columns: every final_val_<m> and its
-    val_<m>, and every test_<m> but test_size (val_size, val_per_epoch are settings)."""
+    val_<m>, and every test_<m> but test_size and last_test_<m> (val_size, val_per_epoch are
+    settings)."""
     final = {c for c in columns if c.startswith("final_val_")}
-    tests = {c for c in columns if c.startswith("test_") and c != "test_size"}
+    tests = {c for c in columns if is_test_score(c)}
     return final | {c[len("final_"):] for c in final} | tests
 
 
