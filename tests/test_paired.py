@@ -178,3 +178,23 @@ def test_cpu_preset_seeds_are_the_fewest_that_can_give_a_synthetic_verdict():
     assert (full["verdict"] != "no clear difference").all(), full[["wilcoxon_p_holm", "verdict"]]
     fewer = table(len(seeds) - 1)
     assert (fewer["verdict"] == "no clear difference").all()
+
+
+def test_comparisons_with_every_pair_tied_are_not_counted_by_holm():
+    """copy at the ceiling (every pair tied) beside sort with a real effect: the tied comparisons
+    say so and leave Holm's count at sort's three comparisons."""
+    rows = []
+    for task in ("copy", "sort"):
+        for c in CFGS:
+            for s in range(5):
+                for i, a in enumerate(("qkv", "kv", "kv_pos")):
+                    acc = 1.0 if task == "copy" else 0.5 + 0.01 * i + 0.001 * s
+                    rows.append({"family": "synthetic", "task": task, "cfg": c, "attention": a,
+                                 "seed": s, "test_acc": acc})
+    table = paired_table(pd.DataFrame(rows))
+    copy, sort = table[table["task"] == "copy"], table[table["task"] == "sort"]
+    assert (copy["verdict"] == "no difference (every pair tied)").all()
+    assert (copy["wilcoxon_p_holm"] == 1.0).all()
+    raw = sort["wilcoxon_p"].to_numpy()
+    assert sort["wilcoxon_p_holm"].to_numpy() == pytest.approx(holm(raw))  # m = 3, not 6
+    assert (sort["verdict"] != "no clear difference").all()

@@ -138,9 +138,13 @@ def paired_table(summary: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 rows += [{"family": name, "task": task, "metric": metric, **row,
                           "higher_is_better": higher, "derived_from": source}
                          for row in paired_rows(part, metric, seed)]
-        adjusted = holm([np.nan if r["derived_from"] else r["wilcoxon_p"] for r in rows])
+        # Counted by Holm: the comparisons tested, less those whose every pair is tied (copy and
+        # sub at the ceiling): their p is 1 whatever the data, so they can never be rejected and
+        # counting them would only make the others' bar higher (Tarone, 1990).
+        adjusted = holm([np.nan if r["derived_from"] or _all_tied(r) else r["wilcoxon_p"]
+                         for r in rows])
         for row, p_holm in zip(rows, adjusted):
-            row["wilcoxon_p_holm"] = p_holm
+            row["wilcoxon_p_holm"] = 1.0 if _all_tied(row) and not row["derived_from"] else p_holm
             row["excludes_zero"] = row["ci_low"] > 0 or row["ci_high"] < 0
             row["verdict"] = _verdict(row)
         out += rows
@@ -151,6 +155,10 @@ def paired_table(summary: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def _all_tied(row: dict) -> bool:
+    return row["wins"] + row["losses"] == 0
+
+
 def _verdict(row: dict) -> str:
     """A direction only where every estimate agrees on it (mean, the whole interval, the
     Hodges-Lehmann estimate) and the Holm-adjusted Wilcoxon p is below ALPHA (impossible with
@@ -158,6 +166,8 @@ def _verdict(row: dict) -> str:
     follows the majority of the pairs, the mean may follow a few large ones."""
     if row["derived_from"]:
         return f"as {row['derived_from'].removeprefix('test_')} (derived, not tested again)"
+    if _all_tied(row):
+        return "no difference (every pair tied)"
     if not row["wilcoxon_p_holm"] < ALPHA:
         return "no clear difference"
     side = np.sign(row["mean_diff"])
@@ -192,7 +202,8 @@ def paired_markdown(table: pd.DataFrame) -> str:
             f"of the mean difference ({N_BOOT:,} resamples, seeded); HL: Hodges-Lehmann estimate "
             f"(median of the Walsh averages); Wilcoxon signed-rank (zeros split) and sign test, "
             f"two-sided; Holm p: the Wilcoxon p Holm-adjusted across the tested comparisons of "
-            f"the family (every task and metric); n = pairs. A verdict needs the mean, the CI and "
+            f"the family (every task and metric; a comparison whose every pair is tied cannot "
+            f"be rejected and is not counted); n = pairs. A verdict needs the mean, the CI and "
             f"HL on the same side of 0 and a Holm p below {ALPHA} (impossible with fewer than 6 "
             f"pairs); a significant test whose estimates disagree is \"mixed\". A metric that is a "
             f"fixed multiple of an earlier one (bits per character of the loss) is reported, not "
