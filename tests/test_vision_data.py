@@ -11,6 +11,8 @@ import torch
 import torchvision.datasets as tvd
 import torchvision.transforms.v2.functional as TF
 
+from kvt.data import acquire
+from kvt.data import fixtures as FX
 from kvt.data import vision as V
 
 FILE_SETS = ["mnist", "fashion_mnist", "cifar10", "cifar100"]
@@ -21,13 +23,13 @@ N_TRAIN, N_TEST = 120, 40
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     for name in FILE_SETS:
-        V.write_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
+        FX.write_image_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
     return root
 
 
 def _fresh(tmp_path, name):
     root = tmp_path / "data"
-    V.write_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
+    FX.write_image_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
     return root
 
 
@@ -37,7 +39,7 @@ def _fresh(tmp_path, name):
 @pytest.mark.parametrize("name", FILE_SETS)
 def test_fixture_round_trip(data_root, name):
     spec = V.DATASETS[name]
-    xtr, ytr, xte, yte = V.fixture_arrays(name, N_TRAIN, N_TEST, seed=3)
+    xtr, ytr, xte, yte = FX.fixture_arrays(name, N_TRAIN, N_TEST, seed=3)
     s = V.load_splits(name, data_root, val_size=20, split_seed=5, verify=False)
     train_idx, val_idx = V.split_indices(N_TRAIN, 20, 5)
     shape = (spec.channels, spec.image_size, spec.image_size)
@@ -158,7 +160,7 @@ def test_digits():
     x = torch.cat((s["train"][0], s["val"][0])).float() / 255
     spec = V.DATASETS["digits"]
     assert abs(x.mean().item() - spec.mean[0]) < 1e-3 and abs(x.std().item() - spec.std[0]) < 1e-3
-    assert spec.image_size // spec.patch == 4 and V.write_fixture("digits", "/nonexistent") == []
+    assert spec.image_size // spec.patch == 4 and FX.write_image_fixture("digits", "/nonexistent") == []
 
 
 # ---------------------------------------------------------------- download
@@ -181,7 +183,7 @@ def _offline(partial_name):
 def test_download_offline_leaves_nothing(tmp_path, monkeypatch, name, module, partial):
     monkeypatch.setattr(module, "download_and_extract_archive", _offline(partial))
     sleeps = []
-    monkeypatch.setattr(V.time, "sleep", sleeps.append)
+    monkeypatch.setattr(acquire.time, "sleep", sleeps.append)
     root = tmp_path / "data"
     with pytest.raises(RuntimeError) as e:
         V.download(name, root, retries=3, wait=2.0)
@@ -201,13 +203,13 @@ def test_download_places_only_missing_files(tmp_path, monkeypatch):
 
     def fake(url, download_root, *args, **kwargs):  # an "online" torchvision: writes the fixture
         tmp_root = os.path.dirname(os.path.dirname(download_root))  # <tmp>/MNIST/raw -> <tmp>
-        V.write_fixture("mnist", tmp_root, n_train=N_TRAIN, n_test=N_TEST, seed=9)
+        FX.write_image_fixture("mnist", tmp_root, n_train=N_TRAIN, n_test=N_TEST, seed=9)
 
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", fake)
     assert V.download("mnist", root) == [root / "MNIST/raw/t10k-images-idx3-ubyte"]
     assert kept.stat().st_mtime_ns == before and V.missing_files("mnist", root) == []
     assert torch.equal(V.load_splits("mnist", root, val_size=10, split_seed=0)["test"][0],
-                       torch.from_numpy(V.fixture_arrays("mnist", N_TRAIN, N_TEST, seed=9)[2]))
+                       torch.from_numpy(FX.fixture_arrays("mnist", N_TRAIN, N_TEST, seed=9)[2]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # temporary folder gone
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", _offline("x"))
     assert V.download("mnist", root) == []  # nothing missing: no download attempted
@@ -297,7 +299,7 @@ def test_normalize_and_eval_batches():
 
 def test_fixture_classes_are_learnable():
     # nearest class mean on the train images beats chance by far on the test images
-    xtr, ytr, xte, yte = V.fixture_arrays("cifar10", 600, 200, seed=0)
+    xtr, ytr, xte, yte = FX.fixture_arrays("cifar10", 600, 200, seed=0)
     means = np.stack([xtr[ytr == c].reshape((ytr == c).sum(), -1).mean(0) for c in range(10)])
     pred = ((xte.reshape(200, 1, -1).astype(float) - means[None]) ** 2).sum(-1).argmin(1)
     assert (pred == yte).mean() > 0.5
