@@ -280,6 +280,9 @@ def _default_root() -> Path:
         raise SystemExit(f"--root not given and the configuration cannot be read ({e}); give --root")
 
 
+STAGE = "python -m kvt.data.acquire stage {name} FOLDER --root {root}"
+
+
 def _stage_command(args) -> int:
     formats = _formats()
     if args.dataset not in formats:
@@ -292,16 +295,15 @@ def _stage_command(args) -> int:
     root = Path(args.root) if args.root else _default_root()
     try:
         info = formats[args.dataset].stage_from(args.dataset, root, folder)
-    except (DataMissingError, DataCorruptError, ChecksumError, FetchError, FileNotFoundError) as e:
-        print(f"{args.dataset}: not staged.\n{e}", file=sys.stderr)
+    except (DataMissingError, DataCorruptError, ChecksumError, FetchError) as e:
+        print(f"{args.dataset}: not staged from {folder}.\n{e}", file=sys.stderr)
         return 1
     if not info["files"]:
-        print(f"{args.dataset}: no files to stage ({info['source']})")
+        print(f"{args.dataset}: nothing to stage ({info['source']} data, no files)")
         return 0
-    print(f"{args.dataset}: {len(info['files'])} file(s) present and verified in {root} "
-          f"(source: {info['source']})")
-    for rel in info["files"]:
-        print(f"  {rel}")
+    print(f"{args.dataset}: {len(info['files'])} file(s) present and verified in {root}:")
+    for rel, meta in info["files"].items():
+        print(f"  {rel}  sha256 {meta['sha256'][:12]}")
     return 0
 
 
@@ -316,20 +318,22 @@ def _status_command(args) -> int:
             continue
         state = dataset_state(states)
         corrupt |= state == "corrupt"
-        detail = "" if not states else f" ({sum(s == state for s in states.values())}/{len(states)} files)"
-        print(f"  {name:14} {STATES[state]}{detail if state in ('missing', 'corrupt') else ''}")
-        if state in ("missing", "corrupt"):
-            for rel, s in states.items():
-                if s == state:
-                    print(f"      {s}: {root / rel}")
+        shown = [rel for rel, s in states.items() if s == state]
+        count = f" ({len(shown)} of {len(states)} files)" if state in ("missing", "corrupt") else ""
+        print(f"  {name:14} {STATES[state]}{count}")
+        if state == "corrupt" or (state == "missing" and len(shown) < len(states)):
+            print("".join(f"      {state}: {root / rel}\n" for rel in shown), end="")
+        if state != "verified" and state != "fixture":
+            print(f"      to stage: {STAGE.format(name=name, root=root)}")
     return 1 if corrupt else 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kvt.data.acquire", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kvt.data.acquire",
+                                     description="Stage a dataset from a local folder; the data folder's state.")
     commands = parser.add_subparsers(dest="command", required=True)
     stage = commands.add_parser("stage", help="stage and verify one dataset from a local folder")
-    stage.add_argument("dataset", help="mnist, fashion_mnist, cifar10, cifar100, shakespeare, multi30k")
+    stage.add_argument("dataset", help="a dataset of the data rules: " + ", ".join(_formats()))
     stage.add_argument("folder", help="the publishers' image archives, or a text mirror laid out "
                        "like the raw-file URLs (data.text_base)")
     status = commands.add_parser("status", help="per dataset: present and verified, missing, corrupt")

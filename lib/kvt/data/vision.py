@@ -319,7 +319,12 @@ def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries:
 def stage_from(name: str, root, folder) -> dict:
     """`python -m kvt.data.acquire stage`: the data rule with `folder` as the only source (its
     publishers' archives), no download, no fixtures -> the manifest."""
-    return prepare(name, root, download_missing=False, fixtures=False, archives=[folder])
+    try:
+        return prepare(name, root, download_missing=False, fixtures=False, archives=[folder])
+    except DataMissingError as e:
+        raise DataMissingError(f"{folder} holds none of the archives of {name} that are missing "
+                               f"({', '.join(archive_md5s(name))}; archives of another dataset under "
+                               f"the same names are passed over).\n{e}") from e
 
 
 def file_states(name: str, root) -> dict[str, str]:
