@@ -69,7 +69,8 @@ def test_fetch_missing_local_source_names_it(tmp_path, monkeypatch):
     sleeps = []
     monkeypatch.setattr(acquire.time, "sleep", sleeps.append)
     with pytest.raises(acquire.FetchError, match="1 try"):  # a local file will not appear: no retry
-        acquire.fetch((tmp_path / "nowhere/file.bin").as_uri(), tmp_path / "data/file.bin", "0" * 64, retries=3)
+        acquire.fetch((tmp_path / "nowhere/file.bin").as_uri(), tmp_path / "data/file.bin", "0" * 64,
+                      retries=3)
     assert sleeps == []
     with pytest.raises(acquire.FetchError, match="nowhere/file.bin: it does not exist.*use a copy"):
         acquire.fetch(str(tmp_path / "nowhere/file.bin"), tmp_path / "data/file.bin", "0" * 64,

@@ -148,7 +148,8 @@ def source_path(base, rel: str) -> str:
     if not is_url(base):
         return str(Path(base) / rel)
     if not base.lower().startswith(("http://", "https://", "file://")):
-        raise ValueError(f"base {base!r}: only http://, https://, file:// URLs or a local folder are supported")
+        raise ValueError(f"base {base!r}: only http://, https://, file:// URLs or a local folder "
+                         "are supported")
     return f"{base.rstrip('/')}/{rel}"
 
 
@@ -329,8 +330,8 @@ def _status_command(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kvt.data.acquire",
-                                     description="Stage a dataset from a local folder; the data folder's state.")
+    parser = argparse.ArgumentParser(prog="python -m kvt.data.acquire", description="Stage a "
+                                     "dataset from a local folder; the data folder's state.")
     commands = parser.add_subparsers(dest="command", required=True)
     stage = commands.add_parser("stage", help="stage and verify one dataset from a local folder")
     stage.add_argument("dataset", help="a dataset of the data rules: " + ", ".join(_formats()))

@@ -538,6 +538,13 @@ def augment(x: torch.Tensor, generator: torch.Generator, scale=(0.8, 1.0), ratio
     positions of F.interpolate(bilinear, align_corners=False). The crop is never larger than the
     image, so the resize only upsamples and antialiasing would change nothing. Works on normalised
     images: normalisation is per-channel affine, so it commutes with interpolation and flipping.
+
+    Why not torchvision.transforms.v2 (checked with torchvision 0.29): RandomResizedCrop and
+    RandomHorizontalFlip draw from the global RNG (make_params: torch.empty(1).uniform_,
+    torch.randint; no generator argument), one draw per call, so a batch shares one crop; per
+    image that is a Python loop, and a step's batch would depend on whatever else used the global
+    RNG. v2.functional.resized_crop on our boxes differs from this grid_sample by up to 1.2e-7
+    (test_resized_crop_matches_torchvision), so switching would change the numbers.
     """
     n, _, height, width = x.shape
     boxes = _sample_boxes(n, height, width, generator, scale, ratio)
