@@ -27,6 +27,11 @@ def data_root(tmp_path_factory):
     return root
 
 
+def _split_indices(n, val_size, seed):
+    """(train, val) indices as load_splits draws them from a generator seeded with `seed`."""
+    return V._split_indices(n, val_size, torch.Generator().manual_seed(seed), None)
+
+
 def _fresh(tmp_path, name):
     root = tmp_path / "data"
     FX.write_image_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
@@ -41,7 +46,7 @@ def test_fixture_round_trip(data_root, name):
     spec = V.DATASETS[name]
     xtr, ytr, xte, yte = FX.fixture_arrays(name, N_TRAIN, N_TEST, seed=3)
     s = V.load_splits(name, data_root, val_size=20, split_seed=5, verify=False)
-    train_idx, val_idx = V.split_indices(N_TRAIN, 20, 5)
+    train_idx, val_idx = _split_indices(N_TRAIN, 20, 5)
     shape = (spec.channels, spec.image_size, spec.image_size)
     for split, (x, y), (ex, ey) in (("train", s["train"], (xtr[train_idx], ytr[train_idx])),
                                     ("val", s["val"], (xtr[val_idx], ytr[val_idx])),
@@ -103,13 +108,13 @@ def test_sizes_take_seeded_subsets(data_root):
 
 
 def test_split_indices():
-    tr, va = V.split_indices(100, 15, seed=4)
+    tr, va = _split_indices(100, 15, 4)
     assert len(va) == 15 and len(tr) == 85
     assert sorted(torch.cat((tr, va)).tolist()) == list(range(100))  # disjoint and covering
-    assert all(torch.equal(a, b) for a, b in zip((tr, va), V.split_indices(100, 15, seed=4)))
-    assert not torch.equal(va, V.split_indices(100, 15, seed=5)[1])
+    assert all(torch.equal(a, b) for a, b in zip((tr, va), _split_indices(100, 15, 4)))
+    assert not torch.equal(va, _split_indices(100, 15, 5)[1])
     with pytest.raises(ValueError):
-        V.split_indices(10, 10, seed=0)
+        _split_indices(10, 10, 0)
 
 
 def test_missing_files_error_names_them(tmp_path):
@@ -122,7 +127,7 @@ def test_missing_files_error_names_them(tmp_path):
         V.load_splits("cifar10", root, val_size=10, split_seed=0, verify=False)
     msg = str(e.value)
     assert isinstance(e.value, FileNotFoundError)
-    for part in ("cifar10", "data_batch_3", "batches.meta", str(root), "download rule", "copy"):
+    for part in ("cifar10", "data_batch_3", "batches.meta", str(root), "data rule", "data.download: true", "copy"):
         assert part in msg
     assert "data_batch_1" not in msg
     with pytest.raises(V.DataMissingError, match="4 file"):

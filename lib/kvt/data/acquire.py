@@ -278,7 +278,7 @@ def _default_root() -> Path:
     try:
         return Path(load_config()["data"]["dir"])
     except ConfigError as e:
-        raise SystemExit(f"--root not given and the configuration cannot be read ({e}); give --root")
+        raise SystemExit(f"--root not given and the configuration cannot be read ({e}); give --root") from e
 
 
 STAGE = "python -m kvt.data.acquire stage {name} FOLDER --root {root}"

@@ -4,7 +4,8 @@ Multi30k task 1 (German <-> English sentence pairs, read in either direction).
 Files live under a data folder `root` at the same relative paths as their public raw-file URLs
 (`<owner>/<repo>/<branch>/<path>`), so a mirror of the URLs, a download and a staged copy all look
 alike. Each file is pinned by a sha256 recorded here: a file that does not match is never used.
-Nothing here touches the network except `fetch`, which the pipeline's data rule calls.
+Nothing here touches the network except `fetch` (kvt.data.acquire.fetch), which the pipeline's
+data rule calls.
 Every training batch is a pure function of (seed, step), so a resumed run sees the same batches.
 """
 
@@ -19,8 +20,7 @@ import numpy as np
 import torch
 
 from . import acquire
-from .acquire import ChecksumError, FetchError, manifest, sha256, write_atomic  # noqa: F401  (FetchError:
-# this module's interface too)
+from .acquire import ChecksumError, manifest, sha256, write_atomic
 
 # ---------------------------------------------------------------------------------------------
 # Sources: name -> (path relative to the raw-file root, sha256). The sums are those of the files
@@ -60,9 +60,9 @@ def fetch(rel_path: str, base=DEFAULT_BASE, dest_root=".", *, retries: int = 3, 
     file is verified, never replaced; see acquire.fetch."""
     expected = _expected(rel_path)
     return acquire.fetch(acquire.source_path(base, rel_path), Path(dest_root) / rel_path, expected,
-                         retries=retries, wait=wait, hint=f"`base` {base} must be a URL or a folder laid out like the raw-file "
-                  f"URLs (<owner>/<repo>/<branch>/<path>); without network, point it at a local copy "
-                  f"holding {rel_path}.")
+                         retries=retries, wait=wait, hint=f"`base` {base} must be a URL or a folder laid "
+                         f"out like the raw-file URLs (<owner>/<repo>/<branch>/<path>); without network, "
+                         f"point it at a local copy holding {rel_path}.")
 
 
 def _missing(path: Path, rel_path: str) -> FileNotFoundError:

@@ -112,8 +112,8 @@ def _how_to_get(name: str, root: Path, files) -> str:
     listed = "\n".join(f"  {f}" for f in files)
     folders = ", ".join(sorted({f.split("/")[0] for f in spec.files}))
     return (f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
-            f"To get them: run the pipeline's download rule on a machine with network "
-            f"(kvt.data.vision.download({name!r}, {str(root)!r})), or stage the publishers' "
+            f"To get them: run the pipeline's data rule with data.download: true on a machine with "
+            f"network (kvt.data.vision.download({name!r}, {str(root)!r})), or stage the publishers' "
             f"archives ({', '.join(archive_md5s(name))}) from a folder holding them (python -m "
             f"kvt.data.acquire stage {name} FOLDER --root {root}, or list the folder in "
             f"data.archives), or copy these files from a machine that has them into {root}, keeping "
@@ -409,7 +409,7 @@ def _read_tv(spec: VisionData, root: Path, train: bool, verify: bool) -> Split:
         culprit = _first_unreadable(spec, root, train)
         where = f"cannot read {culprit[0]}: {culprit[1]!r}" if culprit else f"cannot read files under {root}: {e!r}"
         raise DataCorruptError(f"dataset {spec.name}: {where}. Replace the file (delete it and run the "
-                               f"download rule, or copy a good copy into {root})") from e
+                               f"data rule with data.download: true, or copy a good copy into {root})") from e
     x = torch.as_tensor(np.asarray(ds.data))
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST N x H x W; CIFAR N x H x W x C
     y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
@@ -436,12 +436,6 @@ def _split_indices(n: int, val_size: int, gen: torch.Generator, train_size: int 
     perm = torch.randperm(n, generator=gen)
     end = n if train_size is None else val_size + train_size
     return perm[val_size:end].sort().values, perm[:val_size].sort().values
-
-
-def split_indices(n: int, val_size: int, seed: int, train_size: int | None = None):
-    """(train_idx, val_idx): disjoint sorted index tensors from one permutation seeded by `seed`;
-    val is the first val_size of it, train the rest (or the next train_size)."""
-    return _split_indices(n, val_size, torch.Generator().manual_seed(seed), train_size)
 
 
 def load_splits(name: str, root, *, val_size: int, split_seed: int, train_size: int | None = None,
