@@ -173,6 +173,7 @@ def test_stage_names_what_is_missing(tmp_path, capsys):
     assert acquire.main(["stage", "cifar10", str(tmp_path / "empty"), "--root", str(root)]) == 1
     err = capsys.readouterr().err
     assert f"cifar10: not staged from {tmp_path / 'empty'}" in err
+    assert f"{tmp_path / 'empty'} does not hold every archive of cifar10" in err
     assert "cifar-10-python.tar.gz" in err and "data_batch_1" in err
     assert not root.exists() or _files(root) == []
 
@@ -270,6 +271,12 @@ def test_status_default_root_is_the_configurations(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no config.yaml here
     with pytest.raises(SystemExit, match="give --root"):
         acquire._default_root()
+
+
+def test_runtime_modules_load_no_fixture_writer():
+    code = "import sys, kvt.data.text, kvt.data.vision; print('kvt.data.fixtures' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
 
 
 def test_module_runs_as_a_command(tmp_path):

@@ -285,8 +285,11 @@ def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries:
         return manifest(root, "scikit-learn", {}, dataset=name)
     source = "archive" if stage(name, root, archives) else "staged"
     missing = missing_files(name, root)
-    if fixtures:
+    accepted = {}  # the fixture files' sums: accepted in fixture mode only
+    if fixtures:  # the fixture writers are loaded only here (smoke preset, tests)
         from .fixtures import image_counts, image_fixture_sums, write_image_fixture
+
+        accepted = image_fixture_sums(name)
     if missing and fixtures:
         if len(missing) != len(spec.files):
             raise DataMissingError(f"dataset {name}: some files exist and others do not; fixtures "
@@ -298,7 +301,6 @@ def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries:
         download(name, root, retries=retries, wait=wait)
         source = "downloaded"
     check_files(name, root)
-    accepted = image_fixture_sums(name) if fixtures else {}
     files, bad = {}, []
     for rel in spec.files:
         path = root / rel
@@ -322,7 +324,7 @@ def stage_from(name: str, root, folder) -> dict:
     try:
         return prepare(name, root, download_missing=False, fixtures=False, archives=[folder])
     except DataMissingError as e:
-        raise DataMissingError(f"{folder} holds none of the archives of {name} that are missing "
+        raise DataMissingError(f"{folder} does not hold every archive of {name} that is needed "
                                f"({', '.join(archive_md5s(name))}; archives of another dataset under "
                                f"the same names are passed over).\n{e}") from e
 
