@@ -222,6 +222,14 @@ def test_stage_text_names_a_missing_and_a_corrupt_file(tmp_path, monkeypatch, ca
     assert _files(root) == []
 
 
+def test_missing_text_names_the_stage_command(tmp_path):
+    root = tmp_path / "data"
+    with pytest.raises(acquire.DataMissingError) as err:
+        T.prepare("multi30k", root, download=False)
+    assert acquire.stage_command("multi30k", root) in str(err.value)
+    assert acquire.stage_command("multi30k", root) == f"python -m kvt.data.acquire stage multi30k FOLDER --root {root}"
+
+
 def test_stage_rejects_unknown_datasets_and_folders(tmp_path, capsys):
     assert acquire.main(["stage", "svhn", str(tmp_path), "--root", str(tmp_path)]) == 2
     assert "unknown dataset 'svhn'; known: mnist" in capsys.readouterr().err

@@ -130,6 +130,7 @@ def test_missing_files_error_names_them(tmp_path):
     for part in ("cifar10", "data_batch_3", "batches.meta", str(root), "data rule", "data.download: true", "copy"):
         assert part in msg
     assert "data_batch_1" not in msg
+    assert f"python -m kvt.data.acquire stage cifar10 FOLDER --root {root}" in msg
     with pytest.raises(V.DataMissingError, match="4 file"):
         V.check_files("mnist", tmp_path / "empty")
 

@@ -281,7 +281,9 @@ def _default_root() -> Path:
         raise SystemExit(f"--root not given and the configuration cannot be read ({e}); give --root") from e
 
 
-STAGE = "python -m kvt.data.acquire stage {name} FOLDER --root {root}"
+def stage_command(dataset: str, root="data", folder: str = "FOLDER") -> str:
+    """The command that stages `dataset` into the data folder root from a local folder."""
+    return f"python -m kvt.data.acquire stage {dataset} {folder} --root {root}"
 
 
 def _stage_command(args) -> int:
@@ -325,7 +327,7 @@ def _status_command(args) -> int:
         if state == "corrupt" or (state == "missing" and len(shown) < len(states)):
             print("".join(f"      {state}: {root / rel}\n" for rel in shown), end="")
         if state != "verified" and state != "fixture":
-            print(f"      to stage: {STAGE.format(name=name, root=root)}")
+            print(f"      to stage: {stage_command(name, root)}")
     return 1 if corrupt else 0
 
 

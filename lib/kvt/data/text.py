@@ -256,8 +256,8 @@ def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtur
         raise acquire.DataMissingError(
             f"{task}: {len(missing)} data file(s) missing and downloads are off (data.download: "
             f"false):\n" + "\n".join(f"  {p}" for p in missing) + f"\nStage them under {root} at "
-            f"these paths (a copy of {base}; from a local copy: python -m kvt.data.acquire stage "
-            f"{task} FOLDER --root {root}), or set data.download: true where there is network.")
+            f"these paths (a copy of {base}; from a local copy: {acquire.stage_command(task, root)}), "
+            f"or set data.download: true where there is network.")
     source = "fixture" if any(f["source"] == "fixture" for f in files.values()) else "checked"
     return manifest(root.resolve(), source, files, task=task)
 

@@ -28,7 +28,7 @@ import torchvision.datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
 from .acquire import (DataCorruptError, DataMissingError, FetchError, GaveUp, digest, file_record,
-                      manifest, move_into, retry, scratch, sha256)
+                      manifest, move_into, retry, scratch, sha256, stage_command)
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -114,9 +114,8 @@ def _how_to_get(name: str, root: Path, files) -> str:
     return (f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
             f"To get them: run the pipeline's data rule with data.download: true on a machine with "
             f"network (kvt.data.vision.download({name!r}, {str(root)!r})), or stage the publishers' "
-            f"archives ({', '.join(archive_md5s(name))}) from a folder holding them (python -m "
-            f"kvt.data.acquire stage {name} FOLDER --root {root}, or list the folder in "
-            f"data.archives), or copy these files from a machine that has them into {root}, keeping "
+            f"archives ({', '.join(archive_md5s(name))}) from a folder holding them "
+            f"({stage_command(name, root)}, or list the folder in data.archives), or copy these files from a machine that has them into {root}, keeping "
             f"the same relative paths.")
 
 
