@@ -355,7 +355,7 @@ def test_official_sums_cover_every_mnist_file():
 def test_a_file_altered_after_the_data_rule_stops_the_run(tmp_path):
     import json
 
-    from kvt.data.integrity import ChecksumError, verified_root
+    from kvt.data.acquire import ChecksumError, verified_root
     from kvt.experiments import vision as rt
 
     root = tmp_path / "data"
@@ -381,7 +381,7 @@ def test_a_file_altered_after_the_data_rule_stops_the_run(tmp_path):
 def test_a_manifest_without_sums_is_refused(tmp_path):
     import json
 
-    from kvt.data.integrity import ChecksumError, verified_root
+    from kvt.data.acquire import ChecksumError, verified_root
 
     manifest = tmp_path / "mnist.json"
     manifest.write_text(json.dumps({"root": str(tmp_path), "files": {"MNIST/raw/x": 12}}))

@@ -71,7 +71,7 @@ DATASETS: dict[str, VisionData] = {
                           (0.24703223, 0.24348513, 0.26158784), True, _CIFAR10_FILES),
     "cifar100": VisionData("cifar100", "CIFAR100", 3, 32, 100, 8, (0.5071, 0.4865, 0.4409),
                            (0.2673, 0.2564, 0.2762), True, _CIFAR100_FILES),
-    # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1; see test.
+    # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1 (test_digits)
     "digits": VisionData("digits", None, 1, 8, 10, 2, (0.3057,), (0.3759,), False, ()),
 }
 
