@@ -156,11 +156,11 @@ def test_bad_image_files_stop_the_run_before_training_and_are_kept(tmp_path):
     """Vision: staged files that are not the official ones stop the data rule; a file altered
     after the data rule checked it stops the train job. Each error names the file, no train job
     writes a model, and the files are left as they were."""
-    from kvt.data.vision import write_fixture
+    from kvt.data.fixtures import write_image_fixture
 
     run = KILLED["vision"][1]
     data = tmp_path / "data"
-    write_fixture("mnist", data)
+    write_image_fixture("mnist", data)
     label = data / "MNIST/raw/train-labels-idx1-ubyte"
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     staged = (*KILLED["vision"][0], f"data={{dir: {data}, download: false, fixtures: false}}")

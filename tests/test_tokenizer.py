@@ -1,6 +1,6 @@
 """kvt.data.tokenizer: lossless round trip (umlauts, punctuation, odd spacing), special ids stripped
 in decode, byte-identical models from the same sentences, clear errors. Trains on a few hundred
-synthetic sentences (write_fixtures) plus Multi30k-like ones; the real train split when the offline
+synthetic sentences (write_text_fixtures) plus Multi30k-like ones; the real train split when the offline
 mirror is present."""
 
 from pathlib import Path
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kvt.data import text as T
+from kvt.data.fixtures import write_text_fixtures
 from kvt.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer, train_tokenizer
 
 MIRROR = next((r for r in (Path(__file__).resolve().parents[2] / "shared/data/mirror",
@@ -33,7 +34,7 @@ REAL_ISH = [
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("fixtures")
-    T.write_fixtures(root)
+    write_text_fixtures(root)
     return [s for pair in T.read_pairs(root, "train") for s in pair] + REAL_ISH * 3
 
 

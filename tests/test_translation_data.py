@@ -9,6 +9,7 @@ import sacrebleu
 import torch
 
 from kvt.data import text as T
+from kvt.data.fixtures import write_text_fixtures
 from kvt.data.tokenizer import BOS, EOS, PAD, train_tokenizer
 from kvt.data.translation import PairBatches, encode_pairs, eval_batches, pad
 
@@ -16,7 +17,7 @@ from kvt.data.translation import PairBatches, encode_pairs, eval_batches, pad
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    return root, T.write_fixtures(root)
+    return root, write_text_fixtures(root)
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +54,18 @@ def test_fixtures_read_back(fixtures, tmp_path):
     assert len(text) > 5000 and text.endswith(".\n") and ":\n" in text
     x, y = next(T.BlockBatches(train, 64, 8, 0).batches())
     assert x.shape == (8, 64) and next(T.fixed_batches(val, 64, 4, 2)())[0].shape == (4, 64)
-    assert T.write_fixtures(tmp_path) == manifest  # same bytes each time
+    assert write_text_fixtures(tmp_path) == manifest  # same bytes each time
 
 
 def test_fixtures_never_overwrite(fixtures, tmp_path):
     root, manifest = fixtures
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
-        T.write_fixtures(root)
+        write_text_fixtures(root)
     one = tmp_path / T.SOURCES["multi30k.val.en"][0]  # a single real-looking file is enough to refuse
     one.parent.mkdir(parents=True)
     one.write_bytes(b"real data")
     with pytest.raises(FileExistsError, match="val.en.gz"):
-        T.write_fixtures(tmp_path)
+        write_text_fixtures(tmp_path)
     assert one.read_bytes() == b"real data" and len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kvt.data import fixtures as FX
 from kvt.data import vision as V
 
 N_TRAIN, N_TEST = 60, 20
@@ -25,7 +26,7 @@ def write_archives(name, folder, seed=3, mtime=0) -> dict[str, Path]:
     """The publisher's archives of `name`, holding fixture files: {archive name: path}."""
     spec, folder = V.spec_of(name), Path(folder)
     files = folder / "unpacked"
-    V.write_fixture(name, files, n_train=N_TRAIN, n_test=N_TEST, seed=seed)
+    FX.write_image_fixture(name, files, n_train=N_TRAIN, n_test=N_TEST, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for archive in V.archive_md5s(name):

@@ -11,6 +11,8 @@ import torch
 import torchvision.datasets as tvd
 import torchvision.transforms.v2.functional as TF
 
+from kvt.data import acquire
+from kvt.data import fixtures as FX
 from kvt.data import vision as V
 
 FILE_SETS = ["mnist", "fashion_mnist", "cifar10", "cifar100"]
@@ -21,13 +23,18 @@ N_TRAIN, N_TEST = 120, 40
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     for name in FILE_SETS:
-        V.write_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
+        FX.write_image_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
     return root
+
+
+def _split_indices(n, val_size, seed):
+    """(train, val) indices as load_splits draws them from a generator seeded with `seed`."""
+    return V._split_indices(n, val_size, torch.Generator().manual_seed(seed), None)
 
 
 def _fresh(tmp_path, name):
     root = tmp_path / "data"
-    V.write_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
+    FX.write_image_fixture(name, root, n_train=N_TRAIN, n_test=N_TEST, seed=3)
     return root
 
 
@@ -37,9 +44,9 @@ def _fresh(tmp_path, name):
 @pytest.mark.parametrize("name", FILE_SETS)
 def test_fixture_round_trip(data_root, name):
     spec = V.DATASETS[name]
-    xtr, ytr, xte, yte = V.fixture_arrays(name, N_TRAIN, N_TEST, seed=3)
+    xtr, ytr, xte, yte = FX.fixture_arrays(name, N_TRAIN, N_TEST, seed=3)
     s = V.load_splits(name, data_root, val_size=20, split_seed=5, verify=False)
-    train_idx, val_idx = V.split_indices(N_TRAIN, 20, 5)
+    train_idx, val_idx = _split_indices(N_TRAIN, 20, 5)
     shape = (spec.channels, spec.image_size, spec.image_size)
     for split, (x, y), (ex, ey) in (("train", s["train"], (xtr[train_idx], ytr[train_idx])),
                                     ("val", s["val"], (xtr[val_idx], ytr[val_idx])),
@@ -101,13 +108,13 @@ def test_sizes_take_seeded_subsets(data_root):
 
 
 def test_split_indices():
-    tr, va = V.split_indices(100, 15, seed=4)
+    tr, va = _split_indices(100, 15, 4)
     assert len(va) == 15 and len(tr) == 85
     assert sorted(torch.cat((tr, va)).tolist()) == list(range(100))  # disjoint and covering
-    assert all(torch.equal(a, b) for a, b in zip((tr, va), V.split_indices(100, 15, seed=4)))
-    assert not torch.equal(va, V.split_indices(100, 15, seed=5)[1])
+    assert all(torch.equal(a, b) for a, b in zip((tr, va), _split_indices(100, 15, 4)))
+    assert not torch.equal(va, _split_indices(100, 15, 5)[1])
     with pytest.raises(ValueError):
-        V.split_indices(10, 10, seed=0)
+        _split_indices(10, 10, 0)
 
 
 def test_missing_files_error_names_them(tmp_path):
@@ -120,9 +127,10 @@ def test_missing_files_error_names_them(tmp_path):
         V.load_splits("cifar10", root, val_size=10, split_seed=0, verify=False)
     msg = str(e.value)
     assert isinstance(e.value, FileNotFoundError)
-    for part in ("cifar10", "data_batch_3", "batches.meta", str(root), "download rule", "copy"):
+    for part in ("cifar10", "data_batch_3", "batches.meta", str(root), "data rule", "data.download: true", "copy"):
         assert part in msg
     assert "data_batch_1" not in msg
+    assert f"python -m kvt.data.acquire stage cifar10 FOLDER --root {root}" in msg
     with pytest.raises(V.DataMissingError, match="4 file"):
         V.check_files("mnist", tmp_path / "empty")
 
@@ -158,7 +166,7 @@ def test_digits():
     x = torch.cat((s["train"][0], s["val"][0])).float() / 255
     spec = V.DATASETS["digits"]
     assert abs(x.mean().item() - spec.mean[0]) < 1e-3 and abs(x.std().item() - spec.std[0]) < 1e-3
-    assert spec.image_size // spec.patch == 4 and V.write_fixture("digits", "/nonexistent") == []
+    assert spec.image_size // spec.patch == 4 and FX.write_image_fixture("digits", "/nonexistent") == []
 
 
 # ---------------------------------------------------------------- download
@@ -181,7 +189,7 @@ def _offline(partial_name):
 def test_download_offline_leaves_nothing(tmp_path, monkeypatch, name, module, partial):
     monkeypatch.setattr(module, "download_and_extract_archive", _offline(partial))
     sleeps = []
-    monkeypatch.setattr(V.time, "sleep", sleeps.append)
+    monkeypatch.setattr(acquire.time, "sleep", sleeps.append)
     root = tmp_path / "data"
     with pytest.raises(RuntimeError) as e:
         V.download(name, root, retries=3, wait=2.0)
@@ -201,13 +209,13 @@ def test_download_places_only_missing_files(tmp_path, monkeypatch):
 
     def fake(url, download_root, *args, **kwargs):  # an "online" torchvision: writes the fixture
         tmp_root = os.path.dirname(os.path.dirname(download_root))  # <tmp>/MNIST/raw -> <tmp>
-        V.write_fixture("mnist", tmp_root, n_train=N_TRAIN, n_test=N_TEST, seed=9)
+        FX.write_image_fixture("mnist", tmp_root, n_train=N_TRAIN, n_test=N_TEST, seed=9)
 
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", fake)
     assert V.download("mnist", root) == [root / "MNIST/raw/t10k-images-idx3-ubyte"]
     assert kept.stat().st_mtime_ns == before and V.missing_files("mnist", root) == []
     assert torch.equal(V.load_splits("mnist", root, val_size=10, split_seed=0)["test"][0],
-                       torch.from_numpy(V.fixture_arrays("mnist", N_TRAIN, N_TEST, seed=9)[2]))
+                       torch.from_numpy(FX.fixture_arrays("mnist", N_TRAIN, N_TEST, seed=9)[2]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # temporary folder gone
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", _offline("x"))
     assert V.download("mnist", root) == []  # nothing missing: no download attempted
@@ -297,7 +305,7 @@ def test_normalize_and_eval_batches():
 
 def test_fixture_classes_are_learnable():
     # nearest class mean on the train images beats chance by far on the test images
-    xtr, ytr, xte, yte = V.fixture_arrays("cifar10", 600, 200, seed=0)
+    xtr, ytr, xte, yte = FX.fixture_arrays("cifar10", 600, 200, seed=0)
     means = np.stack([xtr[ytr == c].reshape((ytr == c).sum(), -1).mean(0) for c in range(10)])
     pred = ((xte.reshape(200, 1, -1).astype(float) - means[None]) ** 2).sum(-1).argmin(1)
     assert (pred == yte).mean() > 0.5
@@ -347,7 +355,7 @@ def test_official_sums_cover_every_mnist_file():
 def test_a_file_altered_after_the_data_rule_stops_the_run(tmp_path):
     import json
 
-    from kvt.data.integrity import ChecksumError, verified_root
+    from kvt.data.acquire import ChecksumError, verified_root
     from kvt.experiments import vision as rt
 
     root = tmp_path / "data"
@@ -373,7 +381,7 @@ def test_a_file_altered_after_the_data_rule_stops_the_run(tmp_path):
 def test_a_manifest_without_sums_is_refused(tmp_path):
     import json
 
-    from kvt.data.integrity import ChecksumError, verified_root
+    from kvt.data.acquire import ChecksumError, verified_root
 
     manifest = tmp_path / "mnist.json"
     manifest.write_text(json.dumps({"root": str(tmp_path), "files": {"MNIST/raw/x": 12}}))

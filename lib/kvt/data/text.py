@@ -4,28 +4,23 @@ Multi30k task 1 (German <-> English sentence pairs, read in either direction).
 Files live under a data folder `root` at the same relative paths as their public raw-file URLs
 (`<owner>/<repo>/<branch>/<path>`), so a mirror of the URLs, a download and a staged copy all look
 alike. Each file is pinned by a sha256 recorded here: a file that does not match is never used.
-Nothing here touches the network except `fetch`, which the pipeline's data rule calls.
+Nothing here touches the network except `fetch` (kvt.data.acquire.fetch), which the pipeline's
+data rule calls.
 Every training batch is a pure function of (seed, step), so a resumed run sees the same batches.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
-import os
-import re
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from .integrity import ChecksumError, sha256  # noqa: F401  (part of this module's interface)
+from . import acquire
+from .acquire import ChecksumError, manifest, sha256, write_atomic
 
 # ---------------------------------------------------------------------------------------------
 # Sources: name -> (path relative to the raw-file root, sha256). The sums are those of the files
@@ -50,10 +45,6 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-class FetchError(RuntimeError):
-    """A file could not be obtained from its source (network failure, missing local copy)."""
-
-
 def _expected(rel_path: str) -> str:
     """The recorded sha256 of rel_path (looked up at call time, so tests can add fixtures)."""
     for rel, digest in SOURCES.values():
@@ -63,91 +54,15 @@ def _expected(rel_path: str) -> str:
     raise KeyError(f"{rel_path!r} is not a known source; known:\n{known}")
 
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def _copy_hashing(src, dst) -> str:
-    h = hashlib.sha256()
-    for chunk in iter(lambda: src.read(1 << 20), b""):
-        h.update(chunk)
-        dst.write(chunk)
-    return h.hexdigest()
-
-
 def fetch(rel_path: str, base=DEFAULT_BASE, dest_root=".", *, retries: int = 3, wait: float = 5.0) -> Path:
-    """dest_root/rel_path, present and matching its recorded sha256.
-
-    An existing file is verified, never replaced: a mismatch raises ChecksumError (delete the file
-    to fetch it again). A missing one is copied from `base` (a URL: http://, https://, file://; or
-    a local folder laid out like the URLs) into a temporary file in the destination folder, checked,
-    and only then renamed into place, so the final path never holds a partial or wrong file.
-    Network errors are retried `retries` times, `wait` seconds apart; a wrong sum is not retried.
-    """
+    """dest_root/rel_path, present and matching its recorded sha256, copied from `base` (a URL:
+    http://, https://, file://; or a local folder laid out like the URLs) if missing. An existing
+    file is verified, never replaced; see acquire.fetch."""
     expected = _expected(rel_path)
-    dest = Path(dest_root) / rel_path
-    if dest.exists():
-        actual = sha256(dest)
-        if actual != expected:
-            raise ChecksumError(
-                f"{dest} is truncated or altered (it is not the recorded {rel_path}): sha256 {actual}, "
-                f"expected {expected}. It was not used. Delete it to fetch it again.")
-        return dest
-    if retries < 1:
-        raise ValueError(f"retries must be at least 1, got {retries}")
-    base = str(base)
-    is_url = bool(_URL.match(base))
-    if is_url and not base.lower().startswith(("http://", "https://", "file://")):
-        raise ValueError(f"base {base!r}: only http://, https://, file:// URLs or a local folder are supported")
-    source = f"{base.rstrip('/')}/{rel_path}" if is_url else str(Path(base) / rel_path)
-    if not is_url and not Path(source).is_file():
-        raise FetchError(f"cannot fetch {rel_path}: {source} does not exist. `base` {base} must be a folder "
-                         f"laid out like the raw-file URLs (<owner>/<repo>/<branch>/<path>); "
-                         f"destination {dest} was not written.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    error: BaseException | None = None
-    tries = 0
-    for attempt in range(retries):
-        tries += 1
-        if attempt:
-            time.sleep(wait)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                if is_url:
-                    with urllib.request.urlopen(source, timeout=60) as response:
-                        actual = _copy_hashing(response, out)
-                else:
-                    with open(source, "rb") as src:
-                        actual = _copy_hashing(src, out)
-            if actual != expected:
-                raise ChecksumError(
-                    f"{source} is truncated or altered (it is not the recorded {rel_path}): sha256 "
-                    f"{actual}, expected {expected}. Nothing was written to {dest}; fix or replace the source.")
-            os.replace(tmp, dest)  # atomic: same folder, same filesystem
-            return dest
-        except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, short reads
-            error = e
-            if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500:
-                break  # not found / forbidden: another try will not help
-            if not is_url:
-                break
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise FetchError(f"could not fetch {source} ({tries} {'try' if tries == 1 else 'tries'}): "
-                     f"{type(error).__name__}: {error}. Destination {dest} was not written. "
-                     f"Without network, point `base` at a local copy: a folder (or file:// URL) laid out "
-                     f"like the URLs, holding {rel_path}.")
-
-
-def fetch_all(base=DEFAULT_BASE, dest_root=".", names=None, *, retries: int = 3, wait: float = 5.0) -> dict:
-    """Fetch the sources `names` (all by default); returns {rel_path: {"sha256", "bytes"}}, a manifest."""
-    out = {}
-    for name in names if names is not None else list(SOURCES):
-        rel, digest = SOURCES[name]
-        path = fetch(rel, base, dest_root, retries=retries, wait=wait)
-        out[rel] = {"sha256": digest, "bytes": path.stat().st_size}
-    return out
+    return acquire.fetch(acquire.source_path(base, rel_path), Path(dest_root) / rel_path, expected,
+                         retries=retries, wait=wait, hint=f"`base` {base} must be a URL or a folder laid "
+                         f"out like the raw-file URLs (<owner>/<repo>/<branch>/<path>); without network, "
+                         f"point it at a local copy holding {rel_path}.")
 
 
 def _missing(path: Path, rel_path: str) -> FileNotFoundError:
@@ -297,106 +212,6 @@ def read_pairs(root, split: str, src: str = "de", tgt: str = "en") -> list[tuple
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixtures: small synthetic stand-ins in the real on-disk formats (smoke preset, tests). Their sums
-# are not the recorded ones; callers that verify sums must register or skip them.
-
-_PLAY_NAMES = ["First Citizen", "Second Citizen", "Menenius", "Marcius", "Volumnia", "All"]
-_PLAY_WORDS = ("the and of to my i you that is in not be me it with your his this but for have he "
-               "what so will as our lord good king thy thee shall love come speak now well here "
-               "let must we no make more than all say know why tell hear").split()
-# Parallel German/English pieces, so a model can learn a word-for-word mapping (with agreement).
-# nouns: (de singular, de plural, gender, en singular, en plural)
-_NOUNS = [("Hund", "Hunde", "m", "dog", "dogs"), ("Mann", "Männer", "m", "man", "men"),
-          ("Junge", "Jungen", "m", "boy", "boys"), ("Frau", "Frauen", "f", "woman", "women"),
-          ("Katze", "Katzen", "f", "cat", "cats"), ("Kind", "Kinder", "n", "child", "children"),
-          ("Mädchen", "Mädchen", "n", "girl", "girls")]
-_ADJECTIVES = [("groß", "big"), ("klein", "small"), ("braun", "brown"), ("jung", "young"), ("alt", "old")]
-_NUMBERS = [("Zwei", "Two"), ("Drei", "Three")]
-_VERBS = [("läuft", "laufen", "runs", "run"), ("springt", "springen", "jumps", "jump"),
-          ("sitzt", "sitzen", "sits", "sit"), ("schläft", "schlafen", "sleeps", "sleep"),
-          ("spielt", "spielen", "plays", "play"), ("steht", "stehen", "stands", "stand")]
-_PLACES = [("im Park", "in the park"), ("am Strand", "on the beach"), ("auf der Straße", "on the street"),
-           ("im Schnee", "in the snow"), ("im Wasser", "in the water"), ("vor dem Haus", "in front of the house")]
-FIXTURE_SIZES = {"train": 400, "val": 60, "test": 60}
-
-
-def _pick(rng, items):
-    return items[int(rng.random() * len(items))]  # random() only: its sequence is stable across Pythons
-
-
-def _fixture_play(rng, n_chars: int = 8000) -> str:
-    speeches = []
-    while sum(map(len, speeches)) < n_chars:
-        lines = []
-        for _ in range(1 + int(rng.random() * 3)):
-            words = [_pick(rng, _PLAY_WORDS) for _ in range(4 + int(rng.random() * 6))]
-            lines.append(" ".join(words).capitalize() + _pick(rng, [",", ".", ";", "!", "?", "."]))
-        speeches.append(f"{_pick(rng, _PLAY_NAMES)}:\n" + "\n".join(lines) + "\n\n")
-    return "".join(speeches)[:-1]  # ends with a single newline, as the real file
-
-
-def _fixture_pair(rng) -> tuple[str, str]:
-    de_sg, de_pl, gender, en_sg, en_pl = _pick(rng, _NOUNS)
-    adj = _pick(rng, [None] + _ADJECTIVES)
-    plural = rng.random() < 0.3
-    if plural:
-        num_de, num_en = _pick(rng, _NUMBERS)
-        de = [num_de] + ([adj[0] + "e"] if adj else []) + [de_pl]
-        en = [num_en] + ([adj[1]] if adj else []) + [en_pl]
-    else:
-        de = [{"m": "Ein", "f": "Eine", "n": "Ein"}[gender]] + ([adj[0] + {"m": "er", "f": "e", "n": "es"}[gender]]
-                                                                 if adj else []) + [de_sg]
-        en = ["An" if adj and adj[1][0] in "aeiou" else "A"] + ([adj[1]] if adj else []) + [en_sg]
-    verb, place = _pick(rng, _VERBS), _pick(rng, _PLACES)
-    de += [verb[1] if plural else verb[0], place[0]]
-    en += [verb[3] if plural else verb[2], place[1]]
-    return " ".join(de) + ".", " ".join(en) + "."
-
-
-def write_fixtures(root, seed: int = 0) -> dict:
-    """Write synthetic Tiny Shakespeare and Multi30k (train/val/test, de/en, gzipped, line-aligned,
-    distinct pairs in every split) files under `root` at the sources' relative paths; returns their
-    manifest {rel_path: {"sha256", "bytes"}}. Same seed, same bytes (gzip without name or time).
-    Refuses a folder that already holds any of those files: real data is never overwritten."""
-    import random  # local: this section only
-
-    root = Path(root)
-    targets = [root / rel for rel, _ in SOURCES.values()]
-    present = [str(p) for p in targets if p.exists()]
-    if present:
-        raise FileExistsError(f"write_fixtures({root}): refusing to overwrite existing data files "
-                              f"(fixtures go in a folder of their own): {', '.join(present)}")
-    rng = random.Random(seed)
-    files = {SHAKESPEARE: _fixture_play(rng).encode("utf-8")}
-    pairs, seen = [], set()
-    while len(pairs) < sum(FIXTURE_SIZES.values()):
-        pair = _fixture_pair(rng)
-        if pair not in seen:  # distinct pairs: val/test sentences are unseen in train
-            seen.add(pair)
-            pairs.append(pair)
-    start = 0
-    for split, n in FIXTURE_SIZES.items():
-        chunk = pairs[start:start + n]
-        start += n
-        for i, lang in enumerate(("de", "en")):
-            text = "".join(pair[i] + "\n" for pair in chunk)
-            files[f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"] = gzip.compress(text.encode("utf-8"), mtime=0)
-    manifest = {}
-    for rel, data in files.items():
-        dest = root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, dest)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        manifest[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    return manifest
-
-
-# ---------------------------------------------------------------------------------------------
 # The data rule: a dataset's files present and checked, whatever their origin. Every translation
 # task (multi30k_en_de, multi30k_de_en) reads the one dataset multi30k.
 
@@ -412,24 +227,13 @@ def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtur
 
     A file already there is used when its sum is the recorded one (staged), else it is an error:
     it is never replaced. A missing one is fetched from `base` (download) or, with `fixtures`,
-    written as a fixture (write_fixtures; smoke preset and tests): a fixture's sum is its own,
+    written as a fixture (kvt.data.fixtures; smoke preset and tests): a fixture's sum is its own,
     and only fixture mode accepts it. Missing files without either: one error naming them all.
     """
     if task not in DATASET_SOURCES:
         raise ValueError(f"unknown text dataset {task!r}; known: {', '.join(DATASET_SOURCES)}")
     root = Path(root)
-    fixture_sums = {}
-    if fixtures:
-        with tempfile.TemporaryDirectory() as tmp:
-            fixture_sums = {rel: meta["sha256"] for rel, meta in write_fixtures(tmp).items()}
-            for name in DATASET_SOURCES[task]:
-                rel = SOURCES[name][0]
-                dest = root / rel
-                if not dest.exists():
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    part = dest.with_name(f".{dest.name}.part")
-                    part.write_bytes((Path(tmp) / rel).read_bytes())
-                    os.replace(part, dest)
+    fixture_sums = _write_missing_fixtures(task, root) if fixtures else {}
     files, missing = {}, []
     for name in DATASET_SOURCES[task]:
         rel, recorded = SOURCES[name]
@@ -449,9 +253,50 @@ def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtur
             continue
         files[rel] = {"sha256": actual, "bytes": dest.stat().st_size, "source": origin}
     if missing:
-        raise FileNotFoundError(
+        raise acquire.DataMissingError(
             f"{task}: {len(missing)} data file(s) missing and downloads are off (data.download: "
             f"false):\n" + "\n".join(f"  {p}" for p in missing) + f"\nStage them under {root} at "
-            f"these paths (a copy of {base}), or set data.download: true where there is network.")
+            f"these paths (a copy of {base}; from a local copy: {acquire.stage_command(task, root)}), "
+            f"or set data.download: true where there is network.")
     source = "fixture" if any(f["source"] == "fixture" for f in files.values()) else "checked"
-    return {"task": task, "root": str(root.resolve()), "source": source, "files": files}
+    return manifest(root.resolve(), source, files, task=task)
+
+
+def _write_missing_fixtures(task: str, root: Path) -> dict[str, str]:
+    """Write the fixture files of `task` that are missing under root; returns {rel: sha256} of
+    every fixture file (the sums fixture mode accepts)."""
+    from .fixtures import write_text_fixtures
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sums = {rel: meta["sha256"] for rel, meta in write_text_fixtures(tmp).items()}
+        for name in DATASET_SOURCES[task]:
+            rel = SOURCES[name][0]
+            if not (root / rel).exists():
+                write_atomic(root / rel, (Path(tmp) / rel).read_bytes())
+    return sums
+
+
+def stage_from(task: str, root, folder) -> dict:
+    """`python -m kvt.data.acquire stage`: the data rule with `folder` (a copy laid out like the
+    raw-file URLs, as data.text_base accepts) as the source, no fixtures -> the manifest."""
+    return prepare(task, root, base=Path(folder), download=True, fixtures=False, retries=1)
+
+
+def file_states(task: str, root) -> dict[str, str]:
+    """{rel: verified | fixture | missing | corrupt} of the files of `task` under root (`python -m
+    kvt.data.acquire status`); fixture: a file the smoke preset's data rule wrote."""
+    from .fixtures import write_text_fixtures
+
+    root, states, fixture_sums = Path(root), {}, None
+    for name in DATASET_SOURCES[task]:
+        rel, recorded = SOURCES[name]
+        if not (root / rel).is_file():
+            states[rel] = "missing"
+            continue
+        sha = sha256(root / rel)
+        if sha != recorded and fixture_sums is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                fixture_sums = {r: m["sha256"] for r, m in write_text_fixtures(tmp).items()}
+        states[rel] = ("verified" if sha == recorded else
+                       "fixture" if fixture_sums.get(rel) == sha else "corrupt")
+    return states

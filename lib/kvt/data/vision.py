@@ -2,7 +2,8 @@
 (read by torchvision's own dataset classes from files under a data folder `root`) and
 scikit-learn's 8x8 digits (bundled with scikit-learn, no files; for fast CPU checks).
 
-Nothing here touches the network except `download`, which the pipeline's download rule calls.
+Nothing here touches the network except `download`, which the pipeline's data rule calls;
+kvt.data.acquire places and checks the files.
 Every split is a pure function of (files, split_seed, sizes) and every training batch a pure
 function of (seed, step), so a run can be resumed at any step and see the same data.
 """
@@ -12,13 +13,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
-import os
 import pickle
 import shutil
-import struct
 import tarfile
-import tempfile
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.datasets as tvd
-from torchvision.datasets.utils import calculate_md5, check_integrity
+from torchvision.datasets.utils import check_integrity
 
-from .integrity import sha256
+from .acquire import (DataCorruptError, DataMissingError, FetchError, GaveUp, digest, file_record,
+                      manifest, move_into, retry, scratch, sha256, stage_command)
 
 Split = tuple[torch.Tensor, torch.Tensor]
-
-
-class DataMissingError(FileNotFoundError):
-    """Files a dataset needs are not under the data folder."""
-
-
-class DataCorruptError(RuntimeError):
-    """A dataset file exists but cannot be read, or fails torchvision's md5 check."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +71,7 @@ DATASETS: dict[str, VisionData] = {
                           (0.24703223, 0.24348513, 0.26158784), True, _CIFAR10_FILES),
     "cifar100": VisionData("cifar100", "CIFAR100", 3, 32, 100, 8, (0.5071, 0.4865, 0.4409),
                            (0.2673, 0.2564, 0.2762), True, _CIFAR100_FILES),
-    # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1; see test.
+    # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1 (test_digits)
     "digits": VisionData("digits", None, 1, 8, 10, 2, (0.3057,), (0.3759,), False, ()),
 }
 
@@ -108,7 +98,8 @@ def with_stats(name: str, norm_stats: str) -> VisionData:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files: presence, download
+# Files: which a dataset has, their official sums, and the data rule that puts them in place
+# (staged from the publishers' archives, downloaded, or fixtures; kvt.data.acquire places them)
 
 
 def missing_files(name: str, root) -> list[Path]:
@@ -121,10 +112,11 @@ def _how_to_get(name: str, root: Path, files) -> str:
     listed = "\n".join(f"  {f}" for f in files)
     folders = ", ".join(sorted({f.split("/")[0] for f in spec.files}))
     return (f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
-            f"To get them: run the pipeline's download rule on a machine with network "
-            f"(kvt.data.vision.download({name!r}, {str(root)!r})), or list a folder holding the "
-            f"publishers' archives ({', '.join(archive_md5s(name))}) in data.archives, or copy "
-            f"these files from a machine that has them into {root}, keeping the same relative paths.")
+            f"To get them: run the pipeline's data rule with data.download: true on a machine with "
+            f"network (kvt.data.vision.download({name!r}, {str(root)!r})), or stage the publishers' "
+            f"archives ({', '.join(archive_md5s(name))}) from a folder holding them "
+            f"({stage_command(name, root)}, or list the folder in data.archives), or copy these files from a machine that has them into {root}, keeping "
+            f"the same relative paths.")
 
 
 def check_files(name: str, root) -> None:
@@ -135,39 +127,227 @@ def check_files(name: str, root) -> None:
                                + _how_to_get(name, Path(root), missing))
 
 
-def download(name: str, root, retries: int = 3, wait: float = 5.0) -> list[Path]:
-    """Fetch the missing files of `name` with torchvision's downloader; returns the files placed.
+# sha256 of the official MNIST and Fashion-MNIST raw files: the publishers' .gz archives (whose
+# md5s torchvision checks) decompressed. CIFAR's files are checked against torchvision's own md5s.
+OFFICIAL_SHA256 = {
+    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "FashionMNIST/raw/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "FashionMNIST/raw/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "FashionMNIST/raw/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "FashionMNIST/raw/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 
-    torchvision downloads into a temporary folder beside `root` (same filesystem); only complete,
-    expected files are then renamed into place, so `root` never holds a half-written file. Files
-    already present are kept as they are; if none is missing nothing is downloaded.
+
+def _is_official(spec: VisionData, root: Path, rel: str, sha: str) -> bool:
+    if rel in OFFICIAL_SHA256:
+        return sha == OFFICIAL_SHA256[rel]
+    md5 = _torchvision_md5(getattr(tvd, spec.tv_class))
+    return digest(root / rel, "md5") == md5[rel.split("/")[-1]]
+
+
+def archive_md5s(name: str) -> dict[str, str]:
+    """{archive file name: md5} of the publishers' archives of `name`, from torchvision's own
+    tables: four .gz (one per IDX file) for MNIST and Fashion-MNIST, one .tar.gz for CIFAR."""
+    cls = getattr(tvd, spec_of(name).tv_class)
+    return {cls.filename: cls.tgz_md5} if issubclass(cls, tvd.CIFAR10) else dict(cls.resources)
+
+
+def _provides(spec: VisionData, archive: str) -> list[str]:
+    """The files (relative to root, torchvision's layout) an archive of `spec` unpacks to."""
+    return list(spec.files) if archive.endswith(".tar.gz") else [f"{spec.tv_class}/raw/{archive[:-3]}"]
+
+
+def _unpack(archive: Path, rels: list[str], tmp: Path) -> None:
+    """Write the files `rels` of `archive` under tmp. gzip checks its CRC and length at the end of
+    the stream, so a truncated or altered archive raises here."""
+    if archive.name.endswith(".tar.gz"):
+        found = set()
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:  # one pass: no seeking back in the compressed stream
+                if member.name in rels and member.isfile():
+                    (tmp / member.name).parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(tmp / member.name, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    found.add(member.name)
+        if set(rels) - found:
+            raise ValueError(f"it holds no {', '.join(sorted(set(rels) - found))}")
+        return
+    (tmp / rels[0]).parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(archive) as src, open(tmp / rels[0], "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
+def _unpack_checked(spec: VisionData, archive: Path, md5: str, rels: list[str], tmp: Path) -> bool:
+    """Unpack `archive` into tmp if it is the official archive: True. False (nothing left in tmp)
+    if it is an official file of another dataset under the same name (MNIST's and Fashion-MNIST's
+    archives share their names). Raise DataCorruptError naming it otherwise.
+
+    Its md5 is checked as torchvision checks it. An archive with another md5 is still accepted if
+    it unpacks to the official files: a recompressed copy, such as Debian's dataset-fashion-mnist
+    (gzip headers without the file name, other time stamps)."""
+    actual = digest(archive, "md5")
+    try:
+        _unpack(archive, rels, tmp)
+    except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, ValueError) as e:
+        reason = f"it cannot be unpacked ({type(e).__name__}: {e})"  # not a full disk: that raises
+    else:
+        if actual == md5:
+            return True
+        digests = [sha256(tmp / rel) for rel in rels]
+        if all(_is_official(spec, tmp, rel, d) for rel, d in zip(rels, digests)):
+            return True
+        if all(d in OFFICIAL_SHA256.values() for d in digests):
+            for rel in rels:
+                (tmp / rel).unlink()
+            return False
+        reason = "it unpacks to files that are not the official ones"
+    md5_note = "its md5 is torchvision's" if actual == md5 else f"its md5 {actual} is not torchvision's {md5}"
+    raise DataCorruptError(
+        f"dataset {spec.name}: archive {archive} is truncated or altered: {md5_note}, and {reason}. "
+        "Nothing was placed in the data folder. Replace it with a good copy, or remove its folder "
+        "from data.archives.")
+
+
+def stage(name: str, root, folders) -> list[Path]:
+    """Place the missing files of `name` from the publishers' archives in `folders` (data.archives;
+    the first folder holding an archive of that name is used); returns the files placed.
+
+    Every archive is unpacked into a temporary folder beside root and checked (_unpack_checked);
+    the files are renamed into place only when every archive has passed, so a refused archive
+    leaves root as it was. Archives not found leave their files missing (then downloaded, or
+    reported)."""
+    spec, root = spec_of(name), Path(root)
+    if spec.tv_class is None or not folders:
+        return []
+    missing = {str(p.relative_to(root)) for p in missing_files(name, root)}
+    md5s = archive_md5s(name)
+    wanted = {a: [r for r in _provides(spec, a) if r in missing] for a in md5s}
+    wanted = {a: rels for a, rels in wanted.items() if rels}
+    candidates = {a: [Path(f) / a for f in folders if (Path(f) / a).is_file()] for a in wanted}
+    if not any(candidates.values()):
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    with scratch(root, f"{name}-stage") as tmp:
+        placed = [rel for a, paths in candidates.items()
+                  if any(_unpack_checked(spec, p, md5s[a], wanted[a], tmp) for p in paths)
+                  for rel in wanted[a]]
+        return move_into(tmp, root, placed)
+
+
+def download(name: str, root, retries: int = 3, wait: float = 5.0) -> list[Path]:
+    """Fetch the missing files of `name` with torchvision's downloader (its mirrors, its md5
+    checks); returns the files placed.
+
+    torchvision downloads into a temporary folder beside `root`; only complete, expected files are
+    then renamed into place, so `root` never holds a half-written file. Files already present are
+    kept as they are; if none is missing nothing is downloaded. Any failure (network, md5,
+    extraction) is retried (acquire.retry).
     """
     spec, root = spec_of(name), Path(root)
     missing = missing_files(name, root)
     if not missing:
         return []
     root.mkdir(parents=True, exist_ok=True)
-    error: BaseException | None = None
-    for attempt in range(retries):
-        if attempt:
-            time.sleep(wait)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.{name}-download-", dir=root.parent))
-        try:
+
+    def attempt():
+        with scratch(root, f"{name}-download") as tmp:
             getattr(tvd, spec.tv_class)(str(tmp), train=True, download=True)
             absent = [f for f in spec.files if not (tmp / f).is_file()]
             if absent:
                 raise RuntimeError(f"torchvision's download did not produce {', '.join(absent)}")
-            for path in missing:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp / path.relative_to(root), path)  # atomic: same filesystem
-            return missing
-        except Exception as e:  # network, md5 or extraction failures: retry, then report
-            error = e
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    raise RuntimeError(f"dataset {name}: download failed after {retries} tries: "
-                       f"{type(error).__name__}: {error}\nPlace these files by hand:\n"
-                       + _how_to_get(name, root, missing_files(name, root)))
+            return move_into(tmp, root, [str(p.relative_to(root)) for p in missing])
+
+    try:
+        return retry(attempt, retries=retries, wait=wait, errors=(Exception,))
+    except GaveUp as e:
+        raise FetchError(f"dataset {name}: download failed after {e}\nPlace these files by hand:\n"
+                         + _how_to_get(name, root, missing_files(name, root))) from e.error
+
+
+def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries: int = 3,
+            wait: float = 5.0, archives=()) -> dict:
+    """Make the files of `name` present under root, check them, and describe them (the data rule's
+    manifest: {dataset, root, source, files: {rel: {sha256, bytes}}}; jobs check the files
+    against it before they read them).
+
+    Files already in place are used as they are (an offline cluster stages them once) if they are
+    the official files (fixture mode also accepts the fixture files); any other file is an error
+    naming it, and is left as it is. Missing files are unpacked from the publishers' archives in
+    the folders `archives` (stage), else written as fixtures (`fixtures`: the smoke preset and
+    tests; never over real files), or downloaded (`download_missing`), or reported with where to
+    put them."""
+    spec, root = spec_of(name), Path(root)
+    if spec.tv_class is None:
+        return manifest(root, "scikit-learn", {}, dataset=name)
+    source = "archive" if stage(name, root, archives) else "staged"
+    missing = missing_files(name, root)
+    accepted = {}  # the fixture files' sums: accepted in fixture mode only
+    if fixtures:  # the fixture writers are loaded only here (smoke preset, tests)
+        from .fixtures import image_counts, image_fixture_sums, write_image_fixture
+
+        accepted = image_fixture_sums(name)
+    if missing and fixtures:
+        if len(missing) != len(spec.files):
+            raise DataMissingError(f"dataset {name}: some files exist and others do not; fixtures "
+                                   "are only written into an empty folder:\n"
+                                   + _how_to_get(name, root, missing))
+        write_image_fixture(name, root, *image_counts(name))
+        source = "fixture"
+    elif missing and download_missing:
+        download(name, root, retries=retries, wait=wait)
+        source = "downloaded"
+    check_files(name, root)
+    files, bad = {}, []
+    for rel in spec.files:
+        path = root / rel
+        sha = sha256(path)
+        if accepted.get(rel) == sha:
+            source = "fixture"
+        elif not _is_official(spec, root, rel, sha):
+            bad.append(f"{path} is truncated or altered (sha256 {sha})")
+        files[rel] = file_record(path, sha)
+    if bad:
+        raise DataCorruptError(
+            f"dataset {name}: {len(bad)} file(s) are not the official files:\n  " + "\n  ".join(bad)
+            + f"\nThey were not used and are left as they are. Delete them and rerun the pipeline to "
+            f"download them again (data.download: true), or copy good copies into {root}.")
+    return manifest(root, source, files, dataset=name)
+
+
+def stage_from(name: str, root, folder) -> dict:
+    """`python -m kvt.data.acquire stage`: the data rule with `folder` as the only source (its
+    publishers' archives), no download, no fixtures -> the manifest."""
+    try:
+        return prepare(name, root, download_missing=False, fixtures=False, archives=[folder])
+    except DataMissingError as e:
+        raise DataMissingError(f"{folder} does not hold every archive of {name} that is needed "
+                               f"({', '.join(archive_md5s(name))}; archives of another dataset under "
+                               f"the same names are passed over).\n{e}") from e
+
+
+def file_states(name: str, root) -> dict[str, str]:
+    """{rel: verified | fixture | missing | corrupt} of the files of `name` under root (`python -m
+    kvt.data.acquire status`); fixture: a file the smoke preset's data rule wrote."""
+    spec, root = spec_of(name), Path(root)
+    fixture_sums = None
+    states = {}
+    for rel in spec.files:
+        path = root / rel
+        if not path.is_file():
+            states[rel] = "missing"
+            continue
+        sha = sha256(path)
+        if _is_official(spec, root, rel, sha):
+            states[rel] = "verified"
+            continue
+        if fixture_sums is None:
+            from .fixtures import image_fixture_sums
+            fixture_sums = image_fixture_sums(name)
+        states[rel] = "fixture" if fixture_sums.get(rel) == sha else "corrupt"
+    return states
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +410,7 @@ def _read_tv(spec: VisionData, root: Path, train: bool, verify: bool) -> Split:
         culprit = _first_unreadable(spec, root, train)
         where = f"cannot read {culprit[0]}: {culprit[1]!r}" if culprit else f"cannot read files under {root}: {e!r}"
         raise DataCorruptError(f"dataset {spec.name}: {where}. Replace the file (delete it and run the "
-                               f"download rule, or copy a good copy into {root})") from e
+                               f"data rule with data.download: true, or copy a good copy into {root})") from e
     x = torch.as_tensor(np.asarray(ds.data))
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST N x H x W; CIFAR N x H x W x C
     y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
@@ -257,12 +437,6 @@ def _split_indices(n: int, val_size: int, gen: torch.Generator, train_size: int 
     perm = torch.randperm(n, generator=gen)
     end = n if train_size is None else val_size + train_size
     return perm[val_size:end].sort().values, perm[:val_size].sort().values
-
-
-def split_indices(n: int, val_size: int, seed: int, train_size: int | None = None):
-    """(train_idx, val_idx): disjoint sorted index tensors from one permutation seeded by `seed`;
-    val is the first val_size of it, train the rest (or the next train_size)."""
-    return _split_indices(n, val_size, torch.Generator().manual_seed(seed), train_size)
 
 
 def load_splits(name: str, root, *, val_size: int, split_seed: int, train_size: int | None = None,
@@ -359,6 +533,13 @@ def augment(x: torch.Tensor, generator: torch.Generator, scale=(0.8, 1.0), ratio
     positions of F.interpolate(bilinear, align_corners=False). The crop is never larger than the
     image, so the resize only upsamples and antialiasing would change nothing. Works on normalised
     images: normalisation is per-channel affine, so it commutes with interpolation and flipping.
+
+    Why not torchvision.transforms.v2 (checked with torchvision 0.29): RandomResizedCrop and
+    RandomHorizontalFlip draw from the global RNG (make_params: torch.empty(1).uniform_,
+    torch.randint; no generator argument), one draw per call, so a batch shares one crop; per
+    image that is a Python loop, and a step's batch would depend on whatever else used the global
+    RNG. v2.functional.resized_crop on our boxes differs from this grid_sample by up to 1.2e-7
+    (test_resized_crop_matches_torchvision), so switching would change the numbers.
     """
     n, _, height, width = x.shape
     boxes = _sample_boxes(n, height, width, generator, scale, ratio)
@@ -419,289 +600,6 @@ def eval_batches(x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int,
             yield normalize(x_uint8[i:i + batch_size], spec), y[i:i + batch_size]
 
     return batches
-
-
-# ---------------------------------------------------------------------------------------------
-# Fixtures: small files in the exact on-disk formats torchvision reads
-
-
-def fixture_arrays(name: str, n_train: int = 600, n_test: int = 200, seed: int = 0):
-    """(x_train, y_train, x_test, y_test), uint8 N x C x H x W and int64: each class a fixed random
-    low-frequency pattern plus pixel noise, so a small model can learn them; classes balanced."""
-    spec = spec_of(name)
-    rng = np.random.Generator(np.random.PCG64([seed, spec.classes, spec.channels]))
-    s, c = spec.image_size, spec.channels
-    coarse = rng.normal(size=(spec.classes, c, 4, 4))
-    patterns = np.kron(coarse, np.ones((s // 4, s // 4)))  # 4 x 4 blocks: low frequency
-
-    def make(n):
-        y = rng.permutation(np.arange(n) % spec.classes)
-        img = 128 + 50 * patterns[y] + rng.normal(scale=25, size=(n, c, s, s))
-        return np.clip(np.rint(img), 0, 255).astype(np.uint8), y.astype(np.int64)
-
-    xtr, ytr = make(n_train)
-    xte, yte = make(n_test)
-    return xtr, ytr, xte, yte
-
-
-class _Py2Str(bytes):
-    """A Python 2 `str`: pickled with the STRING opcodes, as in the real CIFAR pickles (written by
-    Python 2's cPickle), so they load as str with encoding="latin1" and as bytes with "bytes"."""
-
-
-class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: its dispatch table is extensible
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def _save_py2str(self, obj):
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + bytes(obj))
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + bytes(obj))
-
-    dispatch[_Py2Str] = _save_py2str
-
-
-def _py2(obj):
-    """Python 3 containers of str -> the same with Python 2 strs."""
-    if isinstance(obj, str):
-        return _Py2Str(obj.encode("latin1"))
-    if isinstance(obj, dict):
-        return {_py2(k): _py2(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_py2(v) for v in obj]
-    return obj
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def _pickle_py2(obj) -> bytes:
-    import io
-    buf = io.BytesIO()
-    _Py2Pickler(buf, protocol=2).dump(_py2(obj))
-    return buf.getvalue()
-
-
-def _idx(array: np.ndarray) -> bytes:
-    """IDX file: magic 0x0000 08 ndim (uint8), big-endian int32 dims, then the bytes."""
-    return struct.pack(">i", 0x800 + array.ndim) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
-
-
-def _cifar_batch(x, y, label_key: str, batch_label: str, start: int, extra=None) -> dict:
-    entry = {"batch_label": batch_label, label_key: [int(v) for v in y],
-             "data": np.ascontiguousarray(x.reshape(len(x), -1)),  # N x 3072: R plane, G, B
-             "filenames": [f"fixture_{start + i:05d}.png" for i in range(len(x))]}
-    return {**entry, **(extra or {})}
-
-
-def write_fixture(name: str, root, n_train: int = 600, n_test: int = 200, seed: int = 0) -> list[Path]:
-    """Write small files of `name` under root in the exact formats torchvision reads (data from
-    fixture_arrays); returns their paths. Not the real data: CIFAR loads need verify=False."""
-    spec, root = spec_of(name), Path(root)
-    if spec.tv_class is None:
-        return []
-    xtr, ytr, xte, yte = fixture_arrays(name, n_train, n_test, seed)
-    files = {}
-    if spec.tv_class in ("MNIST", "FashionMNIST"):
-        raw = f"{spec.tv_class}/raw"
-        for prefix, x, y in (("train", xtr, ytr), ("t10k", xte, yte)):
-            files[f"{raw}/{prefix}-images-idx3-ubyte"] = _idx(x[:, 0])  # magic 2051
-            files[f"{raw}/{prefix}-labels-idx1-ubyte"] = _idx(y.astype(np.uint8))  # magic 2049
-    elif spec.tv_class == "CIFAR10":
-        folder, parts = "cifar-10-batches-py", np.array_split(np.arange(n_train), 5)
-        for b, idx in enumerate(parts, 1):
-            files[f"{folder}/data_batch_{b}"] = _pickle_py2(
-                _cifar_batch(xtr[idx], ytr[idx], "labels", f"training batch {b} of 5", int(idx[0]) if len(idx) else 0))
-        files[f"{folder}/test_batch"] = _pickle_py2(_cifar_batch(xte, yte, "labels", "testing batch 1 of 1", 0))
-        files[f"{folder}/batches.meta"] = _pickle_py2(
-            {"num_cases_per_batch": len(parts[0]), "label_names": [f"class_{i}" for i in range(10)], "num_vis": 3072})
-    else:  # CIFAR100: fine labels 0..99; coarse = fine // 5 (20 superclasses)
-        folder = "cifar-100-python"
-        for fname, x, y, label in (("train", xtr, ytr, "training"), ("test", xte, yte, "testing")):
-            files[f"{folder}/{fname}"] = _pickle_py2(_cifar_batch(
-                x, y, "fine_labels", f"{label} batch 1 of 1", 0, {"coarse_labels": [int(v) // 5 for v in y]}))
-        files[f"{folder}/meta"] = _pickle_py2({"fine_label_names": [f"fine_{i}" for i in range(100)],
-                                               "coarse_label_names": [f"coarse_{i}" for i in range(20)]})
-    return [_write_atomic(root / rel, data) for rel, data in files.items()]
-
-
-# ---------------------------------------------------------------------------------------------
-# The data rule: files in place (staged, downloaded or, for the smoke preset, fixtures)
-
-FIXTURE_SIZES = {"cifar100": (2000, 1000)}  # (train, test): set anomaly needs >= 9 images a class
-
-# sha256 of the official MNIST and Fashion-MNIST raw files: the publishers' .gz archives (whose
-# md5s torchvision checks) decompressed. CIFAR's files are checked against torchvision's own md5s.
-OFFICIAL_SHA256 = {
-    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    "FashionMNIST/raw/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "FashionMNIST/raw/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "FashionMNIST/raw/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "FashionMNIST/raw/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-}
-
-
-def _is_official(spec: VisionData, root: Path, rel: str, digest: str) -> bool:
-    if rel in OFFICIAL_SHA256:
-        return digest == OFFICIAL_SHA256[rel]
-    md5 = _torchvision_md5(getattr(tvd, spec.tv_class))
-    return check_integrity(str(root / rel), md5[rel.split("/")[-1]])
-
-
-def _fixture_sums(name: str) -> dict[str, str]:
-    """{rel: sha256} of the fixture files prepare writes for `name` (deterministic)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return {str(p.relative_to(tmp)): sha256(p)
-                for p in write_fixture(name, tmp, *FIXTURE_SIZES.get(name, (600, 200)))}
-
-
-def archive_md5s(name: str) -> dict[str, str]:
-    """{archive file name: md5} of the publishers' archives of `name`, from torchvision's own
-    tables: four .gz (one per IDX file) for MNIST and Fashion-MNIST, one .tar.gz for CIFAR."""
-    cls = getattr(tvd, spec_of(name).tv_class)
-    return {cls.filename: cls.tgz_md5} if issubclass(cls, tvd.CIFAR10) else dict(cls.resources)
-
-
-def _provides(spec: VisionData, archive: str) -> list[str]:
-    """The files (relative to root, torchvision's layout) an archive of `spec` unpacks to."""
-    return list(spec.files) if archive.endswith(".tar.gz") else [f"{spec.tv_class}/raw/{archive[:-3]}"]
-
-
-def _unpack(archive: Path, rels: list[str], tmp: Path) -> None:
-    """Write the files `rels` of `archive` under tmp. gzip checks its CRC and length at the end of
-    the stream, so a truncated or altered archive raises here."""
-    if archive.name.endswith(".tar.gz"):
-        found = set()
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:  # one pass: no seeking back in the compressed stream
-                if member.name in rels and member.isfile():
-                    (tmp / member.name).parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(member) as src, open(tmp / member.name, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    found.add(member.name)
-        if set(rels) - found:
-            raise ValueError(f"it holds no {', '.join(sorted(set(rels) - found))}")
-        return
-    (tmp / rels[0]).parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(archive) as src, open(tmp / rels[0], "wb") as dst:
-        shutil.copyfileobj(src, dst)
-
-
-def _unpack_checked(spec: VisionData, archive: Path, md5: str, rels: list[str], tmp: Path) -> bool:
-    """Unpack `archive` into tmp if it is the official archive: True. False (nothing left in tmp)
-    if it is an official file of another dataset under the same name (MNIST's and Fashion-MNIST's
-    archives share their names). Raise DataCorruptError naming it otherwise.
-
-    Its md5 is checked as torchvision checks it. An archive with another md5 is still accepted if
-    it unpacks to the official files: a recompressed copy, such as Debian's dataset-fashion-mnist
-    (gzip headers without the file name, other time stamps)."""
-    actual = calculate_md5(archive)
-    try:
-        _unpack(archive, rels, tmp)
-    except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, ValueError) as e:
-        reason = f"it cannot be unpacked ({type(e).__name__}: {e})"  # not a full disk: that raises
-    else:
-        if actual == md5:
-            return True
-        digests = [sha256(tmp / rel) for rel in rels]
-        if all(_is_official(spec, tmp, rel, d) for rel, d in zip(rels, digests)):
-            return True
-        if all(d in OFFICIAL_SHA256.values() for d in digests):
-            for rel in rels:
-                (tmp / rel).unlink()
-            return False
-        reason = "it unpacks to files that are not the official ones"
-    md5_note = "its md5 is torchvision's" if actual == md5 else f"its md5 {actual} is not torchvision's {md5}"
-    raise DataCorruptError(
-        f"dataset {spec.name}: archive {archive} is truncated or altered: {md5_note}, and {reason}. "
-        "Nothing was placed in the data folder. Replace it with a good copy, or remove its folder "
-        "from data.archives.")
-
-
-def stage(name: str, root, folders) -> list[Path]:
-    """Place the missing files of `name` from the publishers' archives in `folders` (data.archives;
-    the first folder holding an archive of that name is used); returns the files placed.
-
-    Every archive is unpacked into a temporary folder beside root and checked (_unpack_checked);
-    the files are renamed into place only when every archive has passed, so a refused archive
-    leaves root as it was. Archives not found leave their files missing (then downloaded, or
-    reported)."""
-    spec, root = spec_of(name), Path(root)
-    if spec.tv_class is None or not folders:
-        return []
-    missing = {str(p.relative_to(root)) for p in missing_files(name, root)}
-    wanted = {a: [r for r in _provides(spec, a) if r in missing] for a in archive_md5s(name)}
-    wanted = {a: rels for a, rels in wanted.items() if rels}
-    candidates = {a: [Path(f) / a for f in folders if (Path(f) / a).is_file()] for a in wanted}
-    if not any(candidates.values()):
-        return []
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.{name}-stage-", dir=root.parent))
-    try:
-        md5s = archive_md5s(name)
-        placed = [rel for a, paths in candidates.items()
-                  if any(_unpack_checked(spec, p, md5s[a], wanted[a], tmp) for p in paths)
-                  for rel in wanted[a]]
-        for rel in placed:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / rel, root / rel)  # atomic: same filesystem
-        return [root / rel for rel in placed]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries: int = 3,
-            wait: float = 5.0, archives=()) -> dict:
-    """Make the files of `name` present under root, check them, and describe them (the data rule's
-    manifest: {dataset, root, source, files: {rel: {sha256, bytes}}}; jobs check the files
-    against it before they read them).
-
-    Files already in place are used as they are (an offline cluster stages them once) if they are
-    the official files (fixture mode also accepts the fixture files); any other file is an error
-    naming it, and is left as it is. Missing files are unpacked from the publishers' archives in
-    the folders `archives` (stage), else written as fixtures (`fixtures`: the smoke preset and
-    tests; never over real files), or downloaded (`download_missing`), or reported with where to
-    put them."""
-    spec, root = spec_of(name), Path(root)
-    if spec.tv_class is None:
-        return {"dataset": name, "root": str(root), "source": "scikit-learn", "files": {}}
-    source = "archive" if stage(name, root, archives) else "staged"
-    missing = missing_files(name, root)
-    if missing and fixtures:
-        if len(missing) != len(spec.files):
-            raise DataMissingError(f"dataset {name}: some files exist and others do not; fixtures "
-                                   "are only written into an empty folder:\n"
-                                   + _how_to_get(name, root, missing))
-        write_fixture(name, root, *FIXTURE_SIZES.get(name, (600, 200)))
-        source = "fixture"
-    elif missing and download_missing:
-        download(name, root, retries=retries, wait=wait)
-        source = "downloaded"
-    check_files(name, root)
-    accepted = _fixture_sums(name) if fixtures else {}
-    files, bad = {}, []
-    for rel in spec.files:
-        path = root / rel
-        digest = sha256(path)
-        if accepted.get(rel) == digest:
-            source = "fixture"
-        elif not _is_official(spec, root, rel, digest):
-            bad.append(f"{path} is truncated or altered (sha256 {digest})")
-        files[rel] = {"sha256": digest, "bytes": path.stat().st_size}
-    if bad:
-        raise DataCorruptError(
-            f"dataset {name}: {len(bad)} file(s) are not the official files:\n  " + "\n  ".join(bad)
-            + f"\nThey were not used and are left as they are. Delete them and rerun the pipeline to "
-            f"download them again (data.download: true), or copy good copies into {root}.")
-    return {"dataset": name, "root": str(root), "source": source, "files": files}
 
 
 def load_official(name: str, root, *, verify: bool = True, train_size: int | None = None,
