@@ -1,5 +1,6 @@
-"""kvt.preflight: before `make run`, a machine without a GPU is told so, with a rough CPU-hours
-estimate and the cpu preset's command, without importing torch; with a GPU nothing is estimated."""
+"""kvt.preflight: before `make run`, the preset is chosen (printed on stdout): with a GPU the
+paper preset; without one the machine is told so, with a rough CPU-hours estimate of the paper
+preset, and gets the cpu preset unless a preset was asked for; all without importing torch."""
 
 import os
 import subprocess
@@ -35,28 +36,44 @@ def _preflight(tmp_path, gpu_listing=None, *args):
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-def test_without_a_gpu_it_says_so_with_an_estimate_and_the_cpu_preset(tmp_path):
+def test_without_a_gpu_it_says_so_with_an_estimate_and_runs_the_cpu_preset(tmp_path):
     res = _preflight(tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "no torch" in res.stdout
+    assert res.stdout.split() == ["cpu", "no", "torch"]  # the chosen preset, then the probe's line
     err = res.stderr
-    assert "no GPU found" in err and "'paper' preset" in err and "make cpu" in err
+    assert "no GPU found" in err and "'paper' preset" in err and "CPU-hours" in err
+    assert "runs the 'cpu' preset instead" in err and "make run PRESET=paper" in err
     for name in FAMILIES:
         assert f"    {name}" in err
-    assert "CPU-hours" in err
+
+
+def test_a_preset_asked_for_is_kept(tmp_path):
+    forced = _preflight(tmp_path, None, "preset=paper")  # no terminal: no pause
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.split()[0] == "paper" and "instead" not in forced.stderr
+    assert "'paper' preset" in forced.stderr  # still told what it costs here
+    (tmp_path / "smoke").mkdir()
+    smoke = _preflight(tmp_path / "smoke", None, "--config", "preset=smoke", "seeds=[0]")
+    assert smoke.stdout.split()[0] == "smoke" and "instead" not in smoke.stderr
+    (tmp_path / "gpu").mkdir()
+    on_gpu = _preflight(tmp_path / "gpu", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "preset=smoke")
+    assert on_gpu.stdout.split()[0] == "smoke"
 
 
 def test_with_a_gpu_it_names_it_and_estimates_nothing(tmp_path):
     res = _preflight(tmp_path, "GPU 0: NVIDIA H200 (UUID: GPU-0)")
     assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[0] == "paper"
     assert "1 GPU(s): GPU 0: NVIDIA H200" in res.stderr and "CPU-hours" not in res.stderr
     assert "gpu_slots=8" in res.stderr and "--resources gpu=8" in res.stderr  # how to share it
+    assert not any(f"{name}=" in res.stderr for name in FAMILIES)  # the hint names no family
     (tmp_path / "shared").mkdir()
     shared = _preflight(tmp_path / "shared", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "gpu_slots=4")
     assert "1 GPU(s)" in shared.stderr and "gpu_slots=8" not in shared.stderr
     (tmp_path / "again").mkdir()
     forced = _preflight(tmp_path / "again", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "--config", "device=cpu")
     assert "CPU-hours" in forced.stderr  # the configured device wins
+    assert forced.stdout.split()[0] == "cpu"
 
 
 def test_a_bad_override_is_reported(tmp_path):
@@ -81,5 +98,5 @@ def test_make_run_calls_it_before_snakemake():
     recipe = subprocess.run(["make", "-n", "run", "VENV=/nonexistent"], cwd=ROOT, capture_output=True,
                             text=True, timeout=60).stdout.splitlines()
     pre = next(i for i, line in enumerate(recipe) if "-m kvt.preflight" in line)
-    run = next(i for i, line in enumerate(recipe) if "snakemake --cores all" in line)
-    assert pre < run
+    run = next(i for i, line in enumerate(recipe) if "snakemake --cores all" in line and "echo" not in line)
+    assert pre < run and "--keep-going" in recipe[run]
