@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kvt.missing_data import failed, report
+from kvt.missing_data import failed, main, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,16 +61,14 @@ def test_the_report_names_each_dataset_with_its_staging_command_and_what_the_fol
     assert report(tmp_path / "clean", "data") == ""
 
 
-def test_the_cli_reads_the_results_folder_from_the_config(tmp_path):
+def test_the_cli_reads_the_results_folder_from_the_config(tmp_path, monkeypatch, capsys):
     _data_job(tmp_path, "cifar10", "DataMissingError\n", manifest=False)
-    res = subprocess.run([sys.executable, "-m", "kvt.missing_data", "--since", "0", "-n", "--config",
-                          f"results={tmp_path}", "preset=cpu"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert "cifar10: its data job failed" in res.stderr and "cifar-10-python.tar.gz" in res.stderr
-    quiet = subprocess.run([sys.executable, "-m", "kvt.missing_data", f"results={tmp_path / 'none'}"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert quiet.returncode == 0 and quiet.stderr == ""
+    monkeypatch.chdir(ROOT)
+    assert main(["--since", "0", "-n", "--config", f"results={tmp_path}", "preset=cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "cifar10: its data job failed" in err and "cifar-10-python.tar.gz" in err
+    assert main([f"results={tmp_path / 'none'}"]) == 0 and capsys.readouterr().err == ""
+    assert main(["preset=nope"]) == 0  # Snakemake has reported a bad config already
 
 
 def _fake_venv(tmp_path: Path, results: Path, snakemake_rc: int) -> Path:
@@ -102,6 +100,7 @@ def _make_run(tmp_path: Path, snakemake_rc: int, *make_args: str) -> subprocess.
                           stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("snakemake_rc", [1, 0])
 def test_make_run_keeps_going_reports_the_missing_data_and_keeps_snakemakes_status(tmp_path, snakemake_rc):
     res = _make_run(tmp_path, snakemake_rc)
@@ -114,6 +113,7 @@ def test_make_run_keeps_going_reports_the_missing_data_and_keeps_snakemakes_stat
     assert "kvt.data.acquire stage mnist FOLDER" in res.stderr and "digits:" not in res.stderr
 
 
+@pytest.mark.slow
 def test_make_run_preset_chooses(tmp_path):
     res = _make_run(tmp_path, 0, "PRESET=smoke")
     assert res.returncode == 0, res.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 from kvt.config import load_config
 from kvt.families import FAMILIES
 from kvt.families.base import Workload, train_flops
+from kvt import preflight
 from kvt.preflight import workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,38 +48,52 @@ def test_without_a_gpu_it_says_so_with_an_estimate_and_runs_the_cpu_preset(tmp_p
         assert f"    {name}" in err
 
 
-def test_a_preset_asked_for_is_kept(tmp_path):
-    forced = _preflight(tmp_path, None, "preset=paper")  # no terminal: no pause
-    assert forced.returncode == 0, forced.stderr
-    assert forced.stdout.split()[0] == "paper" and "instead" not in forced.stderr
-    assert "'paper' preset" in forced.stderr  # still told what it costs here
-    (tmp_path / "smoke").mkdir()
-    smoke = _preflight(tmp_path / "smoke", None, "--config", "preset=smoke", "seeds=[0]")
-    assert smoke.stdout.split()[0] == "smoke" and "instead" not in smoke.stderr
-    (tmp_path / "gpu").mkdir()
-    on_gpu = _preflight(tmp_path / "gpu", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "preset=smoke")
-    assert on_gpu.stdout.split()[0] == "smoke"
+def _main(monkeypatch, capsys, gpu_listing, *args):
+    """kvt.preflight.main in this process on a machine whose GPUs are `gpu_listing` -> (chosen
+    preset, messages)."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(preflight, "gpus", lambda: list(gpu_listing))
+    monkeypatch.setattr(preflight, "core_gflops", lambda: 50.0)
+    assert preflight.main(list(args)) == 0
+    out, err = capsys.readouterr()
+    return out.strip(), err
 
 
-def test_with_a_gpu_it_names_it_and_estimates_nothing(tmp_path):
+H200 = ["GPU 0: NVIDIA H200 (UUID: GPU-0)"]
+
+
+def test_a_preset_asked_for_is_kept(monkeypatch, capsys):
+    chosen, err = _main(monkeypatch, capsys, [], "preset=paper")  # no terminal: no pause
+    assert chosen == "paper" and "instead" not in err
+    assert "'paper' preset" in err and "CPU-hours" in err  # still told what it costs here
+    chosen, err = _main(monkeypatch, capsys, [], "--config", "preset=smoke", "seeds=[0]")
+    assert chosen == "smoke" and "instead" not in err
+    assert _main(monkeypatch, capsys, H200, "preset=smoke")[0] == "smoke"
+
+
+def test_with_a_gpu_it_names_it_and_estimates_nothing(monkeypatch, capsys):
+    chosen, err = _main(monkeypatch, capsys, H200)
+    assert chosen == "paper"
+    assert "1 GPU(s): GPU 0: NVIDIA H200" in err and "CPU-hours" not in err
+    assert "gpu_slots=8" in err and "--resources gpu=8" in err  # how to share it
+    assert not any(f"{name}=" in err for name in FAMILIES)  # the hint names no family
+    chosen, err = _main(monkeypatch, capsys, H200 * 2, "gpu_slots=4")
+    assert "2 GPU(s)" in err and "gpu_slots=8" not in err
+    chosen, err = _main(monkeypatch, capsys, H200, "--config", "device=cpu")
+    assert "CPU-hours" in err and chosen == "cpu"  # the configured device wins
+
+
+def test_the_gpu_listing_comes_from_nvidia_smi(tmp_path):
     res = _preflight(tmp_path, "GPU 0: NVIDIA H200 (UUID: GPU-0)")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split()[0] == "paper"
-    assert "1 GPU(s): GPU 0: NVIDIA H200" in res.stderr and "CPU-hours" not in res.stderr
-    assert "gpu_slots=8" in res.stderr and "--resources gpu=8" in res.stderr  # how to share it
-    assert not any(f"{name}=" in res.stderr for name in FAMILIES)  # the hint names no family
-    (tmp_path / "shared").mkdir()
-    shared = _preflight(tmp_path / "shared", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "gpu_slots=4")
-    assert "1 GPU(s)" in shared.stderr and "gpu_slots=8" not in shared.stderr
-    (tmp_path / "again").mkdir()
-    forced = _preflight(tmp_path / "again", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "--config", "device=cpu")
-    assert "CPU-hours" in forced.stderr  # the configured device wins
-    assert forced.stdout.split()[0] == "cpu"
+    assert res.stdout.split() == ["paper", "no", "torch"]
+    assert "1 GPU(s): GPU 0: NVIDIA H200" in res.stderr
 
 
-def test_a_bad_override_is_reported(tmp_path):
-    res = _preflight(tmp_path, None, "preset=nope")
-    assert res.returncode == 1 and "unknown preset 'nope'" in res.stderr
+def test_a_bad_override_is_reported(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert preflight.main(["preset=nope"]) == 1
+    assert "unknown preset 'nope'" in capsys.readouterr().err
 
 
 def test_estimate_follows_the_work():
