@@ -20,7 +20,7 @@ import time
 
 
 # Jobs are assumed to reach this share of one core's float32 matmul rate, counting only training
-# matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (README)
+# matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (docs/measurements.md)
 # are within 1.3x of the estimate. Evaluation, data and start-up are in this factor.
 EFFICIENCY = 0.12
 WAIT_S = 10  # on a terminal, time to press Ctrl-C before the pipeline starts
@@ -69,17 +69,22 @@ def workload(config: dict) -> dict[str, tuple[int, float]]:
     return out
 
 
+def cpu_hours(config: dict, gflops: float) -> dict[str, tuple[int, float]]:
+    """{family: (train runs, estimated CPU-hours)} of the families the config runs."""
+    rate = EFFICIENCY * gflops * 1e9 * 3600  # FLOPs per core-hour
+    return {name: (runs, flops / rate) for name, (runs, flops) in workload(config).items()}
+
+
 def notice(config: dict, gflops: float, cores: int) -> str:
     """What the configured preset costs on this machine's CPUs, per family."""
-    work = workload(config)
-    rate = EFFICIENCY * gflops * 1e9 * 3600  # FLOPs per core-hour
-    cpu_hours = sum(flops for _, flops in work.values()) / rate
+    work = cpu_hours(config, gflops)
+    total = sum(hours for _, hours in work.values())
     lines = [f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
              f"{config['preset']!r} preset would train on the CPU.",
-             f"  Rough estimate: {_hours(cpu_hours)} CPU-hours, about {_hours(cpu_hours / cores)} "
+             f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
              f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):"]
-    for name, (runs, flops) in work.items():
-        lines.append(f"    {name:<12} {runs:>4} runs  {_hours(flops / rate):>8} CPU-hours")
+    for name, (runs, hours) in work.items():
+        lines.append(f"    {name:<12} {runs:>4} runs  {_hours(hours):>8} CPU-hours")
     return "\n".join(lines)
 
 
@@ -118,16 +123,19 @@ def main(argv=None) -> int:
             print(hint, file=sys.stderr)
         print(config["preset"])
         return 0
-    print(notice(config, core_gflops(), os.cpu_count() or 1), file=sys.stderr)
+    gflops, cores = core_gflops(), os.cpu_count() or 1
+    print(notice(config, gflops, cores), file=sys.stderr)
     if "preset" not in overrides and config["preset"] == AUTO_FROM:
-        print(f"  So this runs the {AUTO_TO!r} preset instead: every task and variant, reduced "
-              "(about an hour on 2 cores; README: Presets). `make run PRESET=paper` runs the "
-              "paper preset here anyway; docs/cluster.md: a SLURM cluster.", file=sys.stderr)
         try:
-            load_config({**overrides, "preset": AUTO_TO})  # the cpu preset with these overrides
+            auto = load_config({**overrides, "preset": AUTO_TO})  # the cpu preset with these overrides
         except ConfigError as err:
             print(err, file=sys.stderr)
             return 1
+        hours = sum(h for _, h in cpu_hours(auto, gflops).values())
+        print(f"  So this runs the {AUTO_TO!r} preset instead: every task and variant, reduced "
+              f"(estimate: {_hours(hours)} CPU-hours, about {_hours(hours / cores)} hours here; "
+              "README: Presets). `make run PRESET=paper` runs the paper preset here anyway; "
+              "docs/cluster.md: a SLURM cluster.", file=sys.stderr)
         print(AUTO_TO)
         return 0
     dry = any(a in ("-n", "--dry-run", "--dryrun") for a in args)
