@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make run` (the main job) and `make test` (the test suite).
+# Two commands on a fresh machine: `make run` (the pipeline) and `make test` (the test suite).
 # Each creates the Python environment (.venv, pinned by envs/requirements.txt) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -33,11 +33,11 @@ run: env  ## the paper preset with a GPU (up to 4 at once), else the cpu preset
 	$(PY) -m kvt.missing_data --since $$start preset=$$preset $(ARGS); \
 	exit $$status
 
-cpu: env  ## every task and variant, reduced (README: timings, data)
-	$(SNAKEMAKE) --cores all --config preset=cpu $(ARGS)
+cpu:  ## = make run PRESET=cpu: every task and variant, reduced (README: Presets)
+	$(MAKE) run PRESET=cpu
 
-smoke: env  ## the whole DAG on tiny data and fixture files, a few minutes on 2 cores
-	$(SNAKEMAKE) --cores all --config preset=smoke $(ARGS)
+smoke:  ## = make run PRESET=smoke: the whole DAG on tiny fixture data, a few minutes on 2 cores
+	$(MAKE) run PRESET=smoke
 
 test: env  ## the whole suite (CI runs it)
 	$(PY) -m pytest $(ARGS)

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kvt import preflight
 from kvt.config import load_config
 from kvt.families import FAMILIES
 from kvt.families.base import Workload, train_flops
-from kvt import preflight
 from kvt.preflight import workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def _preflight(tmp_path, gpu_listing=None, *args):
             "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, check=False, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -110,7 +110,7 @@ def test_estimate_follows_the_work():
 
 
 def test_make_run_calls_it_before_snakemake():
-    recipe = subprocess.run(["make", "-n", "run", "VENV=/nonexistent"], cwd=ROOT, capture_output=True,
+    recipe = subprocess.run(["make", "-n", "run", "VENV=/nonexistent"], check=False, cwd=ROOT, capture_output=True,
                             text=True, timeout=60).stdout.splitlines()
     pre = next(i for i, line in enumerate(recipe) if "-m kvt.preflight" in line)
     run = next(i for i, line in enumerate(recipe) if "snakemake --cores all" in line and "echo" not in line)

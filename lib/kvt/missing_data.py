@@ -65,8 +65,8 @@ def report(results, data_dir: str, since: float = 0.0) -> str:
     names = failed(results, since)
     if not names:
         return ""
-    lines = [f"kvt: {len(names)} dataset(s) could not be prepared, so the jobs that need them did "
-             "not run (every other job did):"]
+    lines = [(f"kvt: {len(names)} dataset(s) could not be prepared, so the jobs that need them "
+              "did not run (every other job did):")]
     for name in names:
         log = results / "logs" / "data" / f"{name}.log"
         lines.append(f"  {name}: its data job failed ({log}: {last_line(log)})")

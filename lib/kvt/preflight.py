@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 
-
 # Jobs are assumed to reach this share of one core's float32 matmul rate, counting only training
 # matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (docs/measurements.md)
 # are within 1.3x of the estimate. Evaluation, data and start-up are in this factor.
@@ -34,7 +33,7 @@ def gpus() -> list[str]:
     if exe is None:
         return []
     try:
-        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([exe, "-L"], check=False, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line for line in out.stdout.splitlines() if line.startswith("GPU")] if out.returncode == 0 else []
@@ -79,10 +78,10 @@ def notice(config: dict, gflops: float, cores: int) -> str:
     """What the configured preset costs on this machine's CPUs, per family."""
     work = cpu_hours(config, gflops)
     total = sum(hours for _, hours in work.values())
-    lines = [f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
-             f"{config['preset']!r} preset would train on the CPU.",
-             f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
-             f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):"]
+    lines = [(f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
+              f"{config['preset']!r} preset would train on the CPU."),
+             (f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
+              f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):")]
     for name, (runs, hours) in work.items():
         lines.append(f"    {name:<12} {runs:>4} runs  {_hours(hours):>8} CPU-hours")
     return "\n".join(lines)
