@@ -113,6 +113,7 @@ def test_generate_reproducible():
     assert sample(0, n=0).shape == start.shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_learns_periodic_text(variant):
     """abcabc...: after a few dozen Adam steps the next character is nearly certain (from the
