@@ -95,6 +95,7 @@ def test_context_limit():
         model(tokens(t=BLOCK + 1))
 
 
+@pytest.mark.slow
 def test_generate_reproducible():
     model = gpt("kv_pos").train()
     start = tokens(b=2, t=3)

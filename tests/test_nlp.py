@@ -144,6 +144,7 @@ def test_translation_run_saves_its_test_translations_and_their_bleu(tmp_path):
     assert 0 <= result["test_bleu_nltk"] <= 1 and result["test_bleu_nltk"] == pytest.approx(literal)
 
 
+@pytest.mark.slow
 def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, monkeypatch):
     """The eval job's nltk BLEU: German words (en -> de), the training vocabulary, <eos> where the
     model ended a translation. Translations stand in for a model: the test targets themselves,

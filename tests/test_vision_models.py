@@ -336,6 +336,7 @@ def test_attention_maps_are_those_of_forward(family):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_vit_validates_twice_per_epoch(tmp_path):
     """The reference's Trainer(val_check_interval=0.5) (ViT_pos.py, ViT-nist_pos.py): every vision
     task validates twice per epoch by default, and the weights tested are the best of those."""
