@@ -42,7 +42,9 @@ def test_logs_older_than_the_run_are_not_its_own(tmp_path):
 
 
 def test_the_report_names_each_dataset_with_its_staging_command_and_what_the_folder_holds(tmp_path):
-    _data_job(tmp_path, "fashion_mnist", "starting\n\nDataMissingError: 4 file(s) missing\n", manifest=False)
+    _data_job(tmp_path, "fashion_mnist", "Traceback (most recent call last):\n  File 'x.py'\n"
+              "kvt.data.vision.DataMissingError: dataset fashion_mnist: 4 file(s) missing:\n"
+              "  FashionMNIST/raw/train-images-idx3-ubyte\nThey go in data\n", manifest=False)
     _data_job(tmp_path, "multi30k", "FetchError: could not reach the host\n", manifest=False)
     _data_job(tmp_path, "digits", "ValueError: broken wheel\n", manifest=False)
     _data_job(tmp_path, "mnist", "ok\n", manifest=True)
@@ -52,7 +54,8 @@ def test_the_report_names_each_dataset_with_its_staging_command_and_what_the_fol
     staged = [line for line in lines if "kvt.data.acquire stage" in line]
     assert [line.split("acquire stage ")[1].split()[0] for line in staged] == ["fashion_mnist", "multi30k"]
     assert all(line.endswith("FOLDER --root /data/kvt") for line in staged)
-    assert "DataMissingError: 4 file(s) missing" in text  # the log's last line: why it failed
+    assert "DataMissingError: dataset fashion_mnist: 4 file(s) missing" in text  # why: the exception
+    assert "FetchError: could not reach the host" in text
     assert "train-images-idx3-ubyte.gz" in text and "t10k-labels-idx1-ubyte.gz" in text
     assert "FOLDER/multi30k/dataset/master/data/task1/raw/test_2016_flickr.de.gz" in text
     assert "not staged from a folder" in text  # digits: nothing to stage, its log says why

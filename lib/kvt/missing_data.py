@@ -14,6 +14,7 @@ Snakemake's exit status.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -43,10 +44,16 @@ def folder_holds(dataset: str) -> str | None:
     return "the publishers' archives: " + ", ".join(vision.archive_md5s(dataset))
 
 
-def last_line(log: Path) -> str:
-    """The log's last non-empty line (usually the error), shortened to fit a terminal line."""
+# The line of a Python traceback that names the exception, e.g. "RuntimeError: dataset mnist: ...".
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*:")
+
+
+def why(log: Path) -> str:
+    """The reason in a data job's log: the last exception line, else the last non-empty line,
+    shortened to fit a terminal line."""
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    text = lines[-1] if lines else "(empty log)"
+    errors = [line for line in lines if _EXCEPTION.match(line)]
+    text = errors[-1] if errors else lines[-1] if lines else "(empty log)"
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -69,7 +76,7 @@ def report(results, data_dir: str, since: float = 0.0) -> str:
               "did not run (every other job did):")]
     for name in names:
         log = results / "logs" / "data" / f"{name}.log"
-        lines.append(f"  {name}: its data job failed ({log}: {last_line(log)})")
+        lines.append(f"  {name}: its data job failed ({log}: {why(log)})")
         holds = folder_holds(name)
         if holds is None:
             lines.append(f"    not staged from a folder: see {log}")

@@ -88,7 +88,7 @@ def notice(config: dict, gflops: float, cores: int) -> str:
 
 
 def _hours(h: float) -> str:
-    return f"{h:,.0f}" if h >= 10 else f"{h:.1f}"
+    return f"{h:,.0f}" if h >= 10 else f"{h:.1f}" if h >= 0.1 else "<0.1"
 
 
 def gpu_hint(config: dict, found: list[str]) -> str | None:
