@@ -57,6 +57,5 @@ gpu-check: env  ## every family and variant trained briefly on the GPU: throughp
 report: env  ## browsable record of the last run's tables and figures
 	$(SNAKEMAKE) --report report.zip $(ARGS)
 
-clean:  ## every result (the data folder stays)
-	rm -rf results/synthetic results/vision results/anomaly results/nlp results/data results/logs \
-	  results/benchmarks results/tables results/figures results/summary.csv
+clean:  ## every result under results/ (its README stays; so does the data folder, data/)
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
