@@ -1,11 +1,11 @@
-# Two commands on a fresh machine: `make run` (the main job) and `make test` (the test suite).
+# Two commands on a fresh machine: `make run` (the pipeline) and `make test` (the test suite).
 # Each creates the Python environment (.venv, pinned by envs/requirements.txt) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 ARGS ?=
 
-.PHONY: env run smoke cpu test lint report clean gpu-check
+.PHONY: env run smoke cpu test test-fast lint report clean gpu-check
 env: $(VENV)/.installed
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
@@ -15,22 +15,41 @@ $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	touch $@
 
-run: env  ## the paper preset on all cores and up to 4 GPUs (without a GPU: says so and what it costs first)
-	$(PY) -m kvt.preflight $(ARGS)
-	$(SNAKEMAKE) --cores all --resources gpu=4 $(ARGS)
+# With a GPU the paper preset, without one the cpu preset (the preflight says why and what the
+# paper preset would cost); PRESET=paper|cpu|smoke chooses. The chosen preset reaches Snakemake
+# through a config file, so that any --config in ARGS still applies on top of it. Snakemake keeps
+# going past a dataset it cannot fetch; the end names each missing dataset and how to stage it.
+# The exit status is Snakemake's.
+PRESET ?=
+RUN_CONFIG ?= .snakemake/make-run.yaml
+RUN_SNAKEMAKE = $(SNAKEMAKE) --cores all --resources gpu=4 --keep-going --configfile $(RUN_CONFIG)
+run: env  ## the paper preset with a GPU (up to 4 at once), else the cpu preset
+	@preset=$$($(PY) -m kvt.preflight $(if $(PRESET),preset=$(PRESET)) $(ARGS)) || exit $$?; \
+	mkdir -p $(dir $(RUN_CONFIG)) && echo "preset: $$preset" > $(RUN_CONFIG); \
+	echo "kvt: the $$preset preset: $(RUN_SNAKEMAKE) [ARGS]" >&2; \
+	start=$$(date +%s); \
+	$(RUN_SNAKEMAKE) $(ARGS); \
+	status=$$?; \
+	$(PY) -m kvt.missing_data --since $$start preset=$$preset $(ARGS); \
+	exit $$status
 
-cpu: env  ## every task and variant, reduced (README: timings, data)
-	$(SNAKEMAKE) --cores all --config preset=cpu $(ARGS)
+cpu:  ## = make run PRESET=cpu: every task and variant, reduced (README: Presets)
+	$(MAKE) run PRESET=cpu
 
-smoke: env  ## the whole DAG on tiny data and fixture files, a few minutes on 2 cores
-	$(SNAKEMAKE) --cores all --config preset=smoke $(ARGS)
+smoke:  ## = make run PRESET=smoke: the whole DAG on tiny fixture data, a few minutes on 2 cores
+	$(MAKE) run PRESET=smoke
 
-test: env
+test: env  ## the whole suite (CI runs it)
 	$(PY) -m pytest $(ARGS)
 
-lint: env
+test-fast: env  ## the suite without the tests marked slow (Snakemake runs, killed processes, every-family training)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: env  ## rule files (snakefmt, snakemake --lint) and Python (ruff check, ruff format --check)
 	$(VENV)/bin/snakefmt --check workflow
 	$(SNAKEMAKE) --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 gpu-check: env  ## every family and variant trained briefly on the GPU: throughput, memory, the paper preset's GPU-hours
 	$(PY) -m kvt.bench.gpu $(ARGS)
@@ -38,6 +57,5 @@ gpu-check: env  ## every family and variant trained briefly on the GPU: throughp
 report: env  ## browsable record of the last run's tables and figures
 	$(SNAKEMAKE) --report report.zip $(ARGS)
 
-clean:  ## every result (the data folder stays)
-	rm -rf results/synthetic results/vision results/anomaly results/nlp results/data results/logs \
-	  results/benchmarks results/tables results/figures results/summary.csv
+clean:  ## every result under results/ (its README stays; so does the data folder, data/)
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -207,6 +207,7 @@ def test_causal_flag_uses_sdpa_causal_kernels_without_a_mask(variant, monkeypatc
     assert seen[1][1] is False and seen[1][0].shape[-2:] == (20, 20)  # folded into the mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("pos_form", ["channel", "bias"])
 @pytest.mark.parametrize("path", ["fused", "manual"])
@@ -407,6 +408,7 @@ def cross_outputs_and_grads(module, x, context, mask, path):
     return out.detach(), maps, dict(zip(("input", "context", *names), grads))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pos_form", ["channel", "bias"])
 @pytest.mark.parametrize("cross", ["qk", "kk"])
 @pytest.mark.parametrize("mask_kind", ["none", "padding", "causal"])

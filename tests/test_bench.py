@@ -1,6 +1,7 @@
 """kvt.bench: the interleaved timer, the saved-for-backward meter, and the layer benchmark's
 candidates (all computing one function; the literal kv_pos holding its 5-D tensor)."""
 
+import pytest
 import torch
 
 from kvt.bench.layer import Shape, candidates, literal_kv_pos, ratios, run_shape
@@ -101,6 +102,7 @@ def test_overhead_of_a_joint_seeds_job_is_counted_per_run(tmp_path):
     assert (ev["kind"], ev["runs"], ev["overhead_s"]) == ("eval", 3, 1.5)
 
 
+@pytest.mark.slow
 def test_step_benchmark_runs_every_family_on_random_batches():
     from pathlib import Path
 
@@ -120,6 +122,7 @@ def test_step_benchmark_runs_every_family_on_random_batches():
     assert len(table) == 3 * 5 and all(r["value"] > 0 for r in table)
 
 
+@pytest.mark.slow
 def test_profile_groups_a_steps_operators(capsys):
     from kvt.bench.profile import group_of, run
 

@@ -16,6 +16,7 @@ def test_each_claim_takes_a_free_slot_until_none_is_left(tmp_path, monkeypatch):
     assert device.claim_gpu(2, scope="t") is None
 
 
+@pytest.mark.slow
 def test_another_process_skips_held_slots_and_gets_them_back_on_exit(tmp_path, monkeypatch):
     monkeypatch.setenv("KVT_GPU_LOCK_DIR", str(tmp_path))
     monkeypatch.setattr(device, "_held", [])
@@ -46,6 +47,7 @@ def test_slots_spread_jobs_over_the_gpus_before_sharing_one(tmp_path, monkeypatc
         device.claim_gpu(2, scope="s", slots=0)
 
 
+@pytest.mark.slow
 def test_a_slot_freed_by_a_finished_job_is_claimed_again(tmp_path, monkeypatch):
     monkeypatch.setenv("KVT_GPU_LOCK_DIR", str(tmp_path))
     monkeypatch.setattr(device, "_held", [])

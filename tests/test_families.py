@@ -44,6 +44,7 @@ def main_metric(hp: dict) -> str:
     return FAMILIES[hp["family"]].table.metrics(hp["task"])[0][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", list(TINY))
 def test_every_family_resumes_bit_for_bit(tmp_path, family):
     """Killed between two checkpoints, then started again: the same metrics, weights and test

@@ -95,6 +95,7 @@ def test_context_limit():
         model(tokens(t=BLOCK + 1))
 
 
+@pytest.mark.slow
 def test_generate_reproducible():
     model = gpt("kv_pos").train()
     start = tokens(b=2, t=3)
@@ -113,6 +114,7 @@ def test_generate_reproducible():
     assert sample(0, n=0).shape == start.shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_learns_periodic_text(variant):
     """abcabc...: after a few dozen Adam steps the next character is nearly certain (from the

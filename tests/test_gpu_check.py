@@ -39,6 +39,7 @@ def run(tmp_path, monkeypatch):
         s.allow_tf32 = value
 
 
+@pytest.mark.slow
 def test_cpu_run_measures_every_family_and_variant_and_estimates_hours(run, capsys):
     out = run()
     rows = read(out / "gpu.csv")
@@ -66,6 +67,7 @@ def test_cpu_run_measures_every_family_and_variant_and_estimates_hours(run, caps
     assert printed.err.count("samples/s") == len(rows)  # a progress line per case and variant
 
 
+@pytest.mark.slow
 def test_cases_and_precisions_select_what_runs(run):
     out = run("--cases", "vision", "--precision", "fp32", "bf16")
     rows = read(out / "gpu.csv")

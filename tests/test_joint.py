@@ -61,6 +61,7 @@ def alone(tmp_path_factory, one_thread):
     return root, hps
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, alone):
     root, hps = alone
     records = together(tmp_path, hps)
@@ -90,6 +91,7 @@ def test_seeds_trained_together_keep_their_last_weights(tmp_path, alone):
     assert min(picked) < 16, "no seed selected earlier weights: the test of `last` is vacuous"
 
 
+@pytest.mark.slow
 def test_a_killed_joint_job_resumes_every_seed_exactly(tmp_path, alone):
     root, hps = alone
     calls = []
@@ -108,6 +110,7 @@ def test_a_killed_joint_job_resumes_every_seed_exactly(tmp_path, alone):
         assert json.loads((tmp_path / f"seed{s}" / "run.json").read_text())["resumed_at"]
 
 
+@pytest.mark.slow
 def test_finished_seeds_are_not_trained_again(tmp_path, alone):
     """Snakemake deletes the outputs of a failed job, also those of the seeds that had finished:
     their last.pt stays until the whole job is done, so a rerun writes them again without a step."""

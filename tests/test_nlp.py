@@ -102,6 +102,7 @@ def test_consecutive_blocks_score_every_character_once():
     assert torch.equal(xs, ids[:-1]) and torch.equal(ys, ids[1:])
 
 
+@pytest.mark.slow
 def test_charlm_run_scores_the_val_text_and_writes_a_seeded_sample(tmp_path):
     inputs = FAMILY_INPUTS["nlp.shakespeare"](tmp_path)
     hp = tiny_hparams("nlp.shakespeare")
@@ -115,6 +116,7 @@ def test_charlm_run_scores_the_val_text_and_writes_a_seeded_sample(tmp_path):
     assert (tmp_path / "again/sample.txt").read_text() == sample
 
 
+@pytest.mark.slow
 def test_translation_run_saves_its_test_translations_and_their_bleu(tmp_path):
     import sacrebleu
     from nltk.translate.bleu_score import corpus_bleu
@@ -142,6 +144,7 @@ def test_translation_run_saves_its_test_translations_and_their_bleu(tmp_path):
     assert 0 <= result["test_bleu_nltk"] <= 1 and result["test_bleu_nltk"] == pytest.approx(literal)
 
 
+@pytest.mark.slow
 def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, monkeypatch):
     """The eval job's nltk BLEU: German words (en -> de), the training vocabulary, <eos> where the
     model ended a translation. Translations stand in for a model: the test targets themselves,

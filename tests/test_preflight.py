@@ -1,11 +1,13 @@
-"""kvt.preflight: before `make run`, a machine without a GPU is told so, with a rough CPU-hours
-estimate and the cpu preset's command, without importing torch; with a GPU nothing is estimated."""
+"""kvt.preflight: before `make run`, the preset is chosen (printed on stdout): with a GPU the
+paper preset; without one the machine is told so, with a rough CPU-hours estimate of the paper
+preset, and gets the cpu preset unless a preset was asked for; all without importing torch."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from kvt import preflight
 from kvt.config import load_config
 from kvt.families import FAMILIES
 from kvt.families.base import Workload, train_flops
@@ -31,37 +33,67 @@ def _preflight(tmp_path, gpu_listing=None, *args):
             "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, check=False, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-def test_without_a_gpu_it_says_so_with_an_estimate_and_the_cpu_preset(tmp_path):
+def test_without_a_gpu_it_says_so_with_an_estimate_and_runs_the_cpu_preset(tmp_path):
     res = _preflight(tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "no torch" in res.stdout
+    assert res.stdout.split() == ["cpu", "no", "torch"]  # the chosen preset, then the probe's line
     err = res.stderr
-    assert "no GPU found" in err and "'paper' preset" in err and "make cpu" in err
+    assert "no GPU found" in err and "'paper' preset" in err and "CPU-hours" in err
+    assert "runs the 'cpu' preset instead" in err and "make run PRESET=paper" in err
     for name in FAMILIES:
         assert f"    {name}" in err
-    assert "CPU-hours" in err
 
 
-def test_with_a_gpu_it_names_it_and_estimates_nothing(tmp_path):
+def _main(monkeypatch, capsys, gpu_listing, *args):
+    """kvt.preflight.main in this process on a machine whose GPUs are `gpu_listing` -> (chosen
+    preset, messages)."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(preflight, "gpus", lambda: list(gpu_listing))
+    monkeypatch.setattr(preflight, "core_gflops", lambda: 50.0)
+    assert preflight.main(list(args)) == 0
+    out, err = capsys.readouterr()
+    return out.strip(), err
+
+
+H200 = ["GPU 0: NVIDIA H200 (UUID: GPU-0)"]
+
+
+def test_a_preset_asked_for_is_kept(monkeypatch, capsys):
+    chosen, err = _main(monkeypatch, capsys, [], "preset=paper")  # no terminal: no pause
+    assert chosen == "paper" and "instead" not in err
+    assert "'paper' preset" in err and "CPU-hours" in err  # still told what it costs here
+    chosen, err = _main(monkeypatch, capsys, [], "--config", "preset=smoke", "seeds=[0]")
+    assert chosen == "smoke" and "instead" not in err
+    assert _main(monkeypatch, capsys, H200, "preset=smoke")[0] == "smoke"
+
+
+def test_with_a_gpu_it_names_it_and_estimates_nothing(monkeypatch, capsys):
+    chosen, err = _main(monkeypatch, capsys, H200)
+    assert chosen == "paper"
+    assert "1 GPU(s): GPU 0: NVIDIA H200" in err and "CPU-hours" not in err
+    assert "gpu_slots=8" in err and "--resources gpu=8" in err  # how to share it
+    assert not any(f"{name}=" in err for name in FAMILIES)  # the hint names no family
+    chosen, err = _main(monkeypatch, capsys, H200 * 2, "gpu_slots=4")
+    assert "2 GPU(s)" in err and "gpu_slots=8" not in err
+    chosen, err = _main(monkeypatch, capsys, H200, "--config", "device=cpu")
+    assert "CPU-hours" in err and chosen == "cpu"  # the configured device wins
+
+
+def test_the_gpu_listing_comes_from_nvidia_smi(tmp_path):
     res = _preflight(tmp_path, "GPU 0: NVIDIA H200 (UUID: GPU-0)")
     assert res.returncode == 0, res.stderr
-    assert "1 GPU(s): GPU 0: NVIDIA H200" in res.stderr and "CPU-hours" not in res.stderr
-    assert "gpu_slots=8" in res.stderr and "--resources gpu=8" in res.stderr  # how to share it
-    (tmp_path / "shared").mkdir()
-    shared = _preflight(tmp_path / "shared", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "gpu_slots=4")
-    assert "1 GPU(s)" in shared.stderr and "gpu_slots=8" not in shared.stderr
-    (tmp_path / "again").mkdir()
-    forced = _preflight(tmp_path / "again", "GPU 0: NVIDIA H200 (UUID: GPU-0)", "--config", "device=cpu")
-    assert "CPU-hours" in forced.stderr  # the configured device wins
+    assert res.stdout.split() == ["paper", "no", "torch"]
+    assert "1 GPU(s): GPU 0: NVIDIA H200" in res.stderr
 
 
-def test_a_bad_override_is_reported(tmp_path):
-    res = _preflight(tmp_path, None, "preset=nope")
-    assert res.returncode == 1 and "unknown preset 'nope'" in res.stderr
+def test_a_bad_override_is_reported(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert preflight.main(["preset=nope"]) == 1
+    assert "unknown preset 'nope'" in capsys.readouterr().err
 
 
 def test_estimate_follows_the_work():
@@ -78,8 +110,8 @@ def test_estimate_follows_the_work():
 
 
 def test_make_run_calls_it_before_snakemake():
-    recipe = subprocess.run(["make", "-n", "run", "VENV=/nonexistent"], cwd=ROOT, capture_output=True,
+    recipe = subprocess.run(["make", "-n", "run", "VENV=/nonexistent"], check=False, cwd=ROOT, capture_output=True,
                             text=True, timeout=60).stdout.splitlines()
     pre = next(i for i, line in enumerate(recipe) if "-m kvt.preflight" in line)
-    run = next(i for i, line in enumerate(recipe) if "snakemake --cores all" in line)
-    assert pre < run
+    run = next(i for i, line in enumerate(recipe) if "snakemake --cores all" in line and "echo" not in line)
+    assert pre < run and "--keep-going" in recipe[run]

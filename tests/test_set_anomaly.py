@@ -186,6 +186,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, one_thread):
     """The tiny run: 16 steps an epoch, 2 epochs, validated (and checkpointed) once an epoch."""
     hp, inputs = tiny_hparams("anomaly"), anomaly_inputs(tmp_path)

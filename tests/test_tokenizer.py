@@ -76,6 +76,7 @@ def test_training_is_deterministic(corpus, tmp_path):
     assert (tmp_path / "u.model").read_bytes() == (tmp_path / "u2.model").read_bytes()
 
 
+@pytest.mark.slow
 @needs_mirror
 def test_real_train_split(tmp_path):
     """8,000 pieces from the 29,000 train pairs: deterministic, and val/test round trip losslessly."""

@@ -141,6 +141,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_run):
     kill_at = 13  # mid-epoch 1, not a validation step: the last checkpoint is step 12
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(tiny_hparams()),

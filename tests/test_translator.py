@@ -73,6 +73,7 @@ def test_decoder_is_causal(attention, cross):
         assert not torch.allclose(other[:, t:], logits[:, t:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention,cross", CASES)
 def test_padding_changes_nothing(attention, cross):
     model = translator(attention, cross).eval()
@@ -188,6 +189,7 @@ def sequence_logprob(model, src, out):
     return logp.masked_fill(after_eos(out), 0.0).sum(-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", VARIANTS)
 def test_greedy(attention):
     """Output: the generated ids without <bos>, each row ending with <eos> then <pad>. Each id is
@@ -224,6 +226,7 @@ def test_greedy(attention):
     assert training.greedy(src, 2).shape[1] <= 2 and training.training  # mode restored
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", VARIANTS)
 def test_beam_search(attention):
     """beam=1 is greedy; a beam as wide as the search space (all prefixes of max_new - 1 tokens)

@@ -223,6 +223,7 @@ def tiny_images(n=5, seed=0):
                          generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.slow
 def test_extract_features_random_weights_deterministic():
     images = tiny_images()
     lines = []
@@ -252,6 +253,7 @@ def test_extract_features_imagenet_missing_offline(tmp_path, monkeypatch):
     assert "download.pytorch.org" in str(err.value)
 
 
+@pytest.mark.slow
 def test_extract_features_imagenet_from_checkpoint_folder(tmp_path, monkeypatch):
     """A file at the hub path is loaded without a download; features equal a manual computation."""
     from torchvision.models import resnet34
@@ -334,6 +336,7 @@ def test_attention_maps_are_those_of_forward(family):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_vit_validates_twice_per_epoch(tmp_path):
     """The reference's Trainer(val_check_interval=0.5) (ViT_pos.py, ViT-nist_pos.py): every vision
     task validates twice per epoch by default, and the weights tested are the best of those."""

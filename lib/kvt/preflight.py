@@ -1,10 +1,13 @@
-"""Before `make run` starts the pipeline: is there a GPU? Without one, say so, say roughly how many
-CPU-hours the configured preset needs, and how to run the cpu preset instead, so that nobody waits
-days without a word. Torch-free and quick (it runs before Snakemake builds the DAG).
+"""Before `make run` starts the pipeline: which preset, and is there a GPU? With one, the paper
+preset. Without one, say so with roughly how many CPU-hours the paper preset would need, and run
+the cpu preset instead, so that nobody waits days without a word. A preset given on the command
+line is kept (the paper preset on a CPU after a notice and a pause to press Ctrl-C). Torch-free and
+quick (it runs before Snakemake builds the DAG).
 
     python -m kvt.preflight [KEY=VALUE ...] [snakemake arguments]
 
 KEY=VALUE pairs (also those after `--config`) override config.yaml as on Snakemake's command line.
+Prints the chosen preset on stdout (messages go to stderr).
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ import subprocess
 import sys
 import time
 
-
 # Jobs are assumed to reach this share of one core's float32 matmul rate, counting only training
-# matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (README)
+# matmuls (train_flops): calibrated on the cpu preset, whose measured times on 2 cores (docs/measurements.md)
 # are within 1.3x of the estimate. Evaluation, data and start-up are in this factor.
 EFFICIENCY = 0.12
 WAIT_S = 10  # on a terminal, time to press Ctrl-C before the pipeline starts
@@ -31,7 +33,7 @@ def gpus() -> list[str]:
     if exe is None:
         return []
     try:
-        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([exe, "-L"], check=False, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line for line in out.stdout.splitlines() if line.startswith("GPU")] if out.returncode == 0 else []
@@ -66,51 +68,84 @@ def workload(config: dict) -> dict[str, tuple[int, float]]:
     return out
 
 
-def notice(config: dict, gflops: float, cores: int) -> str:
-    work = workload(config)
+def cpu_hours(config: dict, gflops: float) -> dict[str, tuple[int, float]]:
+    """{family: (train runs, estimated CPU-hours)} of the families the config runs."""
     rate = EFFICIENCY * gflops * 1e9 * 3600  # FLOPs per core-hour
-    cpu_hours = sum(flops for _, flops in work.values()) / rate
-    lines = [f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
-             f"{config['preset']!r} preset will train on the CPU.",
-             f"  Rough estimate: {_hours(cpu_hours)} CPU-hours, about {_hours(cpu_hours / cores)} "
-             f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):"]
-    for name, (runs, flops) in work.items():
-        lines.append(f"    {name:<10} {runs:>4} runs  {_hours(flops / rate):>8} CPU-hours")
-    lines += ["  Every task and variant, reduced to run on CPUs (about an hour on 2 cores): make cpu",
-              "  (README: Presets). On a GPU machine or a SLURM cluster: README, Cluster (SLURM)."]
+    return {name: (runs, flops / rate) for name, (runs, flops) in workload(config).items()}
+
+
+def notice(config: dict, gflops: float, cores: int) -> str:
+    """What the configured preset costs on this machine's CPUs, per family."""
+    work = cpu_hours(config, gflops)
+    total = sum(hours for _, hours in work.values())
+    lines = [(f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
+              f"{config['preset']!r} preset would train on the CPU."),
+             (f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
+              f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):")]
+    for name, (runs, hours) in work.items():
+        lines.append(f"    {name:<12} {runs:>4} runs  {_hours(hours):>8} CPU-hours")
     return "\n".join(lines)
 
 
 def _hours(h: float) -> str:
-    return f"{h:,.0f}" if h >= 10 else f"{h:.1f}"
+    return f"{h:,.0f}" if h >= 10 else f"{h:.1f}" if h >= 0.1 else "<0.1"
+
+
+def gpu_hint(config: dict, found: list[str]) -> str | None:
+    """How small runs can share a GPU, unless the config already shares it."""
+    if config["gpu_slots"] > 1 or any(config[name].get("joint_seeds") for name in config["families"]):
+        return None
+    return ("kvt: one job per GPU at a time. Small runs can share a GPU: add --config gpu_slots=8 "
+            "and `joint_seeds: true` in a family's section (e.g. \"<family>={joint_seeds: true}\"), "
+            f"and --resources gpu={8 * len(found)} (and precision=bf16 for speed over the paper's "
+            "float32 numbers); docs/performance.md: On a GPU.")
+
+
+AUTO_FROM, AUTO_TO = "paper", "cpu"  # without a GPU, a preset not asked for on the command line
 
 
 def main(argv=None) -> int:
     from .config import ConfigError, load_config, parse_overrides
 
     args = sys.argv[1:] if argv is None else list(argv)
+    overrides = parse_overrides(args, strict=False)
     try:
-        config = load_config(parse_overrides(args, strict=False))
+        config = load_config(overrides)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 1
-    found = gpus()
-    if found and config["device"] != "cpu":
+    found = gpus() if config["device"] != "cpu" else []
+    if found:
         print(f"kvt: {len(found)} GPU(s): " + "; ".join(found), file=sys.stderr)
-        if config["gpu_slots"] == 1 and not config["synthetic"].get("joint_seeds"):
-            print("kvt: one job per GPU at a time. The synthetic grid's small runs can share a GPU: "
-                  "add --config gpu_slots=8 \"synthetic={joint_seeds: true}\" and --resources "
-                  f"gpu={8 * len(found)} (and precision=bf16 for speed over the paper's float32 "
-                  "numbers); README: Performance, On a GPU.", file=sys.stderr)
+        hint = gpu_hint(config, found)
+        if hint:
+            print(hint, file=sys.stderr)
+        print(config["preset"])
         return 0
-    print(notice(config, core_gflops(), os.cpu_count() or 1), file=sys.stderr)
+    gflops, cores = core_gflops(), os.cpu_count() or 1
+    print(notice(config, gflops, cores), file=sys.stderr)
+    if "preset" not in overrides and config["preset"] == AUTO_FROM:
+        try:
+            auto = load_config({**overrides, "preset": AUTO_TO})  # the cpu preset with these overrides
+        except ConfigError as err:
+            print(err, file=sys.stderr)
+            return 1
+        hours = sum(h for _, h in cpu_hours(auto, gflops).values())
+        print(f"  So this runs the {AUTO_TO!r} preset instead: every task and variant, reduced "
+              f"(estimate: {_hours(hours)} CPU-hours, about {_hours(hours / cores)} hours here; "
+              "README: Presets). `make run PRESET=paper` runs the paper preset here anyway; "
+              "docs/cluster.md: a SLURM cluster.", file=sys.stderr)
+        print(AUTO_TO)
+        return 0
     dry = any(a in ("-n", "--dry-run", "--dryrun") for a in args)
-    if sys.stdin.isatty() and not dry:
-        print(f"  Starting in {WAIT_S} s; press Ctrl-C to stop.", file=sys.stderr, flush=True)
+    if config["preset"] == AUTO_FROM and sys.stdin.isatty() and not dry:
+        print(f"  Starting in {WAIT_S} s; press Ctrl-C to stop (`make run` without PRESET runs "
+              f"the {AUTO_TO!r} preset here).", file=sys.stderr, flush=True)
         try:
             time.sleep(WAIT_S)
         except KeyboardInterrupt:
             return 130
+    print(config["preset"])
     return 0
 
 
