@@ -68,6 +68,8 @@ def python_command() -> str:
 
 def report(results, data_dir: str, since: float = 0.0) -> str:
     """The end-of-run message ('' when every data job that ran left its manifest)."""
+    from .data.acquire import stage_command
+
     results = Path(results)
     names = failed(results, since)
     if not names:
@@ -81,8 +83,7 @@ def report(results, data_dir: str, since: float = 0.0) -> str:
         if holds is None:
             lines.append(f"    not staged from a folder: see {log}")
             continue
-        lines.append(f"    stage it: {python_command()} -m kvt.data.acquire stage {name} FOLDER "
-                     f"--root {data_dir}")
+        lines.append(f"    stage it: {stage_command(name, data_dir, python=python_command())}")
         lines.append(f"    FOLDER holds {holds}")
     lines.append("  Then run the same command again: what finished is not run again. "
                  "docs/data.md: where each dataset comes from.")

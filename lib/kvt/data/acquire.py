@@ -281,9 +281,9 @@ def _default_root() -> Path:
         raise SystemExit(f"--root not given and the configuration cannot be read ({e}); give --root") from e
 
 
-def stage_command(dataset: str, root="data", folder: str = "FOLDER") -> str:
+def stage_command(dataset: str, root="data", folder: str = "FOLDER", python: str = "python") -> str:
     """The command that stages `dataset` into the data folder root from a local folder."""
-    return f"python -m kvt.data.acquire stage {dataset} {folder} --root {root}"
+    return f"{python} -m kvt.data.acquire stage {dataset} {folder} --root {root}"
 
 
 def _stage_command(args) -> int:
