@@ -18,15 +18,16 @@ TINY = {
     # fake features (see `anomaly_inputs`): 1,080 train sets, batch 64 -> 16 steps, 2 epochs
     "anomaly": ({"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
                  "batch_size": 64, "warmup_steps": 3}, "cifar100", "kv_pos"),
-    # fixture pairs (see `nlp_inputs`): 400 train pairs, batch 50 -> 8 steps, 2 epochs
-    "nlp": ({"multi30k_en_de": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
-                                "vocab_size": 120, "max_len": 40, "epochs": 2, "warmup_steps": 5,
-                                "val_bleu_size": 20, "eval_batch": 30}}, "multi30k_en_de", "kv_pos"),
+    # fixture pairs (see `text_inputs`): 400 train pairs, batch 50 -> 8 steps, 2 epochs
+    "translation": ({"multi30k_en_de": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                                        "vocab_size": 120, "max_len": 40, "epochs": 2,
+                                        "warmup_steps": 5, "val_bleu_size": 20, "eval_batch": 30}},
+                    "multi30k_en_de", "kv_pos"),
     # fixture play: 16-character blocks, 12 iterations, validated every 4 on 3 fixed batches
-    "nlp.shakespeare": ({"shakespeare": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
-                                         "block": 16, "iterations": 12, "batch_size": 8,
-                                         "val_every": 4, "eval_batches": 3, "sample_chars": 50}},
-                        "shakespeare", "kv_pos"),
+    "charlm": ({"shakespeare": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                                "block": 16, "iterations": 12, "batch_size": 8, "val_every": 4,
+                                "eval_batches": 3, "sample_chars": 50}},
+               "shakespeare", "kv_pos"),
 }
 
 
@@ -100,10 +101,10 @@ def anomaly_inputs(root) -> dict:
     return {"features": str(path)}
 
 
-def nlp_inputs(root, dataset: str = "multi30k") -> dict:
+def text_inputs(root, dataset: str = "multi30k") -> dict:
     """Fixture texts under root, the data rule's manifest and, for translation (either direction),
-    a tokenizer learned from the fixture training pairs (as the tokenizer rule does): an NLP run's
-    inputs."""
+    a tokenizer learned from the fixture training pairs (as the tokenizer rule does): a char-LM
+    or translation run's inputs."""
     import json
 
     from kvt.data.text import prepare, read_pairs
@@ -123,4 +124,4 @@ def nlp_inputs(root, dataset: str = "multi30k") -> dict:
 
 # Inputs of each TINY case.
 FAMILY_INPUTS = {"synthetic": lambda root: {}, "vision": vision_inputs, "anomaly": anomaly_inputs,
-                 "nlp": nlp_inputs, "nlp.shakespeare": lambda root: nlp_inputs(root, "shakespeare")}
+                 "translation": text_inputs, "charlm": lambda root: text_inputs(root, "shakespeare")}

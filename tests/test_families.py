@@ -106,6 +106,11 @@ def test_schema_hparams_and_defaults_come_from_the_declaration(name):
     settings = set(run_fields(fam.config)) - set(fam.tasks)
     if fam.per_task:
         settings |= {k for k in config[name][task] if k not in ("grid", "runtime", "mem_mb")}
+    # settings a family derives (translation: the languages, from the task's name) are no keys
+    derived = set(fam.settings(config[name], task)) - settings - {"grid", "runtime", "mem_mb"}
+    assert not derived & set(section["properties"]) and not derived & set(config[name][task]
+                                                                         if fam.per_task else {})
+    settings |= derived
     assert set(hp) == {"family", "task", "attention", "seed", "cfg"} | set(fam.grid_tags) | settings
     # not hyperparameters: toggling them must not rerun a job (hparams are a Snakemake param)
     assert not {"keep_last", "runtime", "mem_mb", "grid", "tasks", "device"} & set(hp)

@@ -78,12 +78,12 @@ def test_unknown_init_is_named():
 
 
 @pytest.mark.parametrize("case, init", [("synthetic", "fused"), ("anomaly", "fused"),
-                                        ("vision", "torch"), ("nlp.shakespeare", "torch")])
+                                        ("vision", "torch"), ("charlm", "torch")])
 def test_each_family_starts_as_its_reference_did(case, init):
     """docs/protocol.md: the synthetic and set-anomaly code (tutorial 6) used the fused init; the ViT
     and the char-level GPT set none; the switch reaches every attention module."""
     hp = tiny_hparams(case)
-    if case == "nlp.shakespeare":
+    if case == "charlm":
         hp["vocab_size"] = 65
     assert hp["init"] == init
     for mode in (init, "xavier"):

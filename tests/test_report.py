@@ -405,12 +405,12 @@ def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
              "by_config_csv": "synthetic_by_config.csv", "by_config_md": "synthetic_by_config.md",
              "params_csv": "params_synthetic.csv", "params_md": "params_synthetic.md"}
     run_script("tables", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-               params={"family": "synthetic"}, output={k: str(out / v) for k, v in names.items()})
+               params={"group": "synthetic"}, output={k: str(out / v) for k, v in names.items()})
     figs = {}
     for kind, stem in (("loss", "loss_sort"), ("score", "accuracy_sort")):
         files = {"png": f"{stem}.png", "pdf": f"{stem}.pdf"}
         run_script("figures", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-                   params={"family": "synthetic", "task": "sort", "kind": kind},
+                   params={"group": "synthetic", "task": "sort", "kind": kind},
                    output={k: str(out / v) for k, v in files.items()})
         figs.update({f"{kind}_{k}": v for k, v in files.items()})
     for name in ["summary.csv", *names.values()]:

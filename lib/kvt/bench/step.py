@@ -46,8 +46,8 @@ CASES = (
     Case("vision", "mnist"),
     Case("vision", "cifar10"),
     Case("anomaly", "cifar100"),
-    Case("nlp", "shakespeare"),
-    Case("nlp", "multi30k_en_de"),
+    Case("charlm", "shakespeare"),
+    Case("translation", "multi30k_en_de"),
 )
 CHARS = 65  # Tiny Shakespeare's character vocabulary
 SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces
@@ -59,7 +59,7 @@ def hparams(config: dict, case: Case, variant: str) -> dict:
     fam, section = FAMILIES[case.family], config[case.family]
     cfg = case.cfg or next(iter(fam.configs(section, case.task)))
     hp = fam.hparams(section, case.task, cfg, variant, 0)
-    if case.task == "shakespeare":
+    if case.family == "charlm":
         hp["vocab_size"] = CHARS  # data_facts reads it from the text
     return hp
 
@@ -83,7 +83,7 @@ def random_batch(hp: dict, gen: torch.Generator):
 
         x = torch.randn(b, hp["set_size"], SetAnomalyConfig.feature_dim, generator=gen)
         return x, torch.randint(hp["set_size"], (b,), generator=gen)
-    if hp["task"] == "shakespeare":
+    if hp["family"] == "charlm":
         x = torch.randint(CHARS, (b, hp["block"] + 1), generator=gen)
         return x[:, :-1], x[:, 1:]
     src = torch.randint(4, hp["vocab_size"], (b, SOURCE_LEN), generator=gen)

@@ -1,9 +1,35 @@
 """Helpers the family runtimes share."""
 
+import sys
 from dataclasses import fields
+from pathlib import Path
 
 
 def fields_from(cls, hp: dict, **extra):
     """A config dataclass filled from a run's hparams by field name (each name written once)."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in {**hp, **extra}.items() if k in names})
+
+
+def verified_data_root(inputs: dict, what: str) -> Path:
+    """The data folder of the data rule's manifest (input 'data'), after checking every file it
+    lists against the sum recorded there (a file altered since the data rule ran is never used)."""
+    from ..data.integrity import verified_root
+
+    if "data" not in inputs:
+        raise ValueError(f"{what} needs the data rule's manifest as input 'data'")
+    return verified_root(str(inputs["data"]))
+
+
+def text_data_job(job) -> None:
+    """The data rule of a text dataset: its files present and checked (staged, fetched, or
+    fixtures), and its manifest."""
+    from ..data import text
+    from ..jsonfiles import write_json
+
+    p = job.params
+    info = text.prepare(job.wildcards.dataset, p.root, base=p.base, download=p.download,
+                        fixtures=p.fixtures, retries=p.retries)
+    print(f"{info['task']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+          file=sys.stderr)
+    write_json(info, Path(job.output.manifest))

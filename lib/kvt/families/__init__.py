@@ -7,7 +7,7 @@ that iterates over families (config, workflow, trainer, report core) names one. 
 import importlib
 import pkgutil
 
-from .base import ConfigError, Family, TableRecipe, setting  # noqa: F401
+from .base import ConfigError, Family, ReportGroup, TableRecipe, report_group, setting  # noqa: F401
 
 FAMILIES: dict[str, Family] = {}
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -16,6 +16,19 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if _fam is not None:
             FAMILIES[_fam.name] = _fam
 FAMILIES = dict(sorted(FAMILIES.items(), key=lambda item: (item[1].order, item[0])))
+
+
+# The report's groups (TableRecipe.group), in the families' order.
+GROUPS: dict[str, ReportGroup] = {
+    name: report_group(name, [f for f in FAMILIES.values() if f.report_group == name])
+    for name in dict.fromkeys(f.report_group for f in FAMILIES.values())}
+
+
+def group(name: str) -> ReportGroup:
+    """The report group `name`."""
+    if name not in GROUPS:
+        raise ValueError(f"unknown report group {name!r}; known: {', '.join(GROUPS)}")
+    return GROUPS[name]
 
 
 def family(name: str) -> Family:

@@ -7,7 +7,8 @@ The family's declaration; training code: kvt.experiments.anomaly.
 
 from dataclasses import dataclass
 
-from .base import (Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
+from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
+                   Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
                    scale_setting, select_setting, setting, Workload)
 
@@ -63,6 +64,9 @@ class AnomalyConfig:
     init: str = init_setting("fused")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
+    eval_runtime: int = eval_runtime_setting(20)
+    group: bool = group_setting()
+    joint_seeds: bool = joint_seeds_setting()
 
 
 def check(section: dict) -> None:
@@ -91,5 +95,6 @@ FAMILY = Family(
         "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
     check=check,
     order=2,
+    inputs={"features": "anomaly/features/{task}.pt"},
     workload=workload,
 )

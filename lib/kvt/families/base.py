@@ -133,6 +133,10 @@ class TableRecipe:
     mean_row: bool = True  # a mean over tasks (False where the tasks' metrics differ)
     lower_better: tuple[str, ...] = ()  # metrics where lower is better (losses)
     task_extras: dict = field(default_factory=dict)  # task -> outputs only that task has
+    # The report's group: families of one group share their tables and figures (tables/<group>.*,
+    # figures/<group>/), as the paper groups char-LM and translation under NLP; "": the family's
+    # own name.
+    group: str = ""
 
     def metrics(self, task: str) -> tuple[tuple[str, str], ...]:
         """((summary column, label), ...) that score `task`, the first one its main metric."""
@@ -179,6 +183,16 @@ class Family:
     per_task: bool = False  # settings per task live in section[task] (a nested dataclass)
     order: int = 0  # position among the families (the paper's order) in lists and the summary
     workload: Callable[[dict, dict], "Workload"] | None = None  # (hparams, section): for estimates
+    # The named inputs of its train and eval jobs besides the weights, relative to the results
+    # folder ({task}: the run's task), e.g. {"data": "data/{task}.json"} (the data rule's manifest).
+    inputs: dict = field(default_factory=dict)
+    # The files its eval job writes into a run's folder besides test.json: {name: file name}.
+    eval_outputs: dict = field(default_factory=dict)
+
+    @property
+    def report_group(self) -> str:
+        """The name of the report's group (tables, figures) this family belongs to."""
+        return self.table.group or self.name
 
     # The section as configured: the dataclass's defaults, as the schema fills them in.
     def defaults(self) -> dict:
@@ -236,6 +250,53 @@ class Family:
                 for a in attentions for s in self.seeds(section, seeds)]
 
 
+@dataclass(frozen=True)
+class ReportGroup:
+    """What the report needs of one group of families (see TableRecipe.group), in the shape of a
+    family: its name, members, tasks (each of one member), grid tags and merged table recipe."""
+    name: str
+    members: tuple[str, ...]
+    tasks: tuple[str, ...]
+    grid_tags: dict
+    table: TableRecipe
+
+
+def report_group(name: str, members: list[Family]) -> ReportGroup:
+    """The group `name` of `members` (in the families' order). One member: its own recipe.
+    Several: per task the metrics and reference numbers of the task's family, one mean row no
+    longer (the members' metrics differ), their reference notes joined."""
+    tasks = [t for fam in members for t in fam.tasks]
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"report group {name!r}: its families {[f.name for f in members]} share "
+                         "task names; a group's tables need each task once")
+    first = members[0].table
+    if len(members) == 1:
+        return ReportGroup(name, (members[0].name,), tuple(tasks), dict(members[0].grid_tags), first)
+    figures = {fam.table.score_figure for fam in members}
+    if len(figures) > 1:
+        raise ValueError(f"report group {name!r}: its families name their score figure "
+                         f"differently ({sorted(figures)}); they share figures/{name}/")
+    owner = {t: fam.table for fam in members for t in fam.tasks}
+
+    def union(attr):
+        return tuple(dict.fromkeys(x for fam in members for x in getattr(fam.table, attr)))
+
+    table = dataclasses.replace(
+        first, group=name,
+        task_metrics={t: owner[t].metrics(t) for t in tasks},
+        reference=lambda task, attention, metric: owner[task].reference_of(task, attention, metric)
+        if task in owner else None,
+        reference_mean=None, mean_row=False,
+        reference_note=" ".join(fam.table.reference_note for fam in members
+                                if fam.table.reference_note),
+        bounded=all(fam.table.bounded for fam in members),
+        extras=union("extras"), model_keys=union("model_keys"), name_only=union("name_only"),
+        lower_better=union("lower_better"),
+        task_extras={t: x for fam in members for t, x in fam.table.task_extras.items()})
+    grid_tags = {k: v for fam in members for k, v in fam.grid_tags.items()}
+    return ReportGroup(name, tuple(fam.name for fam in members), tuple(tasks), grid_tags, table)
+
+
 # -- settings most families share (one description each; defaults per family) ------------------
 def axis(default: list[int], doc: str):
     """A grid axis: a non-empty list of distinct positive integers."""
@@ -270,6 +331,25 @@ def init_setting(default: str):
 
 def fused_setting():
     return setting(True, "Use scaled_dot_product_attention (false: the manual path).")
+
+
+def eval_runtime_setting(default: int):
+    return setting(default, "Minutes an eval job may take (cluster executors).", run=False,
+                   minimum=1)
+
+
+def group_setting():
+    return setting(False, "On a cluster, submit the runs of one configuration (every variant and "
+                   "seed, train then eval) as one job, a Snakemake group, instead of one job per "
+                   "run: the scheduler sees fewer, longer jobs. Needs the profile's local gpu scope "
+                   "(profiles/slurm); inactive in local runs.", run=False)
+
+
+def joint_seeds_setting():
+    return setting(False, "Train every seed of a configuration and variant in one job, one "
+                   "process, step by step in turn (on a GPU each on its own CUDA stream), and test "
+                   "them in one job. Each run's files and numbers are exactly those of its own "
+                   "jobs; the seeds share the jobs' start-up and the device.", run=False)
 
 
 def runtime_setting(default: int):

@@ -7,7 +7,8 @@ weights selected on validation accuracy (docs/protocol.md). Training code: kvt.e
 from dataclasses import dataclass
 
 from ..report import paper
-from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
+                   ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
                    runtime_setting, scale_setting, select_setting, setting, Workload)
 
@@ -48,15 +49,9 @@ class SyntheticConfig:
     init: str = init_setting("fused")
     runtime: int = runtime_setting(60)
     mem_mb: int = mem_mb_setting(8000)
-    group: bool = setting(False, "On a cluster, submit the runs of one configuration (every variant "
-                          "and seed, train then eval) as one job, a Snakemake group, instead of one "
-                          "job per run: the scheduler sees 10x fewer, longer jobs. Needs the profile's "
-                          "local gpu scope (profiles/slurm); inactive in local runs.", run=False)
-    joint_seeds: bool = setting(False, "Train every seed of a configuration and variant in one job, "
-                                "one process, step by step in turn (on a GPU each on its own CUDA "
-                                "stream), and test them in one job. Each run's files and numbers are "
-                                "exactly those of its own jobs; the seeds share the jobs' start-up "
-                                "and the device.", run=False)
+    eval_runtime: int = eval_runtime_setting(10)
+    group: bool = group_setting()
+    joint_seeds: bool = joint_seeds_setting()
 
 
 def check(section: dict) -> None:

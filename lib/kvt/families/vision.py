@@ -7,7 +7,8 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 
 from dataclasses import dataclass
 
-from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
+                   ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
                    runtime_setting, scale_setting, select_setting, setting, Workload)
 
@@ -62,6 +63,9 @@ class VisionConfig:
     pos_per_head: bool = pos_per_head_setting()
     fused: bool = fused_setting()
     init: str = init_setting("torch")
+    eval_runtime: int = eval_runtime_setting(20)
+    group: bool = group_setting()
+    joint_seeds: bool = joint_seeds_setting()
     mnist: ViTTask = setting(_mnist_like(), "MNIST settings (docs/protocol.md).")
     fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (docs/protocol.md).")
     cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (docs/protocol.md).")
@@ -107,4 +111,5 @@ FAMILY = Family(
     workload=workload,
     per_task=True,
     order=1,
+    inputs={"data": "data/{task}.json"},
 )
