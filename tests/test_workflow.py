@@ -53,6 +53,15 @@ def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):
     assert counts["synthetic_train"] == counts["synthetic_eval"] == 5 * 16 * 3 == 240
 
 
+def test_joint_seeds_and_groups_serve_every_family(tmp_path):
+    """joint_seeds and group are settings of every family (the generic train and eval rules)."""
+    res = dry_run("families=[vision]", "vision={tasks: [digits], joint_seeds: true, group: true}",
+                  tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout + res.stderr)
+    assert counts["vision_train"] == counts["vision_eval"] == 1 * 3  # one configuration, 3 variants
+
+
 def test_restricting_task_variant_and_seeds(tmp_path):
     res = dry_run("attentions=[kv]", "seeds=[1]", "synthetic={tasks: [sort], epochs: 1}",
                   tmp_path=tmp_path)
