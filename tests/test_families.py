@@ -183,7 +183,7 @@ def test_attention_figure_has_a_row_per_variant(tmp_path):
     panels = {}
     for variant in ("qkv", "kv", "kv_pos"):
         hp = tiny_hparams("vision", attention=variant)
-        model = runner.runtime("vision").build_model(hp).eval()
+        model = runner.experiment("vision").build_model(hp).eval()
         image, label, maps, scores = vision.first_layer_maps(model, hp, inputs)
         assert maps.shape == scores.shape == (2, 17, 17)
         assert torch.allclose(maps.sum(-1), torch.ones(2, 17))
@@ -206,9 +206,8 @@ def test_every_family_model_trains_with_every_variant(tmp_path, family, variant)
     every position's score before the softmax over the set)."""
     inputs = FAMILY_INPUTS[family](tmp_path)
     hp = tiny_hparams(family, attention=variant)
-    rt = runner.runtime(hp["family"])
-    if hasattr(rt, "data_facts"):
-        hp.update(rt.data_facts(hp, inputs))
+    rt = runner.experiment(hp["family"])
+    hp.update(rt.data_facts(hp, inputs))
     torch.manual_seed(0)
     model = rt.build_model(hp).train()
     out = rt.step(model, next(rt.train_data(hp, inputs).batches(0)))
@@ -302,10 +301,9 @@ def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
     from kvt.attention import SelfAttention
 
     hp = tiny_hparams(family, attention=variant)
-    rt = runner.runtime(hp["family"])
+    rt = runner.experiment(hp["family"])
     inputs = FAMILY_INPUTS[family](tmp_path)
-    if hasattr(rt, "data_facts"):
-        hp = {**hp, **rt.data_facts(hp, inputs)}
+    hp = {**hp, **rt.data_facts(hp, inputs)}
     model = rt.build_model(hp)
     batch = next(rt.train_data(hp, inputs).batches(0))
     ours = runner.forward_flops(model, batch, rt.step)
@@ -323,10 +321,47 @@ def test_forward_flops_count_the_query_projection_kv_saves():
     counts = {}
     for variant in ("qkv", "kv", "kv_pos"):
         hp = tiny_hparams("synthetic", attention=variant)
-        rt = runner.runtime("synthetic")
+        rt = runner.experiment("synthetic")
         model = rt.build_model(hp)
         counts[variant] = runner.forward_flops(model, next(rt.train_data(hp, {}).batches(0)), rt.step)
         assert all(m.fused for m in model.modules() if hasattr(m, "fused"))  # restored
     n, d, depth = hp["seq_len"], hp["d_model"], hp["depth"]
     assert counts["qkv"] - counts["kv"] == depth * 2 * n * d * d
     assert counts["kv_pos"] >= counts["kv"]
+
+
+def test_an_experiment_without_a_required_method_fails_where_it_is_defined():
+    """The runtime contract is typed (kvt.experiments.base): a subclass lacking a required
+    method is refused when it is defined, naming what it lacks; optional hooks have defaults."""
+    from kvt.experiments.base import REQUIRED, Experiment
+
+    with pytest.raises(TypeError, match=r"lacks step, select_on: every experiment defines"):
+        class NoStep(Experiment):
+            def build_model(self, hp):
+                return None
+
+            def train_data(self, hp, inputs):
+                return None
+
+            def eval_data(self, hp, split, inputs):
+                return None
+
+            def train_settings(self, hp):
+                return {}
+    for name in FAMILIES:  # every registered family's runtime is a complete Experiment
+        rt = runner.experiment(name)
+        assert isinstance(rt, Experiment)
+        assert all(getattr(type(rt), m) is not getattr(Experiment, m) for m in REQUIRED)
+
+
+def test_model_configs_receive_exactly_what_they_declare():
+    """fields_from: a model setting missing from the hparams is an error naming it (no silent
+    default); constants of the architecture (fixed) are not asked for."""
+    from kvt.experiments.common import fields_from
+    from kvt.models.synthetic import SyntheticModelConfig
+
+    hp = tiny_hparams("synthetic")
+    cfg = fields_from(SyntheticModelConfig, hp)
+    assert cfg.d_model == hp["d_model"] and cfg.sdpa == hp["sdpa"] and cfg.num_classes == 10
+    with pytest.raises(ValueError, match="SyntheticModelConfig needs pos_dim"):
+        fields_from(SyntheticModelConfig, {k: v for k, v in hp.items() if k != "pos_dim"})

@@ -51,7 +51,7 @@ def test_reference_settings():
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shape_finite_and_causal(variant, fused):
-    model = gpt(variant, fused=fused).eval()
+    model = gpt(variant, sdpa=fused).eval()
     idx = tokens()
     logits = model(idx)
     assert logits.shape == (3, BLOCK, VOCAB) and torch.isfinite(logits).all()
@@ -68,7 +68,7 @@ def test_shape_finite_and_causal(variant, fused):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_and_manual_agree(variant):
-    fused, manual = gpt(variant, fused=True).eval(), gpt(variant, fused=False).eval()
+    fused, manual = gpt(variant, sdpa=True).eval(), gpt(variant, sdpa=False).eval()
     manual.load_state_dict(fused.state_dict())
     idx = tokens()
     torch.testing.assert_close(fused(idx), manual(idx), rtol=1e-5, atol=1e-5)
@@ -247,7 +247,7 @@ def test_dropout_sites_are_the_reference_notebooks(monkeypatch, fused):
     dropout replaced by the same deterministic marking, our model and a literal copy of the
     notebook's (same weights) give the same logits, in training mode on the manual path; in eval
     mode (dropout off) on both paths."""
-    model = gpt("qkv", heads=3, fused=fused, dropout=0.2)
+    model = gpt("qkv", heads=3, sdpa=fused, dropout=0.2)
     ref = reference_copy(model)
     idx = tokens()
     model.eval(), ref.eval()

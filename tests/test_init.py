@@ -87,6 +87,6 @@ def test_each_family_starts_as_its_reference_did(case, init):
         hp["vocab_size"] = 65
     assert hp["init"] == init
     for mode in (init, "xavier"):
-        model = runner.runtime(hp["family"]).build_model({**hp, "init": mode})
+        model = runner.experiment(hp["family"]).build_model({**hp, "init": mode})
         inits = {m.init for m in model.modules() if hasattr(m, "reset_parameters") and hasattr(m, "init")}
         assert inits == {mode}

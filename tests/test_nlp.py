@@ -156,7 +156,7 @@ def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, mo
     ids = [targets[(i + 7) % len(targets)] if i % 3 == 0 else targets[i] for i in range(len(targets))]
     ids = [row[:-1] if i % 4 == 0 else row for i, row in enumerate(ids)]
     monkeypatch.setattr(rt, "translate_ids", lambda *args, **kw: ids)
-    result = rt.test_extra(None, hp, inputs, CPU, tmp_path)
+    result = rt.test_extras(None, hp, inputs, CPU, tmp_path)
     refs = data["test"][2]
     hyps = (tmp_path / "translations.txt").read_text().split("\n")[:-1]
     assert hyps == tok.decode(ids) and hyps[1] == refs[1]

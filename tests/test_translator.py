@@ -272,7 +272,7 @@ def test_xavier_init(attention, monkeypatch):
 
 @pytest.mark.parametrize("attention,cross", CASES)
 def test_fused_and_manual_agree(attention, cross):
-    fused, manual = translator(attention, cross).eval(), translator(attention, cross, fused=False).eval()
+    fused, manual = translator(attention, cross).eval(), translator(attention, cross, sdpa=False).eval()
     manual.load_state_dict(fused.state_dict())
     src = torch.cat((ids(3, 6, 1), pads(3, 2)), 1)
     tgt = torch.cat((ids(3, 5, 2, bos=True), pads(3, 1)), 1)

@@ -106,7 +106,7 @@ class Bench:
 def prepare(config: dict, case: Case, variant: str, device, precision: str = "fp32") -> Bench:
     """The model (seed 0) and a random batch (seed 0: every variant gets the same inputs)."""
     hp = hparams(config, case, variant)
-    rt = runner.runtime(hp["family"])
+    rt = runner.experiment(hp["family"])
     torch.manual_seed(0)
     model = rt.build_model(hp).to(device).train()
     batch = tuple(t.to(device) for t in random_batch(hp, torch.Generator().manual_seed(0)))

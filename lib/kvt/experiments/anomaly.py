@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from ..data.set_anomaly import (FreshSetBatches, SetBatches, SetSampler, balanced_holdout,
                                 extract_features, make_sets, set_eval_batches)
 from ..models.set_anomaly import SetAnomalyConfig, SetAnomalyEncoder
+from .base import Experiment
 from .common import fields_from
 
 SELECT_ON = ("val_acc", "max")
@@ -113,3 +114,20 @@ def features_job(job) -> None:
                              batch_size=p.feature_batch, device=device,
                              progress=lambda line: print(line, file=sys.stderr))
     atomic_save(feats, Path(job.output.features))
+
+
+class Anomaly(Experiment):
+    """Set anomaly detection on cached features (kvt.experiments.base)."""
+    build_model = staticmethod(build_model)
+    train_data = staticmethod(train_data)
+    eval_data = staticmethod(eval_data)
+    step = staticmethod(step)
+
+    def select_on(self, hp: dict) -> tuple[str, str]:
+        return SELECT_ON
+
+    def train_settings(self, hp: dict) -> dict:
+        return TRAIN
+
+
+EXPERIMENT = Anomaly()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..data import text
 from ..models.gpt import CharGPT, GPTConfig
+from .base import Experiment
 from .common import fields_from, verified_data_root
 
 LN2 = math.log(2)
@@ -73,7 +74,7 @@ def step(model, batch) -> dict:
     return {"loss": loss, "count": y.numel(), "bpc": loss.detach() * y.numel() / LN2}
 
 
-def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
+def test_extras(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
     """sample.txt: sample_chars characters generated from a new line (seeded by the run's seed).
     Writes only in out_dir."""
     vocab = chars(inputs)[0]
@@ -82,3 +83,22 @@ def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
     ids = model.generate(start, hp["sample_chars"], gen)[0, len(SAMPLE_PROMPT):]
     (out_dir / "sample.txt").write_text(vocab.decode(ids.cpu()), encoding="utf-8")
     return {}
+
+
+class CharLM(Experiment):
+    """The char-level GPT on Tiny Shakespeare (kvt.experiments.base)."""
+    build_model = staticmethod(build_model)
+    train_data = staticmethod(train_data)
+    eval_data = staticmethod(eval_data)
+    step = staticmethod(step)
+    data_facts = staticmethod(data_facts)
+    test_extras = staticmethod(test_extras)
+
+    def select_on(self, hp: dict) -> tuple[str, str]:
+        return SELECT_ON
+
+    def train_settings(self, hp: dict) -> dict:
+        return TRAIN
+
+
+EXPERIMENT = CharLM()

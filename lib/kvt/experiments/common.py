@@ -4,11 +4,22 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from ..models.config import FIXED
+
 
 def fields_from(cls, hp: dict, **extra):
-    """A config dataclass filled from a run's hparams by field name (each name written once)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in {**hp, **extra}.items() if k in names})
+    """A model config filled from a run's hparams and `extra` (what the runtime derives, e.g. from
+    the dataset) by field name, each name written once. Every field must be given, except those
+    marked fixed (kvt.models.config: constants of the architecture); a missing one is an error
+    naming it, never a silent default. Hparams the model does not declare (data, optimiser
+    settings) are left to the rest of the runtime."""
+    given = {**hp, **extra}
+    names = [f.name for f in fields(cls) if not f.metadata.get(FIXED)]
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise ValueError(f"{cls.__name__} needs {', '.join(missing)}, which the run's hparams "
+                         f"({hp.get('family', '?')} {hp.get('task', '')}) do not hold")
+    return cls(**{n: given[n] for n in names})
 
 
 def verified_data_root(inputs: dict, what: str) -> Path:

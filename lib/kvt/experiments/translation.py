@@ -1,6 +1,6 @@
 """The translation family's runtime (declaration: kvt.families.translation): the Multi30k
 translators (en -> de, de -> en), their data, step and metrics, and the family's own jobs (data,
-tokenizer, cross-attention figure). TRAIN is a function of the run's hparams (Noam's peak).
+tokenizer, cross-attention figure).
 """
 
 import math
@@ -15,12 +15,13 @@ from ..data import text
 from ..data.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, Tokenizer
 from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
 from ..models.translator import Translator, TranslatorConfig
+from .base import Experiment
 from .common import fields_from, verified_data_root
 
 SELECT_ON = ("val_bleu", "max")
 
 
-def TRAIN(hp: dict) -> dict:
+def train_settings(hp: dict) -> dict:
     lr = hp["lr"] or hp["d_model"] ** -0.5 * hp["warmup_steps"] ** -0.5  # Noam's peak (factor 1)
     return {"optimizer": "adam", "schedule": "noam", "betas": (0.9, 0.98), "eps": 1e-9, "lr": lr}
 
@@ -179,7 +180,7 @@ def nltk_bleu(hyps: list[str], refs: list[str], lang: str, vocab, finished=None)
     return float(corpus_bleu(references, hypotheses))
 
 
-def val_extra(hp: dict, inputs: dict, device):
+def val_scorer(hp: dict, inputs: dict, device):
     """BLEU of greedy translations of the first val_bleu_size val sentences."""
     data, tok = pairs(hp, inputs)
     src, _, refs = data["val"]
@@ -188,7 +189,7 @@ def val_extra(hp: dict, inputs: dict, device):
                                        refs[:n])[0]}
 
 
-def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
+def test_extras(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
     """translations.txt (one line per test sentence), their sacreBLEU with its signature, and the
     reference's nltk BLEU of the same translations. Writes only in out_dir."""
     data, tok = pairs(hp, inputs)
@@ -248,3 +249,20 @@ def cross_attention_job(job) -> None:
     with torch.no_grad():
         panels = cross_attention_panels(models, inputs(job), device)
     save(cross_attention_figure(panels, job.wildcards.task), job.output.png, job.output.pdf)
+
+
+class Translation(Experiment):
+    """The Multi30k translators (kvt.experiments.base)."""
+    build_model = staticmethod(build_model)
+    train_data = staticmethod(train_data)
+    eval_data = staticmethod(eval_data)
+    step = staticmethod(step)
+    val_scorer = staticmethod(val_scorer)
+    test_extras = staticmethod(test_extras)
+    train_settings = staticmethod(train_settings)
+
+    def select_on(self, hp: dict) -> tuple[str, str]:
+        return SELECT_ON
+
+
+EXPERIMENT = Translation()

@@ -8,7 +8,7 @@ The family's declaration; training code: kvt.experiments.anomaly.
 from dataclasses import dataclass
 
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
+                   Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
                    scale_setting, select_setting, setting, Workload)
 
@@ -60,7 +60,7 @@ class AnomalyConfig:
     scale: str = scale_setting("head")
     pos_dim: int = pos_dim_setting(10)
     pos_per_head: bool = pos_per_head_setting()
-    fused: bool = fused_setting()
+    sdpa: bool = sdpa_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
@@ -86,7 +86,7 @@ FAMILY = Family(
     config=AnomalyConfig,
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.anomaly",
+    module="kvt.experiments.anomaly",
     code=("families/anomaly.py", "experiments/anomaly.py", "models/set_anomaly.py",
           "data/set_anomaly.py"),
     table=TableRecipe(metric="test_acc", label="test accuracy (odd one found)",

@@ -5,9 +5,9 @@ A family declares, once, in a module of this package:
   The JSON Schema of the section, the defaults, the per-run hyperparameters and the test
   factories all derive from it, so a hyperparameter is written in exactly one place;
 - its task names, its grid (the axes of a configuration name such as `n64-d64-l2-h2`), the files
-  of the package that are its own (for its code hash), the module that trains it (`runtime`:
-  model, data, step, selection, test metrics), and its table recipe (which metric, how labelled,
-  which reference numbers).
+  of the package that are its own (for its code hash), the runtime module that trains it
+  (`module`: its EXPERIMENT, kvt.experiments.base's typed contract), and its table recipe
+  (which metric, how labelled, which reference numbers).
 
 Field metadata (see `setting`): `doc` (description), `run` (False: not a hyperparameter of a run,
 e.g. the task list or cluster resources), and JSON Schema keywords (`enum`, `minimum`, ...).
@@ -175,7 +175,7 @@ class Family:
     config: type  # dataclass of the config section
     tasks: tuple[str, ...]  # every task the family knows, in the paper's order
     grid_tags: dict  # grid axis -> tag of the configuration name, in name order
-    runtime: str  # module with build_model, data and step functions (imports torch)
+    module: str  # its runtime module, whose EXPERIMENT is a kvt.experiments.base.Experiment (torch)
     code: tuple[str, ...]  # files of kvt/ that are this family's own (its code hash)
     table: TableRecipe
     doc: str = ""
@@ -329,8 +329,9 @@ def init_setting(default: str):
                    enum=["fused", "xavier", "torch"])
 
 
-def fused_setting():
-    return setting(True, "Use scaled_dot_product_attention (false: the manual path).")
+def sdpa_setting():
+    return setting(True, "Use PyTorch's scaled_dot_product_attention (false: the manual path, "
+                   "which computes the same attention step by step).")
 
 
 def eval_runtime_setting(default: int):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..report import paper
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
+                   Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, setting,
                    Workload)
 
@@ -49,7 +49,7 @@ class CharLMTask:
     pos_dim: int = pos_dim_setting(20)
     pos_per_head: bool = setting(True, "One map_pos per head (the char-LM reference) instead of "
                                  "one per layer.")
-    fused: bool = fused_setting()
+    sdpa: bool = sdpa_setting()
     init: str = init_setting("torch")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
@@ -82,7 +82,7 @@ FAMILY = Family(
     config=CharLMConfig,
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.charlm",
+    module="kvt.experiments.charlm",
     code=("families/charlm.py", "experiments/charlm.py", "models/gpt.py", "data/text.py"),
     table=TableRecipe(
         metric="test_loss", label="validation loss (nats/char)",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..report import paper
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+                   ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
                    runtime_setting, scale_setting, select_setting, setting, Workload)
 
@@ -45,7 +45,7 @@ class SyntheticConfig:
     scale: str = scale_setting("head")
     pos_dim: int = pos_dim_setting(10)
     pos_per_head: bool = pos_per_head_setting()
-    fused: bool = fused_setting()
+    sdpa: bool = sdpa_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(60)
     mem_mb: int = mem_mb_setting(8000)
@@ -75,7 +75,7 @@ FAMILY = Family(
     config=SyntheticConfig,
     tasks=TASKS,
     grid_tags={"seq_len": "n", "d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.synthetic",
+    module="kvt.experiments.synthetic",
     code=("families/synthetic.py", "experiments/synthetic.py", "models/synthetic.py",
           "data/synthetic.py"),
     table=TableRecipe(metric="test_acc", label="per-token test accuracy",

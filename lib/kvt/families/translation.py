@@ -11,7 +11,7 @@ tokenizer. In the report it is one half of the paper's NLP group (with the char-
 from dataclasses import dataclass
 
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+                   ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting,
                    setting, Workload)
 
@@ -71,7 +71,7 @@ class TranslationTask:
     scale: str = scale_setting("head")
     pos_dim: int = pos_dim_setting(10)
     pos_per_head: bool = setting(False, "One map_pos per head instead of one per layer.")
-    fused: bool = fused_setting()
+    sdpa: bool = sdpa_setting()
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
 
@@ -127,7 +127,7 @@ FAMILY = TranslationFamily(
     config=TranslationConfig,
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.translation",
+    module="kvt.experiments.translation",
     code=("families/translation.py", "experiments/translation.py", "models/translator.py",
           "data/text.py", "data/tokenizer.py", "data/translation.py"),
     table=TableRecipe(

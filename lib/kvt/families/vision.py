@@ -8,7 +8,7 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 from dataclasses import dataclass
 
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
+                   ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
                    runtime_setting, scale_setting, select_setting, setting, Workload)
 
@@ -61,7 +61,7 @@ class VisionConfig:
     scale: str = scale_setting("model")
     pos_dim: int = pos_dim_setting(50)
     pos_per_head: bool = pos_per_head_setting()
-    fused: bool = fused_setting()
+    sdpa: bool = sdpa_setting()
     init: str = init_setting("torch")
     eval_runtime: int = eval_runtime_setting(20)
     group: bool = group_setting()
@@ -100,7 +100,7 @@ FAMILY = Family(
     config=VisionConfig,
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.vision",
+    module="kvt.experiments.vision",
     code=("families/vision.py", "experiments/vision.py", "models/vit.py", "data/vision.py"),
     table=TableRecipe(metric="test_acc", label="top-1 test accuracy", task_label="dataset",
                       cfg_label="configuration (d: width, l: depth, h: heads)",

@@ -31,7 +31,7 @@ class GPTConfig:
     scale: str = "model"
     pos_dim: int = 20
     pos_per_head: bool = True  # the char-LM reference had one map_pos per head
-    fused: bool = True
+    sdpa: bool = True
     init: str = "torch"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
@@ -47,7 +47,7 @@ class CharGPT(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 4 * d, dropout=cfg.dropout, activation=nn.ReLU,
                   post_norm=False, bias=False, out_bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim,
-                  max_len=cfg.block, pos_per_head=cfg.pos_per_head, fused=cfg.fused,
+                  max_len=cfg.block, pos_per_head=cfg.pos_per_head, fused=cfg.sdpa,
                   init=cfg.init, attn_dropout=cfg.dropout)
             for _ in range(cfg.depth))
         for block in self.blocks:

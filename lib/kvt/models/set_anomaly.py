@@ -10,12 +10,13 @@ import torch
 from torch import nn
 
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
 class SetAnomalyConfig:
     attention: str
-    feature_dim: int = 512
+    feature_dim: int = fixed(512)
     set_size: int = 10
     d_model: int = 256
     depth: int = 4
@@ -25,7 +26,7 @@ class SetAnomalyConfig:
     scale: str = "head"
     pos_dim: int = 10
     pos_per_head: bool = False
-    fused: bool = True
+    sdpa: bool = True
     init: str = "fused"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
@@ -42,7 +43,7 @@ class SetAnomalyEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
                   scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.set_size,
-                  pos_per_head=cfg.pos_per_head, fused=cfg.fused, init=cfg.init)
+                  pos_per_head=cfg.pos_per_head, fused=cfg.sdpa, init=cfg.init)
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(d, 1))

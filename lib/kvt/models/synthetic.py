@@ -8,6 +8,7 @@ from torch import nn
 
 from ..positional import sinusoid_1d
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
@@ -17,12 +18,12 @@ class SyntheticModelConfig:
     d_model: int
     depth: int
     heads: int
-    num_classes: int = 10
+    num_classes: int = fixed(10)
     dropout: float = 0.1
     scale: str = "head"
     pos_dim: int = 10
     pos_per_head: bool = False
-    fused: bool = True
+    sdpa: bool = True
     init: str = "fused"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
@@ -38,7 +39,7 @@ class SequenceClassifier(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
                   scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.seq_len,
-                  pos_per_head=cfg.pos_per_head, fused=cfg.fused, init=cfg.init)
+                  pos_per_head=cfg.pos_per_head, fused=cfg.sdpa, init=cfg.init)
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(d, cfg.num_classes))

@@ -18,6 +18,7 @@ from torch import nn
 from ..attention import CROSS_MODES, build_attention, make_mask
 from ..positional import sinusoid_1d
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
@@ -33,10 +34,10 @@ class TranslatorConfig:
     pos_per_head: bool = False
     cross: str = "qk"  # kv variants' cross-attention: "qk" or "kk" (docs/attention.md); qkv ignores it
     max_len: int = 128  # longest source or target sequence, specials included
-    fused: bool = True
-    pad_id: int = 0
-    bos_id: int = 2
-    eos_id: int = 3
+    sdpa: bool = True
+    pad_id: int = fixed(0)
+    bos_id: int = fixed(2)
+    eos_id: int = fixed(3)
 
 
 class DecoderBlock(nn.Module):
@@ -72,7 +73,7 @@ class Translator(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         options = dict(bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.max_len,
-                       pos_per_head=cfg.pos_per_head, fused=cfg.fused, attn_dropout=cfg.dropout)
+                       pos_per_head=cfg.pos_per_head, fused=cfg.sdpa, attn_dropout=cfg.dropout)
         self.src_embedding = nn.Embedding(cfg.vocab_size, d)
         self.tgt_embedding = nn.Embedding(cfg.vocab_size, d)
         self.register_buffer("pos_table", sinusoid_1d(cfg.max_len, d), persistent=False)

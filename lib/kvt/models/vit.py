@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
@@ -24,12 +25,12 @@ class ViTConfig:
     d_model: int
     depth: int
     heads: int
-    mlp_dim: int | None = None  # None: d_model (docs/protocol.md)
-    dropout: float = 0.0
+    mlp_dim: int | None = fixed(None)  # None: d_model (docs/protocol.md)
+    dropout: float = fixed(0.0)
     scale: str = "model"
     pos_dim: int = 50
     pos_per_head: bool = False
-    fused: bool = True
+    sdpa: bool = True
     init: str = "torch"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
@@ -62,7 +63,7 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, mlp_dim, dropout=cfg.dropout, activation=nn.GELU,
                   post_norm=False, bias=False, out_bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim,
-                  max_len=self.n_tokens, pos_per_head=cfg.pos_per_head, fused=cfg.fused,
+                  max_len=self.n_tokens, pos_per_head=cfg.pos_per_head, fused=cfg.sdpa,
                   init=cfg.init)
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, cfg.classes))
