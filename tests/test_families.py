@@ -36,8 +36,15 @@ def weights(folder):
     return torch.load(Path(folder) / "model.pt", weights_only=False)["model"]
 
 
-def test_every_family_and_task_kind_has_a_tiny_case():
-    assert {case.split(".")[0] for case in TINY} == set(FAMILIES)
+def test_every_family_declares_its_test_and_benchmark_cases():
+    """The plugin supplies them (Family.tiny, bench_cases): conftest's TINY and the benchmarks'
+    CASES derive from the registry, nothing else lists families."""
+    from kvt.bench.step import CASES
+
+    assert set(TINY) == set(FAMILIES)
+    assert {c.family for c in CASES} == set(FAMILIES)
+    for name, fam in FAMILIES.items():
+        assert fam.tiny.task in fam.tasks and all(task in fam.tasks for task, _ in fam.bench_cases)
 
 
 def main_metric(hp: dict) -> str:

@@ -123,6 +123,25 @@ class Anomaly(Experiment):
     eval_data = staticmethod(eval_data)
     step = staticmethod(step)
 
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        """A features file like the feature rule's: 1,200 train / 200 test 512-d vectors, 10
+        classes, class-dependent means (a set's odd one can be found)."""
+        gen = torch.Generator().manual_seed(0)
+        centers = torch.randn(10, SetAnomalyConfig.feature_dim, generator=gen)
+        feats = {}
+        for split, n in (("train", 1200), ("test", 200)):
+            y = torch.arange(n) % 10
+            feats[split] = (centers[y] + 0.5 * torch.randn(n, SetAnomalyConfig.feature_dim,
+                                                           generator=gen), y)
+        path = Path(root) / "features.pt"
+        torch.save(feats, path)
+        return {"features": str(path)}
+
+    def random_batch(self, hp: dict, generator):
+        b = hp["batch_size"]
+        x = torch.randn(b, hp["set_size"], SetAnomalyConfig.feature_dim, generator=generator)
+        return x, torch.randint(hp["set_size"], (b,), generator=generator)
+
     def select_on(self, hp: dict) -> tuple[str, str]:
         return SELECT_ON
 

@@ -18,6 +18,12 @@ Optional hooks, with defaults that add nothing:
     test_extras(model, hp, inputs, device, out_dir) -> {name: value}: test metrics besides the
         step's sums (test_<name>), and files written into out_dir (only there: for the last
         weights it is a temporary folder)
+For the test suite and the benchmarks (defaults: no inputs; no benchmark batch):
+    fixture_inputs(hp, root) -> inputs: small fixture files under root for a run of hp (the
+        declaration's tiny case), as its rules would hand them
+    bench_facts(hp) -> {name: value}: what data_facts would add, without data (a vocabulary size)
+    random_batch(hp, generator) -> one training batch of random data with the shapes and value
+        ranges hp trains on
 `inputs` are the paths a rule hands the job (data files, cached features); hparams hold no paths
 that are not config values.
 """
@@ -66,3 +72,14 @@ class Experiment:
 
     def test_extras(self, model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
         return {}
+
+    # -- the test suite and the benchmarks ------------------------------------------------------
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        return {}
+
+    def bench_facts(self, hp: dict) -> dict:
+        return {}
+
+    def random_batch(self, hp: dict, generator):
+        raise NotImplementedError(f"{type(self).__name__} supplies no random_batch: no benchmark "
+                                  "case (kvt.experiments.base)")

@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from ..data import text
 from ..models.gpt import CharGPT, GPTConfig
 from .base import Experiment
-from .common import fields_from, verified_data_root
+from .common import fields_from, text_fixture_inputs, verified_data_root
 
 LN2 = math.log(2)
 SAMPLE_PROMPT = "\n"  # the sample starts from a new line, like the reference's zero token
+CHARS = 65  # Tiny Shakespeare's character vocabulary (the benchmarks' batches, without the text)
 SELECT_ON = ("val_loss", "min")
 TRAIN = {"optimizer": "adamw", "schedule": "constant"}
 
@@ -93,6 +94,16 @@ class CharLM(Experiment):
     step = staticmethod(step)
     data_facts = staticmethod(data_facts)
     test_extras = staticmethod(test_extras)
+
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        return text_fixture_inputs(hp["task"], root)
+
+    def bench_facts(self, hp: dict) -> dict:
+        return {"vocab_size": CHARS}
+
+    def random_batch(self, hp: dict, generator):
+        x = torch.randint(hp["vocab_size"], (hp["batch_size"], hp["block"] + 1), generator=generator)
+        return x[:, :-1], x[:, 1:]
 
     def select_on(self, hp: dict) -> tuple[str, str]:
         return SELECT_ON

@@ -32,6 +32,17 @@ def verified_data_root(inputs: dict, what: str) -> Path:
     return verified_root(str(inputs["data"]))
 
 
+def text_fixture_inputs(dataset: str, root) -> dict:
+    """Fixture files of a text dataset under root/data and the data rule's manifest (tests)."""
+    from ..data import text
+    from ..jsonfiles import write_json
+
+    info = text.prepare(dataset, Path(root) / "data", download=False, fixtures=True)
+    manifest = Path(root) / f"{dataset}.json"
+    write_json(info, manifest)
+    return {"data": str(manifest)}
+
+
 def text_data_job(job) -> None:
     """The data rule of a text dataset: its files present and checked (staged, fetched, or
     fixtures), and its manifest."""

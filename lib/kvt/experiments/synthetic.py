@@ -42,6 +42,10 @@ class Synthetic(Experiment):
     eval_data = staticmethod(eval_data)
     step = staticmethod(step)
 
+    def random_batch(self, hp: dict, generator):
+        """A batch of the task's own sequences (they are generated, not read)."""
+        return make_split(hp["task"], "train", hp["batch_size"], hp["seq_len"], hp["seed"])
+
     def select_on(self, hp: dict) -> tuple[str, str]:
         return SELECT_ON
 

@@ -16,9 +16,11 @@ from ..data.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, Tokenizer
 from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
 from ..models.translator import Translator, TranslatorConfig
 from .base import Experiment
-from .common import fields_from, verified_data_root
+from ..families.translation import CORPUS
+from .common import fields_from, text_fixture_inputs, verified_data_root
 
 SELECT_ON = ("val_bleu", "max")
+SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces (benchmark batches)
 
 
 def train_settings(hp: dict) -> dict:
@@ -260,6 +262,25 @@ class Translation(Experiment):
     val_scorer = staticmethod(val_scorer)
     test_extras = staticmethod(test_extras)
     train_settings = staticmethod(train_settings)
+
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        """The fixture pairs, their manifest and a tokenizer learned from the fixture training
+        pairs (as the tokenizer rule does) of the run's vocab_size."""
+        from ..data.tokenizer import train_tokenizer
+
+        inputs = text_fixture_inputs(CORPUS, root)
+        train = text.read_pairs(Path(root) / "data", "train")
+        model = Path(root) / "tokenizer.model"
+        if not model.exists():
+            train_tokenizer([s for s, _ in train] + [t for _, t in train], hp["vocab_size"], model)
+        return {**inputs, "tokenizer": str(model)}
+
+    def random_batch(self, hp: dict, generator):
+        b, v = hp["batch_size"], hp["vocab_size"]
+        src = torch.randint(4, v, (b, SOURCE_LEN), generator=generator)
+        tgt = torch.randint(4, v, (b, TARGET_LEN + 1), generator=generator)
+        tgt[:, 0] = BOS
+        return src, tgt[:, :-1], tgt[:, 1:]
 
     def select_on(self, hp: dict) -> tuple[str, str]:
         return SELECT_ON

@@ -114,6 +114,21 @@ class Vision(Experiment):
     eval_data = staticmethod(eval_data)
     step = staticmethod(step)
 
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        """Fixture files of the run's dataset under root and the data rule's manifest."""
+        from ..data.vision import prepare
+        from ..jsonfiles import write_json
+
+        info = prepare(hp["task"], Path(root) / "data", download_missing=False, fixtures=True)
+        manifest = Path(root) / f"{hp['task']}.json"
+        write_json(info, manifest)
+        return {"data": str(manifest)}
+
+    def random_batch(self, hp: dict, generator):
+        spec, b = DATASETS[hp["task"]], hp["batch_size"]
+        x = torch.randn(b, spec.channels, spec.image_size, spec.image_size, generator=generator)
+        return x, torch.randint(spec.classes, (b,), generator=generator)
+
     def select_on(self, hp: dict) -> tuple[str, str]:
         return SELECT_ON
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
                    Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, select_setting, setting, Workload)
+                   scale_setting, select_setting, setting, TinyCase, Workload)
 
 TASKS = ("cifar100",)
 
@@ -96,5 +96,9 @@ FAMILY = Family(
     check=check,
     order=2,
     inputs={"features": "anomaly/features/{task}.pt"},
+    # fake features (its runtime's fixture_inputs): 1,080 train sets, batch 64 -> 16 steps, 2 epochs
+    tiny=TinyCase({"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
+                   "batch_size": 64, "warmup_steps": 3}, "cifar100"),
+    bench_cases=(("cifar100", None),),
     workload=workload,
 )

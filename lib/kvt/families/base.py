@@ -169,6 +169,15 @@ def train_flops(hp: dict, work: Workload) -> float:
 
 
 @dataclass(frozen=True)
+class TinyCase:
+    """A run of the family that takes seconds on one CPU thread, for the test suite: section
+    overrides, its task and attention (its runtime writes the fixture inputs it reads)."""
+    section: dict
+    task: str
+    attention: str = "kv_pos"
+
+
+@dataclass(frozen=True)
 class Family:
     """One task family (see the module docstring). Subclass to override the defaults."""
     name: str
@@ -188,6 +197,9 @@ class Family:
     inputs: dict = field(default_factory=dict)
     # The files its eval job writes into a run's folder besides test.json: {name: file name}.
     eval_outputs: dict = field(default_factory=dict)
+    tiny: TinyCase | None = None  # its test case (tests/conftest.py derives TINY from it)
+    # benchmark cases (kvt.bench.step): (task, configuration or None: the task's first)
+    bench_cases: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def report_group(self) -> str:

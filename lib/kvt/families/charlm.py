@@ -12,7 +12,7 @@ from ..report import paper
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
                    Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, setting,
-                   Workload)
+                   TinyCase, Workload)
 
 TASK = "shakespeare"  # the task, and the dataset of its data rule
 TASKS = (TASK,)
@@ -102,5 +102,10 @@ FAMILY = Family(
     order=3,
     inputs={"data": "data/{task}.json"},
     eval_outputs={"sample": "sample.txt"},
+    # fixture play: 16-character blocks, 12 iterations, validated every 4 on 3 fixed batches
+    tiny=TinyCase({"shakespeare": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                                   "block": 16, "iterations": 12, "batch_size": 8, "val_every": 4,
+                                   "eval_batches": 3, "sample_chars": 50}}, "shakespeare"),
+    bench_cases=((TASK, None),),
     workload=workload,
 )

@@ -10,7 +10,7 @@ from ..report import paper
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
                    ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting, Workload)
+                   runtime_setting, scale_setting, select_setting, setting, TinyCase, Workload)
 
 TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
 
@@ -89,4 +89,9 @@ FAMILY = Family(
     check=check,
     workload=workload,
     order=0,
+    tiny=TinyCase({"grid": {"seq_len": [8], "d_model": [16], "depth": [1], "heads": [2]},
+                   "train_size": 512, "val_size": 128, "test_size": 256, "epochs": 2,
+                   "batch_size": 64}, "reverse"),
+    # the configurations of the table
+    bench_cases=(("sort", "n64-d64-l2-h2"), ("sort", "n128-d64-l2-h4"), ("sort", "n128-d256-l4-h4")),
 )

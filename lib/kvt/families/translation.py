@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
                    ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting,
-                   setting, Workload)
+                   setting, TinyCase, Workload)
 
 TASKS = ("multi30k_en_de", "multi30k_de_en")  # en -> de first: the reference's direction
 CORPUS = "multi30k"  # the dataset (data rule) and tokenizer every task shares
@@ -148,5 +148,11 @@ FAMILY = TranslationFamily(
     order=4,
     inputs={"data": f"data/{CORPUS}.json", "tokenizer": TOKENIZER},
     eval_outputs={"translations": "translations.txt"},
+    # fixture pairs: 400 train pairs, batch 50 -> 8 steps, 2 epochs
+    tiny=TinyCase({"multi30k_en_de": {"grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                                      "vocab_size": 120, "max_len": 40, "epochs": 2,
+                                      "warmup_steps": 5, "val_bleu_size": 20, "eval_batch": 30}},
+                  "multi30k_en_de"),
+    bench_cases=(("multi30k_en_de", None),),
     workload=workload,
 )

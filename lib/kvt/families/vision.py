@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
                    ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
                    init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting, Workload)
+                   runtime_setting, scale_setting, select_setting, setting, TinyCase, Workload)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -112,4 +112,9 @@ FAMILY = Family(
     per_task=True,
     order=1,
     inputs={"data": "data/{task}.json"},
+    # CIFAR-10 fixture (augmented): 400 train images, batch 50 -> 8 steps, 2 epochs
+    tiny=TinyCase({"cifar10": {"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
+                               "batch_size": 50, "eval_batch": 100, "val_size": 100,
+                               "train_size": 400, "test_size": 100}}, "cifar10"),
+    bench_cases=(("mnist", None), ("cifar10", None)),
 )
