@@ -44,6 +44,12 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["translation_bleu_figure"] == counts["translation_cross_attention"] == 2
     assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 3
     assert counts["summary"] == 1 and counts["tables"] == 4
+    # what CI checks (python -m kvt.expect) is what the workflow schedules
+    from kvt.config import load_config
+    from kvt.expect import job_counts as expected_counts
+
+    expected = expected_counts(load_config({}, ROOT))
+    assert {rule: counts[rule] for rule in expected} == expected
 
 
 def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):
