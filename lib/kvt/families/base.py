@@ -159,11 +159,14 @@ class Workload:
 
 def train_flops(hp: dict, work: Workload) -> float:
     """Matmul FLOPs of training one run (forward + backward = 3 x forward): per token and block,
-    the input and output projections (4 d^2 for qkv, 3 d^2 for the kv variants), the MLP, and
-    the scores and weighted sum (2 n d each); 2 FLOPs a multiply-add. Embeddings, heads, norms and
-    evaluation are left out: an estimate, within a small factor."""
+    the input and output projections (4 d^2 with a query projection, qkv and qkv_pos; 3 d^2 for
+    the kv variants: kvt.attention_names.projections), the MLP, and the scores and weighted sum
+    (2 n d each); 2 FLOPs a multiply-add. Embeddings, heads, norms and evaluation are left out:
+    an estimate, within a small factor."""
+    from ..attention_names import projections
+
     d = hp["d_model"]
-    proj = (4 if hp["attention"] == "qkv" else 3) * d * d
+    proj = projections(hp["attention"]) * d * d
     per_token = 2 * (proj + 2 * work.mlp * d * d) + 4 * work.seq * d
     return 3.0 * work.blocks * per_token * work.tokens
 
