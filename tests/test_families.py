@@ -372,3 +372,16 @@ def test_model_configs_receive_exactly_what_they_declare():
     assert cfg.d_model == hp["d_model"] and cfg.sdpa == hp["sdpa"] and cfg.num_classes == 10
     with pytest.raises(ValueError, match="SyntheticModelConfig needs pos_dim"):
         fields_from(SyntheticModelConfig, {k: v for k, v in hp.items() if k != "pos_dim"})
+
+
+def test_the_registry_does_not_import_the_report():
+    """families -> report -> families was a cycle: a declaration names the report's reference
+    numbers ("module:function"), imported only when the report asks for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kvt.families; "
+            "print(sorted(m for m in sys.modules if m.startswith('kvt.report')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert FAMILIES["synthetic"].table.reference_of("sort", "kv", "test_acc") is not None

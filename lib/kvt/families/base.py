@@ -15,6 +15,7 @@ e.g. the task list or cluster resources), and JSON Schema keywords (`enum`, `min
 
 import copy
 import dataclasses
+import importlib
 import itertools
 import types
 import typing
@@ -121,8 +122,11 @@ class TableRecipe:
     # tasks scored otherwise: task -> ((summary column, label), ...), a table row per pair
     task_metrics: dict = field(default_factory=dict)
     # (task, attention, metric) -> (mean, std or None) the paper reports, or None; its mean row
-    reference: Callable[[str, str, str], tuple[float, float | None] | None] | None = None
-    reference_mean: Callable[[str, list], float | None] | None = None
+    # ((attention, tasks) -> mean or None). Either a function or its name, "module:function"
+    # (e.g. "kvt.report.paper:synthetic_cell"), imported when the report asks: a declaration
+    # names the report's reference numbers without importing the report.
+    reference: Callable[[str, str, str], tuple[float, float | None] | None] | str | None = None
+    reference_mean: Callable[[str, list], float | None] | str | None = None
     reference_note: str = ""
     bounded: bool = True  # metric in [0, 1] (axis limits)
     score_figure: str = "accuracy"  # name of the per-configuration figure of the metric
@@ -143,7 +147,22 @@ class TableRecipe:
         return self.task_metrics.get(task, ((self.metric, self.label),))
 
     def reference_of(self, task: str, attention: str, metric: str):
-        return self.reference(task, attention, metric) if self.reference else None
+        """The paper's (mean, std or None) of a task's metric for a variant, or None."""
+        fn = _function(self.reference)
+        return fn(task, attention, metric) if fn else None
+
+    def reference_mean_of(self, attention: str, tasks: list) -> float | None:
+        """The paper's mean over `tasks` for a variant, or None."""
+        fn = _function(self.reference_mean)
+        return fn(attention, tasks) if fn else None
+
+
+def _function(ref):
+    """A function, or the function a "module:function" name names (None stays None)."""
+    if isinstance(ref, str):
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return ref
 
 
 @dataclass(frozen=True)

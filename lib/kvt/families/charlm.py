@@ -8,7 +8,6 @@ the last iteration). In the report it is one half of the paper's NLP group (with
 
 from dataclasses import dataclass
 
-from ..report import paper
 from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
                    Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
                    mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, setting,
@@ -88,7 +87,7 @@ FAMILY = Family(
         metric="test_loss", label="validation loss (nats/char)",
         task_metrics={TASK: (("test_loss", "validation loss (nats/char)"),
                              ("test_bpc", "validation bits per character"))},
-        reference=paper.nlp_cell, reference_note=(
+        reference="kvt.report.paper:nlp_cell", reference_note=(
             "Reference (gpt_dev_pos.ipynb): char-LM validation loss at step 9999, the mean of its "
             "two runs per variant (d 192, 6 layers, 3 heads, 10,000 iterations)."),
         bounded=False, score_figure="score", mean_row=False,

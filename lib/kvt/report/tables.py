@@ -128,7 +128,7 @@ def paper_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     means = []
     for att in paper.order_variants(table["attention"]):
         part = table[table["attention"] == att]
-        ref = recipe.reference_mean(att, list(part["task"])) if recipe.reference_mean else None
+        ref = recipe.reference_mean_of(att, list(part["task"]))
         means.append({"task": "mean", "metric": recipe.metric, "attention": att,
                       "mean": float(part["mean"].mean()),
                       "std": np.nan, "n_configs": int(part["n_configs"].sum()),
