@@ -7,10 +7,10 @@ The family's declaration; training code: kvt.experiments.anomaly.
 
 from dataclasses import dataclass
 
-from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
-                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, select_setting, setting, TinyCase, Workload)
+from .base import (Family, TableRecipe, TinyCase, Workload, axis, check_heads, eval_runtime_setting,
+                   group_setting, init_setting, joint_seeds_setting, mem_mb_setting,
+                   pos_dim_setting, pos_per_head_setting, runtime_setting, scale_setting,
+                   sdpa_setting, select_setting, setting)
 
 TASKS = ("cifar100",)
 

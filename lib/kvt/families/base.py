@@ -222,6 +222,9 @@ class Family:
     tiny: TinyCase | None = None  # its test case (tests/conftest.py derives TINY from it)
     # benchmark cases (kvt.bench.step): (task, configuration or None: the task's first)
     bench_cases: tuple[tuple[str, str | None], ...] = ()
+    # its attention layers' shapes at the paper's settings (kvt.bench.layer.Shape's fields but the
+    # name: batch, heads, n, d_head, pos_dim, causal, context, scale)
+    layer_shapes: tuple[dict, ...] = ()
 
     @property
     def report_group(self) -> str:

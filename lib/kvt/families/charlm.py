@@ -8,10 +8,9 @@ the last iteration). In the report it is one half of the paper's NLP group (with
 
 from dataclasses import dataclass
 
-from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   Family, TableRecipe, axis, check_heads, sdpa_setting, init_setting,
-                   mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, setting,
-                   TinyCase, Workload)
+from .base import (Family, TableRecipe, TinyCase, Workload, axis, check_heads, eval_runtime_setting,
+                   group_setting, init_setting, joint_seeds_setting, mem_mb_setting,
+                   pos_dim_setting, runtime_setting, scale_setting, sdpa_setting, setting)
 
 TASK = "shakespeare"  # the task, and the dataset of its data rule
 TASKS = (TASK,)
@@ -106,5 +105,7 @@ FAMILY = Family(
                                    "block": 16, "iterations": 12, "batch_size": 8, "val_every": 4,
                                    "eval_batches": 3, "sample_chars": 50}}, "shakespeare"),
     bench_cases=((TASK, None),),
+    layer_shapes=({"batch": 64, "heads": 3, "n": 64, "d_head": 64, "pos_dim": 20, "causal": True,
+                   "scale": "model"},),
     workload=workload,
 )

@@ -6,10 +6,10 @@ weights selected on validation accuracy (docs/protocol.md). Training code: kvt.e
 
 from dataclasses import dataclass
 
-from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
-                   init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting, TinyCase, Workload)
+from .base import (ConfigError, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
+                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
+                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
+                   scale_setting, sdpa_setting, select_setting, setting)
 
 TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
 
@@ -94,4 +94,5 @@ FAMILY = Family(
                    "batch_size": 64}, "reverse"),
     # the configurations of the table
     bench_cases=(("sort", "n64-d64-l2-h2"), ("sort", "n128-d64-l2-h4"), ("sort", "n128-d256-l4-h4")),
+    layer_shapes=({"batch": 128, "heads": 4, "n": 128, "d_head": 16, "pos_dim": 10},),
 )

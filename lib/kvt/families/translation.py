@@ -10,10 +10,9 @@ tokenizer. In the report it is one half of the paper's NLP group (with the char-
 
 from dataclasses import dataclass
 
-from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
-                   init_setting, mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting,
-                   setting, TinyCase, Workload)
+from .base import (ConfigError, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
+                   eval_runtime_setting, group_setting, joint_seeds_setting, mem_mb_setting,
+                   pos_dim_setting, runtime_setting, scale_setting, sdpa_setting, setting)
 
 TASKS = ("multi30k_en_de", "multi30k_de_en")  # en -> de first: the reference's direction
 CORPUS = "multi30k"  # the dataset (data rule) and tokenizer every task shares
@@ -154,5 +153,6 @@ FAMILY = TranslationFamily(
                                       "warmup_steps": 5, "val_bleu_size": 20, "eval_batch": 30}},
                   "multi30k_en_de"),
     bench_cases=(("multi30k_en_de", None),),
+    layer_shapes=({"batch": 50, "heads": 4, "n": 30, "d_head": 16, "pos_dim": 10, "context": 32},),
     workload=workload,
 )

@@ -7,10 +7,10 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 
 from dataclasses import dataclass
 
-from .base import (eval_runtime_setting, group_setting, joint_seeds_setting,
-                   ConfigError, Family, TableRecipe, axis, check_heads, sdpa_setting,
-                   init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting, TinyCase, Workload)
+from .base import (ConfigError, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
+                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
+                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
+                   scale_setting, sdpa_setting, select_setting, setting)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -117,4 +117,6 @@ FAMILY = Family(
                                "batch_size": 50, "eval_batch": 100, "val_size": 100,
                                "train_size": 400, "test_size": 100}}, "cifar10"),
     bench_cases=(("mnist", None), ("cifar10", None)),
+    layer_shapes=({"batch": 128, "heads": 2, "n": 17, "d_head": 64, "pos_dim": 50,
+                   "scale": "model"},),
 )
