@@ -4,6 +4,7 @@ from its declaration alone."""
 
 import csv
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -385,3 +386,20 @@ def test_the_registry_does_not_import_the_report():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert FAMILIES["synthetic"].table.reference_of("sort", "kv", "test_acc") is not None
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_attention_settings_reach_every_attention_module(family, tmp_path):
+    """One dataclass (kvt.settings.AttentionSettings) carries the attention settings from every
+    family's config through the hparams to every attention module; pos_form has a key."""
+    from kvt.attention import SelfAttention
+    from kvt.settings import AttentionSettings
+
+    names = [f.name for f in fields(AttentionSettings)]
+    hp = tiny_hparams(family)
+    assert set(names) <= set(hp)
+    rt = runner.experiment(family)
+    hp = {**hp, **rt.bench_facts(hp), "pos_form": "bias", "sdpa": False}
+    attns = [m for m in rt.build_model(hp).modules() if isinstance(m, SelfAttention)]
+    assert attns and all(m.fused is False for m in attns)
+    assert all(m.pos_form == "bias" for m in attns if hasattr(m, "map_pos"))

@@ -21,7 +21,7 @@ VOCAB, BLOCK = 11, 12
 
 def gpt(attention, seed=0, **options):
     cfg = dict(attention=attention, vocab_size=VOCAB, block=BLOCK, d_model=24, depth=2, heads=3,
-               pos_dim=6)
+               pos_dim=6, scale="model", pos_per_head=True)  # the char-LM family's settings
     cfg.update(options)
     torch.manual_seed(seed)
     return CharGPT(GPTConfig(**cfg))
@@ -34,10 +34,14 @@ def tokens(b=3, t=BLOCK, seed=1):
 def test_reference_settings():
     """The protocol's defaults and the reference layout: no K/V(/Q) bias, output bias, ReLU FFN
     of 4 d, attention dropout at the model's rate, one map_pos per head."""
-    cfg = GPTConfig(attention="kv_pos", vocab_size=65)
+    from conftest import family_hparams
+    from kvt.experiments.charlm import EXPERIMENT
+
+    # the defaults are the char-LM family's (kvt.families.charlm), the model's config receives them
+    model = EXPERIMENT.build_model({**family_hparams("charlm", task="shakespeare"), "vocab_size": 65})
+    cfg = model.cfg
     assert (cfg.block, cfg.d_model, cfg.depth, cfg.heads, cfg.dropout, cfg.scale, cfg.pos_dim) == \
         (64, 192, 6, 3, 0.2, "model", 20)
-    model = CharGPT(cfg)
     attn = model.blocks[0].attn
     assert attn.k_proj.bias is None and attn.v_proj.bias is None and attn.out_proj.bias is not None
     assert attn.map_pos.out_features == 3 and attn.attn_dropout == 0.2

@@ -26,7 +26,7 @@ VOCAB, PAD, BOS, EOS, MAX_LEN = 20, 0, 2, 3, 16
 
 def translator(attention, cross="qk", seed=0, **options):
     cfg = dict(attention=attention, vocab_size=VOCAB, d_model=16, depth=2, heads=2, pos_dim=6,
-               cross=cross, max_len=MAX_LEN)
+               cross=cross, max_len=MAX_LEN, init="xavier")  # the translation family's init
     cfg.update(options)
     torch.manual_seed(seed)
     return Translator(TranslatorConfig(**cfg))

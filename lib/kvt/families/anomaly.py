@@ -7,10 +7,9 @@ The family's declaration; training code: kvt.experiments.anomaly.
 
 from dataclasses import dataclass
 
-from .base import (Family, TableRecipe, TinyCase, Workload, axis, check_heads, eval_runtime_setting,
-                   group_setting, init_setting, joint_seeds_setting, mem_mb_setting,
-                   pos_dim_setting, pos_per_head_setting, runtime_setting, scale_setting,
-                   sdpa_setting, select_setting, setting)
+from .base import (AttentionSettings, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
+                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
+                   mem_mb_setting, runtime_setting, select_setting, setting)
 
 TASKS = ("cifar100",)
 
@@ -23,7 +22,7 @@ class AnomalyGrid:
 
 
 @dataclass
-class AnomalyConfig:
+class AnomalyConfig(AttentionSettings):
     tasks: list[str] = setting(list(TASKS), "Datasets whose images form the sets.", run=False,
                                minItems=1, uniqueItems=True)
     grid: AnomalyGrid = setting(AnomalyGrid(), "Hyperparameter grid.", run=False)
@@ -57,10 +56,6 @@ class AnomalyConfig:
     dropout: float = setting(0.1, "Dropout in the blocks and the output net.", minimum=0, maximum=1)
     input_dropout: float = setting(0.1, "Dropout on the input features.", minimum=0, maximum=1)
     select: str = select_setting()
-    scale: str = scale_setting("head")
-    pos_dim: int = pos_dim_setting(10)
-    pos_per_head: bool = pos_per_head_setting()
-    sdpa: bool = sdpa_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)

@@ -13,7 +13,6 @@ Field metadata (see `setting`): `doc` (description), `run` (False: not a hyperpa
 e.g. the task list or cluster resources), and JSON Schema keywords (`enum`, `minimum`, ...).
 """
 
-import copy
 import dataclasses
 import importlib
 import itertools
@@ -22,17 +21,14 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+# the settings every family shares are declared once, in kvt.settings (re-exported here)
+from ..settings import (AttentionSettings, init_setting, pos_dim_setting,  # noqa: F401
+                        pos_form_setting, pos_per_head_setting, scale_setting, sdpa_setting,
+                        setting)
+
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key and the problem."""
-
-
-def setting(default, doc: str, *, run: bool = True, **schema):
-    """A config field: its default, description, whether runs receive it, and schema keywords."""
-    meta = {"doc": doc, "run": run, "schema": schema}
-    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # -- dataclass -> JSON Schema ------------------------------------------------------------------
@@ -343,32 +339,6 @@ def axis(default: list[int], doc: str):
 def select_setting():
     return setting("best", "Weights tested: best on the validation metric, or last (the "
                    "reference's choice for the synthetic tasks).", enum=["best", "last"])
-
-
-def scale_setting(default: str):
-    return setting(default, "Score scale, head (1/sqrt(d/h)) or model (1/sqrt(d)).",
-                   enum=["head", "model"])
-
-
-def pos_dim_setting(default: int):
-    return setting(default, "Channels p of the 2D table of kv_pos.", minimum=1)
-
-
-def pos_per_head_setting():
-    return setting(False, "One map_pos per head instead of one per layer.")
-
-
-def init_setting(default: str):
-    return setting(default, "Initialisation of the attention projections: fused (the reference's "
-                   "tutorial-6 init: [W_Q; W_K; W_V] or [W_K; W_V] as one xavier-uniform matrix, "
-                   "W_O xavier, biases zero, map_pos xavier), xavier (each matrix on its own, "
-                   "map_pos PyTorch's default) or torch (PyTorch's defaults).",
-                   enum=["fused", "xavier", "torch"])
-
-
-def sdpa_setting():
-    return setting(True, "Use PyTorch's scaled_dot_product_attention (false: the manual path, "
-                   "which computes the same attention step by step).")
 
 
 def eval_runtime_setting(default: int):

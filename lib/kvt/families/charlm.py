@@ -8,9 +8,9 @@ the last iteration). In the report it is one half of the paper's NLP group (with
 
 from dataclasses import dataclass
 
-from .base import (Family, TableRecipe, TinyCase, Workload, axis, check_heads, eval_runtime_setting,
-                   group_setting, init_setting, joint_seeds_setting, mem_mb_setting,
-                   pos_dim_setting, runtime_setting, scale_setting, sdpa_setting, setting)
+from .base import (AttentionSettings, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
+                   eval_runtime_setting, group_setting, joint_seeds_setting, mem_mb_setting,
+                   pos_dim_setting, pos_per_head_setting, runtime_setting, scale_setting, setting)
 
 TASK = "shakespeare"  # the task, and the dataset of its data rule
 TASKS = (TASK,)
@@ -24,7 +24,7 @@ class CharLMGrid:
 
 
 @dataclass
-class CharLMTask:
+class CharLMTask(AttentionSettings):
     grid: CharLMGrid = setting(CharLMGrid(), "Hyperparameter grid.", run=False)
     block: int = setting(64, "Context length in characters.", minimum=2)
     iterations: int = setting(10_000, "Training iterations (optimizer steps).", minimum=1)
@@ -45,10 +45,8 @@ class CharLMTask:
                           "(lowest validation loss).", enum=["best", "last"])
     scale: str = scale_setting("model")
     pos_dim: int = pos_dim_setting(20)
-    pos_per_head: bool = setting(True, "One map_pos per head (the char-LM reference) instead of "
-                                 "one per layer.")
-    sdpa: bool = sdpa_setting()
-    init: str = init_setting("torch")
+    pos_per_head: bool = pos_per_head_setting(True, "One map_pos per head (the char-LM "
+                                              "reference) instead of one per layer.")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
 

@@ -6,10 +6,9 @@ weights selected on validation accuracy (docs/protocol.md). Training code: kvt.e
 
 from dataclasses import dataclass
 
-from .base import (ConfigError, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
-                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
-                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, sdpa_setting, select_setting, setting)
+from .base import (AttentionSettings, ConfigError, Family, TableRecipe, TinyCase, Workload, axis,
+                   check_heads, eval_runtime_setting, group_setting, init_setting,
+                   joint_seeds_setting, mem_mb_setting, runtime_setting, select_setting, setting)
 
 TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
 
@@ -24,7 +23,7 @@ class SyntheticGrid:
 
 
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(AttentionSettings):
     tasks: list[str] = setting(list(TASKS), "Tasks to run.", run=False, minItems=1, uniqueItems=True)
     grid: SyntheticGrid = setting(SyntheticGrid(), "Hyperparameter grid; every combination is one "
                                   "configuration (2 x 2 x 2 x 2 = 16 in the paper).", run=False)
@@ -41,10 +40,6 @@ class SyntheticConfig:
     dropout: float = setting(0.1, "Dropout in blocks and head.", minimum=0, maximum=1)
     val_per_epoch: int = setting(4, "Validations per epoch (each also writes last.pt).", minimum=1)
     select: str = select_setting()
-    scale: str = scale_setting("head")
-    pos_dim: int = pos_dim_setting(10)
-    pos_per_head: bool = pos_per_head_setting()
-    sdpa: bool = sdpa_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(60)
     mem_mb: int = mem_mb_setting(8000)

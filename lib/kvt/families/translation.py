@@ -10,9 +10,9 @@ tokenizer. In the report it is one half of the paper's NLP group (with the char-
 
 from dataclasses import dataclass
 
-from .base import (ConfigError, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
-                   eval_runtime_setting, group_setting, joint_seeds_setting, mem_mb_setting,
-                   pos_dim_setting, runtime_setting, scale_setting, sdpa_setting, setting)
+from .base import (AttentionSettings, ConfigError, Family, TableRecipe, TinyCase, Workload, axis,
+                   check_heads, eval_runtime_setting, group_setting, init_setting,
+                   joint_seeds_setting, mem_mb_setting, runtime_setting, setting)
 
 TASKS = ("multi30k_en_de", "multi30k_de_en")  # en -> de first: the reference's direction
 CORPUS = "multi30k"  # the dataset (data rule) and tokenizer every task shares
@@ -35,7 +35,7 @@ class TranslationGrid:
 
 
 @dataclass
-class TranslationTask:
+class TranslationTask(AttentionSettings):
     grid: TranslationGrid = setting(TranslationGrid(), "Hyperparameter grid.", run=False)
     vocab_size: int = setting(8000, "Subword vocabulary of the joint SentencePiece model, learned "
                               "from both languages of the training split (tokenizer rule; one "
@@ -67,10 +67,7 @@ class TranslationTask:
                          "sides.", enum=["qk", "kk"])
     select: str = setting("best", "Weights tested: best validation BLEU, or last.",
                           enum=["best", "last"])
-    scale: str = scale_setting("head")
-    pos_dim: int = pos_dim_setting(10)
-    pos_per_head: bool = setting(False, "One map_pos per head instead of one per layer.")
-    sdpa: bool = sdpa_setting()
+    init: str = init_setting("xavier")  # what the translator has always used
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
 

@@ -7,10 +7,10 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 
 from dataclasses import dataclass
 
-from .base import (ConfigError, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
-                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
-                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, sdpa_setting, select_setting, setting)
+from .base import (AttentionSettings, ConfigError, Family, TableRecipe, TinyCase, Workload, axis,
+                   check_heads, eval_runtime_setting, group_setting, joint_seeds_setting,
+                   mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, select_setting,
+                   setting)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -51,7 +51,7 @@ def _mnist_like() -> ViTTask:
 
 
 @dataclass
-class VisionConfig:
+class VisionConfig(AttentionSettings):
     tasks: list[str] = setting(["mnist", "fashion_mnist", "cifar10", "cifar100"], "Datasets to run "
                                "(digits: beyond the paper, needs no files).", run=False, minItems=1,
                                uniqueItems=True)
@@ -60,9 +60,6 @@ class VisionConfig:
     select: str = select_setting()
     scale: str = scale_setting("model")
     pos_dim: int = pos_dim_setting(50)
-    pos_per_head: bool = pos_per_head_setting()
-    sdpa: bool = sdpa_setting()
-    init: str = init_setting("torch")
     eval_runtime: int = eval_runtime_setting(20)
     group: bool = group_setting()
     joint_seeds: bool = joint_seeds_setting()

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..positional import sinusoid_1d
+from ..settings import AttentionSettings
 from .blocks import Block
 from .config import fixed
 
 
 @dataclass
-class SyntheticModelConfig:
+class SyntheticModelConfig(AttentionSettings):
     attention: str
     seq_len: int
     d_model: int
@@ -20,11 +21,6 @@ class SyntheticModelConfig:
     heads: int
     num_classes: int = fixed(10)
     dropout: float = 0.1
-    scale: str = "head"
-    pos_dim: int = 10
-    pos_per_head: bool = False
-    sdpa: bool = True
-    init: str = "fused"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
 class SequenceClassifier(nn.Module):
@@ -38,8 +34,7 @@ class SequenceClassifier(nn.Module):
         self.register_buffer("pos", sinusoid_1d(cfg.seq_len, d), persistent=False)
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
-                  scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.seq_len,
-                  pos_per_head=cfg.pos_per_head, fused=cfg.sdpa, init=cfg.init)
+                  max_len=cfg.seq_len, **cfg.attention_options())
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(d, cfg.num_classes))
