@@ -2,8 +2,11 @@
 modules named by the environment variable KVT_PLUGINS (comma-separated importable module names,
 e.g. an experiment kept outside the package, or the test suite's toy experiment).
 
-A new family is a new module here (plus its runtime, model, data, rule file and tests); nothing
-that iterates over families (config, workflow, trainer, report core) names one. Torch-free.
+A new family is a new module here (its declaration, kvt.families.base.Family) and its runtime (an
+Experiment, kvt.experiments.base), with its model and data, and where it has jobs of its own
+(data, features, figures) workflow/rules/<family>.smk; its train and eval rules, tests, benchmark
+cases and CI checks derive from the declaration. Nothing that iterates over families (config,
+workflow, trainer, report core) names one. Torch-free.
 """
 
 import importlib
