@@ -4,10 +4,10 @@ per-token classifier copies random tokens. Its runtime: toy_experiment.py."""
 
 from dataclasses import dataclass
 
-from kvt.families.base import (Family, TableRecipe, TinyCase, Workload, axis, eval_runtime_setting,
-                               group_setting, init_setting, joint_seeds_setting, mem_mb_setting,
-                               pos_dim_setting, pos_per_head_setting, runtime_setting,
-                               scale_setting, sdpa_setting, select_setting, setting)
+from kvt.families.base import (AttentionSettings, Family, TableRecipe, TinyCase, Workload, axis,
+                               eval_runtime_setting, group_setting, joint_seeds_setting,
+                               mem_mb_setting, pos_dim_setting, runtime_setting, select_setting,
+                               setting)
 
 TASKS = ("echo",)
 
@@ -20,7 +20,7 @@ class ToyGrid:
 
 
 @dataclass
-class ToyConfig:
+class ToyConfig(AttentionSettings):
     tasks: list[str] = setting(list(TASKS), "Tasks to run.", run=False, minItems=1, uniqueItems=True)
     grid: ToyGrid = setting(ToyGrid(), "Hyperparameter grid.", run=False)
     seq_len: int = setting(8, "Tokens per sequence.", minimum=1)
@@ -33,11 +33,7 @@ class ToyConfig:
     lr: float = setting(1e-3, "Adam learning rate.", exclusiveMinimum=0)
     dropout: float = setting(0.0, "Dropout.", minimum=0, maximum=1)
     select: str = select_setting()
-    scale: str = scale_setting("head")
     pos_dim: int = pos_dim_setting(4)
-    pos_per_head: bool = pos_per_head_setting()
-    sdpa: bool = sdpa_setting()
-    init: str = init_setting("torch")
     runtime: int = runtime_setting(5)
     mem_mb: int = mem_mb_setting(500)
     eval_runtime: int = eval_runtime_setting(5)
