@@ -483,3 +483,16 @@ def test_self_attention_only_module_refuses_a_context():
         module(torch.randn(1, 3, 16, dtype=torch.float64), context=torch.randn(1, 4, 16, dtype=torch.float64))
     with pytest.raises(ValueError, match="cross must be one of"):
         build_attention("kv", 16, 2, cross="kq")
+
+
+def test_projection_counts_read_torch_free_match_the_modules():
+    """kvt.attention_names.projections (the cost estimate's d x d projections) equals the
+    nn.Linear d x d weights of each registered module."""
+    from kvt.attention_names import projections
+
+    d = 16
+    for name in kvt.ATTENTION:
+        module = build_attention(name, d, 2)
+        square = sum(1 for m in module.modules() if isinstance(m, torch.nn.Linear)
+                     for _ in range(m.weight.numel() // (d * d)) if m.in_features == d)
+        assert projections(name) == square, name

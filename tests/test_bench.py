@@ -112,7 +112,7 @@ def test_step_benchmark_runs_every_family_on_random_batches():
     config = load_config({"preset": "smoke"}, Path(__file__).resolve().parents[1])
     rows = []
     for case in (Case("synthetic", "sort"), Case("vision", "cifar10"), Case("anomaly", "cifar100"),
-                 Case("nlp", "shakespeare"), Case("nlp", "multi30k_en_de")):
+                 Case("charlm", "shakespeare"), Case("translation", "multi30k_en_de")):
         part = run_case(config, case, CPU, repeats=1, warmup=0)
         assert [r["variant"] for r in part] == ["qkv", "kv", "kv_pos"]
         assert all(r["ms"] > 0 and 0 < r["share_of_peak"] and r["params"] > 0 for r in part)

@@ -61,10 +61,10 @@ def test_command_line_beats_preset_beats_file(base, schema):
 
 
 def test_strings_are_coerced_by_schema_type(base, schema):
-    cfg = resolve(base, {"seeds": ["3", "4"], "synthetic": {"fused": "false", "lr": "0.01",
+    cfg = resolve(base, {"seeds": ["3", "4"], "synthetic": {"sdpa": "false", "lr": "0.01",
                                                              "grid": {"seq_len": ["16"]}}}, schema)
     assert cfg["seeds"] == [3, 4]
-    assert cfg["synthetic"]["fused"] is False and cfg["synthetic"]["lr"] == 0.01
+    assert cfg["synthetic"]["sdpa"] is False and cfg["synthetic"]["lr"] == 0.01
     assert cfg["synthetic"]["grid"]["seq_len"] == [16]
 
 
@@ -173,7 +173,7 @@ def test_hparams_of_one_run(base, schema):
     # every run setting of the section, as configured; none of the section's other keys
     for key in ("train_size", "val_size", "test_size", "epochs", "batch_size", "lr", "warmup_steps",
                 "grad_clip", "dropout", "val_per_epoch", "select", "scale", "pos_dim",
-                "pos_per_head", "fused"):
+                "pos_per_head", "sdpa"):
         assert hp[key] == syn[key], key
     for key in ("tasks", "grid", "runtime", "mem_mb"):
         assert key not in hp, key

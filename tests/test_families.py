@@ -4,6 +4,7 @@ from its declaration alone."""
 
 import csv
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,15 @@ def weights(folder):
     return torch.load(Path(folder) / "model.pt", weights_only=False)["model"]
 
 
-def test_every_family_and_task_kind_has_a_tiny_case():
-    assert {case.split(".")[0] for case in TINY} == set(FAMILIES)
+def test_every_family_declares_its_test_and_benchmark_cases():
+    """The plugin supplies them (Family.tiny, bench_cases): conftest's TINY and the benchmarks'
+    CASES derive from the registry, nothing else lists families."""
+    from kvt.bench.step import CASES
+
+    assert set(TINY) == set(FAMILIES)
+    assert {c.family for c in CASES} == set(FAMILIES)
+    for name, fam in FAMILIES.items():
+        assert fam.tiny.task in fam.tasks and all(task in fam.tasks for task, _ in fam.bench_cases)
 
 
 def main_metric(hp: dict) -> str:
@@ -107,6 +115,11 @@ def test_schema_hparams_and_defaults_come_from_the_declaration(name):
     settings = set(run_fields(fam.config)) - set(fam.tasks)
     if fam.per_task:
         settings |= {k for k in config[name][task] if k not in ("grid", "runtime", "mem_mb")}
+    # settings a family derives (translation: the languages, from the task's name) are no keys
+    derived = set(fam.settings(config[name], task)) - settings - {"grid", "runtime", "mem_mb"}
+    assert not derived & set(section["properties"]) and not derived & set(config[name][task]
+                                                                         if fam.per_task else {})
+    settings |= derived
     assert set(hp) == {"family", "task", "attention", "seed", "cfg"} | set(fam.grid_tags) | settings
     # not hyperparameters: toggling them must not rerun a job (hparams are a Snakemake param)
     assert not {"keep_last", "runtime", "mem_mb", "grid", "tasks", "device"} & set(hp)
@@ -179,7 +192,7 @@ def test_attention_figure_has_a_row_per_variant(tmp_path):
     panels = {}
     for variant in ("qkv", "kv", "kv_pos"):
         hp = tiny_hparams("vision", attention=variant)
-        model = runner.runtime("vision").build_model(hp).eval()
+        model = runner.experiment("vision").build_model(hp).eval()
         image, label, maps, scores = vision.first_layer_maps(model, hp, inputs)
         assert maps.shape == scores.shape == (2, 17, 17)
         assert torch.allclose(maps.sum(-1), torch.ones(2, 17))
@@ -202,9 +215,8 @@ def test_every_family_model_trains_with_every_variant(tmp_path, family, variant)
     every position's score before the softmax over the set)."""
     inputs = FAMILY_INPUTS[family](tmp_path)
     hp = tiny_hparams(family, attention=variant)
-    rt = runner.runtime(hp["family"])
-    if hasattr(rt, "data_facts"):
-        hp.update(rt.data_facts(hp, inputs))
+    rt = runner.experiment(hp["family"])
+    hp.update(rt.data_facts(hp, inputs))
     torch.manual_seed(0)
     model = rt.build_model(hp).train()
     out = rt.step(model, next(rt.train_data(hp, inputs).batches(0)))
@@ -298,10 +310,9 @@ def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
     from kvt.attention import SelfAttention
 
     hp = tiny_hparams(family, attention=variant)
-    rt = runner.runtime(hp["family"])
+    rt = runner.experiment(hp["family"])
     inputs = FAMILY_INPUTS[family](tmp_path)
-    if hasattr(rt, "data_facts"):
-        hp = {**hp, **rt.data_facts(hp, inputs)}
+    hp = {**hp, **rt.data_facts(hp, inputs)}
     model = rt.build_model(hp)
     batch = next(rt.train_data(hp, inputs).batches(0))
     ours = runner.forward_flops(model, batch, rt.step)
@@ -319,10 +330,77 @@ def test_forward_flops_count_the_query_projection_kv_saves():
     counts = {}
     for variant in ("qkv", "kv", "kv_pos"):
         hp = tiny_hparams("synthetic", attention=variant)
-        rt = runner.runtime("synthetic")
+        rt = runner.experiment("synthetic")
         model = rt.build_model(hp)
         counts[variant] = runner.forward_flops(model, next(rt.train_data(hp, {}).batches(0)), rt.step)
         assert all(m.fused for m in model.modules() if hasattr(m, "fused"))  # restored
     n, d, depth = hp["seq_len"], hp["d_model"], hp["depth"]
     assert counts["qkv"] - counts["kv"] == depth * 2 * n * d * d
     assert counts["kv_pos"] >= counts["kv"]
+
+
+def test_an_experiment_without_a_required_method_fails_where_it_is_defined():
+    """The runtime contract is typed (kvt.experiments.base): a subclass lacking a required
+    method is refused when it is defined, naming what it lacks; optional hooks have defaults."""
+    from kvt.experiments.base import REQUIRED, Experiment
+
+    with pytest.raises(TypeError, match=r"lacks step, select_on: every experiment defines"):
+        class NoStep(Experiment):
+            def build_model(self, hp):
+                return None
+
+            def train_data(self, hp, inputs):
+                return None
+
+            def eval_data(self, hp, split, inputs):
+                return None
+
+            def train_settings(self, hp):
+                return {}
+    for name in FAMILIES:  # every registered family's runtime is a complete Experiment
+        rt = runner.experiment(name)
+        assert isinstance(rt, Experiment)
+        assert all(getattr(type(rt), m) is not getattr(Experiment, m) for m in REQUIRED)
+
+
+def test_model_configs_receive_exactly_what_they_declare():
+    """fields_from: a model setting missing from the hparams is an error naming it (no silent
+    default); constants of the architecture (fixed) are not asked for."""
+    from kvt.experiments.common import fields_from
+    from kvt.models.synthetic import SyntheticModelConfig
+
+    hp = tiny_hparams("synthetic")
+    cfg = fields_from(SyntheticModelConfig, hp)
+    assert cfg.d_model == hp["d_model"] and cfg.sdpa == hp["sdpa"] and cfg.num_classes == 10
+    with pytest.raises(ValueError, match="SyntheticModelConfig needs pos_dim"):
+        fields_from(SyntheticModelConfig, {k: v for k, v in hp.items() if k != "pos_dim"})
+
+
+def test_the_registry_does_not_import_the_report():
+    """families -> report -> families was a cycle: a declaration names the report's reference
+    numbers ("module:function"), imported only when the report asks for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kvt.families; "
+            "print(sorted(m for m in sys.modules if m.startswith('kvt.report')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert FAMILIES["synthetic"].table.reference_of("sort", "kv", "test_acc") is not None
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_attention_settings_reach_every_attention_module(family, tmp_path):
+    """One dataclass (kvt.settings.AttentionSettings) carries the attention settings from every
+    family's config through the hparams to every attention module; pos_form has a key."""
+    from kvt.attention import SelfAttention
+    from kvt.settings import AttentionSettings
+
+    names = [f.name for f in fields(AttentionSettings)]
+    hp = tiny_hparams(family)
+    assert set(names) <= set(hp)
+    rt = runner.experiment(family)
+    hp = {**hp, **rt.bench_facts(hp), "pos_form": "bias", "sdpa": False}
+    attns = [m for m in rt.build_model(hp).modules() if isinstance(m, SelfAttention)]
+    assert attns and all(m.fused is False for m in attns)
+    assert all(m.pos_form == "bias" for m in attns if hasattr(m, "map_pos"))

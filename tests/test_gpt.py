@@ -21,7 +21,7 @@ VOCAB, BLOCK = 11, 12
 
 def gpt(attention, seed=0, **options):
     cfg = dict(attention=attention, vocab_size=VOCAB, block=BLOCK, d_model=24, depth=2, heads=3,
-               pos_dim=6)
+               pos_dim=6, scale="model", pos_per_head=True)  # the char-LM family's settings
     cfg.update(options)
     torch.manual_seed(seed)
     return CharGPT(GPTConfig(**cfg))
@@ -34,10 +34,14 @@ def tokens(b=3, t=BLOCK, seed=1):
 def test_reference_settings():
     """The protocol's defaults and the reference layout: no K/V(/Q) bias, output bias, ReLU FFN
     of 4 d, attention dropout at the model's rate, one map_pos per head."""
-    cfg = GPTConfig(attention="kv_pos", vocab_size=65)
+    from conftest import family_hparams
+    from kvt.experiments.charlm import EXPERIMENT
+
+    # the defaults are the char-LM family's (kvt.families.charlm), the model's config receives them
+    model = EXPERIMENT.build_model({**family_hparams("charlm", task="shakespeare"), "vocab_size": 65})
+    cfg = model.cfg
     assert (cfg.block, cfg.d_model, cfg.depth, cfg.heads, cfg.dropout, cfg.scale, cfg.pos_dim) == \
         (64, 192, 6, 3, 0.2, "model", 20)
-    model = CharGPT(cfg)
     attn = model.blocks[0].attn
     assert attn.k_proj.bias is None and attn.v_proj.bias is None and attn.out_proj.bias is not None
     assert attn.map_pos.out_features == 3 and attn.attn_dropout == 0.2
@@ -51,7 +55,7 @@ def test_reference_settings():
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shape_finite_and_causal(variant, fused):
-    model = gpt(variant, fused=fused).eval()
+    model = gpt(variant, sdpa=fused).eval()
     idx = tokens()
     logits = model(idx)
     assert logits.shape == (3, BLOCK, VOCAB) and torch.isfinite(logits).all()
@@ -68,7 +72,7 @@ def test_shape_finite_and_causal(variant, fused):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_and_manual_agree(variant):
-    fused, manual = gpt(variant, fused=True).eval(), gpt(variant, fused=False).eval()
+    fused, manual = gpt(variant, sdpa=True).eval(), gpt(variant, sdpa=False).eval()
     manual.load_state_dict(fused.state_dict())
     idx = tokens()
     torch.testing.assert_close(fused(idx), manual(idx), rtol=1e-5, atol=1e-5)
@@ -249,7 +253,7 @@ def test_dropout_sites_are_the_reference_notebooks(monkeypatch, fused):
     dropout replaced by the same deterministic marking, our model and a literal copy of the
     notebook's (same weights) give the same logits, in training mode on the manual path; in eval
     mode (dropout off) on both paths."""
-    model = gpt("qkv", heads=3, fused=fused, dropout=0.2)
+    model = gpt("qkv", heads=3, sdpa=fused, dropout=0.2)
     ref = reference_copy(model)
     idx = tokens()
     model.eval(), ref.eval()

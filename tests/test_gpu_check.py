@@ -13,8 +13,8 @@ from kvt.bench.step import VARIANTS, Case
 ROOT = Path(__file__).resolve().parents[1]
 # One quick case per family (under 0.2 s a step on 2 threads at its paper configuration).
 SMALL = (Case("synthetic", "sort", "n64-d64-l2-h2"), Case("vision", "cifar10"),
-         Case("anomaly", "cifar100"), Case("nlp", "multi30k_en_de"))
-FAMILIES = ["synthetic", "vision", "anomaly", "nlp"]
+         Case("anomaly", "cifar100"), Case("translation", "multi30k_en_de"))
+FAMILIES = ["synthetic", "vision", "anomaly", "translation"]
 
 
 def read(path: Path) -> list[dict]:
@@ -53,7 +53,7 @@ def test_cpu_run_measures_every_family_and_variant_and_estimates_hours(run, caps
     tokens = {r["family"]: float(r["tokens_per_s"]) / float(r["samples_per_s"]) for r in rows}
     assert tokens["synthetic"] == pytest.approx(64, rel=0.01)
     assert tokens["vision"] == pytest.approx(17, rel=0.01)
-    assert tokens["nlp"] == pytest.approx(31, rel=0.01)
+    assert tokens["translation"] == pytest.approx(31, rel=0.01)
 
     hours = read(out / "gpu_hours.csv")
     assert [r["family"] for r in hours] == [*FAMILIES, "total"]

@@ -78,15 +78,15 @@ def test_unknown_init_is_named():
 
 
 @pytest.mark.parametrize("case, init", [("synthetic", "fused"), ("anomaly", "fused"),
-                                        ("vision", "torch"), ("nlp.shakespeare", "torch")])
+                                        ("vision", "torch"), ("charlm", "torch")])
 def test_each_family_starts_as_its_reference_did(case, init):
     """docs/protocol.md: the synthetic and set-anomaly code (tutorial 6) used the fused init; the ViT
     and the char-level GPT set none; the switch reaches every attention module."""
     hp = tiny_hparams(case)
-    if case == "nlp.shakespeare":
+    if case == "charlm":
         hp["vocab_size"] = 65
     assert hp["init"] == init
     for mode in (init, "xavier"):
-        model = runner.runtime(hp["family"]).build_model({**hp, "init": mode})
+        model = runner.experiment(hp["family"]).build_model({**hp, "init": mode})
         inits = {m.init for m in model.modules() if hasattr(m, "reset_parameters") and hasattr(m, "init")}
         assert inits == {mode}

@@ -125,3 +125,29 @@ def test_finished_seeds_are_not_trained_again(tmp_path, alone):
     for s in SEEDS:
         assert_same_run(root / f"seed{s}", tmp_path / f"seed{s}")
         assert not (tmp_path / f"seed{s}" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("case", ["anomaly", "charlm"])
+def test_other_families_seeds_trained_together_equal_seeds_trained_alone(tmp_path, case,
+                                                                          one_thread):
+    """joint_seeds is a setting of every family: its runs (with their inputs, data facts and
+    test files: charlm's vocabulary and sample.txt) come out as those of per-seed jobs."""
+    from conftest import FAMILY_INPUTS
+
+    inputs = FAMILY_INPUTS[case](tmp_path)
+    hps = [tiny_hparams(case, seed=s) for s in (0, 1)]
+    for hp in hps:
+        folder = tmp_path / "alone" / f"seed{hp['seed']}"
+        runner.train(hp, folder, folder / "model.pt", CPU, inputs=inputs)
+    together(tmp_path / "joint", hps, inputs=inputs)
+    for s in (0, 1):
+        a, b = tmp_path / "alone" / f"seed{s}", tmp_path / "joint" / f"seed{s}"
+        assert_same_run(a, b)
+        tests = [runner.test(f / "model.pt", f / "out" / "test.json", CPU, inputs=inputs)
+                 for f in (a, b)]
+        assert tests[0] == tests[1]
+        assert sorted(p.name for p in (a / "out").iterdir()) == sorted(
+            p.name for p in (b / "out").iterdir())
+        for p in (a / "out").iterdir():
+            assert p.read_bytes() == (b / "out" / p.name).read_bytes()
+    assert rows(tmp_path / "joint" / "seed0") != rows(tmp_path / "joint" / "seed1")

@@ -1,4 +1,4 @@
-"""The NLP family's runtime: the data rule's checks (a truncated or altered file stops it and is
+"""The NLP families' runtimes (char-LM and translation): the data rule's checks (a truncated or altered file stops it and is
 never used), the per-task training choices, the reference's label-smoothed loss and nltk BLEU
 against literal computations, the eval job's sample and translations, both translation directions,
 and the settings that need more than the schema."""
@@ -15,7 +15,8 @@ from kvt import runner
 from kvt.config import ConfigError, load_schema, resolve
 from kvt.data import text
 from kvt.data.integrity import verified_root
-from kvt.experiments import nlp as rt
+from kvt.experiments import charlm as lm_rt
+from kvt.experiments import translation as rt
 
 from conftest import FAMILY_INPUTS, tiny_hparams
 
@@ -73,19 +74,19 @@ def test_prepare_from_a_staged_copy_and_a_truncated_source(tmp_path):
 
 
 def test_a_run_refuses_a_file_altered_after_the_data_rule(tmp_path):
-    inputs = FAMILY_INPUTS["nlp.shakespeare"](tmp_path)
+    inputs = FAMILY_INPUTS["charlm"](tmp_path)
     info = json.loads(Path(inputs["data"]).read_text())
     path = Path(info["root"]) / text.SHAKESPEARE
     path.write_text(path.read_text().upper())
     verified_root.cache_clear()
     with pytest.raises(text.ChecksumError, match="changed since the data rule"):
-        runner.train(tiny_hparams("nlp.shakespeare"), tmp_path / "run", tmp_path / "run/model.pt",
+        runner.train(tiny_hparams("charlm"), tmp_path / "run", tmp_path / "run/model.pt",
                      CPU, inputs=inputs)
 
 
 def test_tasks_train_and_select_as_the_protocol_says():
-    lm, mt = tiny_hparams("nlp.shakespeare"), tiny_hparams("nlp")
-    assert rt.SELECT_ON(lm) == ("val_loss", "min") and rt.SELECT_ON(mt) == ("val_bleu", "max")
+    lm, mt = tiny_hparams("charlm"), tiny_hparams("translation")
+    assert lm_rt.SELECT_ON == ("val_loss", "min") and rt.SELECT_ON == ("val_bleu", "max")
     c = runner.train_config(lm)
     assert (c.optimizer, c.schedule, c.iterations, c.epochs) == ("adamw", "constant", 12, None)
     c = runner.train_config(mt)
@@ -96,7 +97,7 @@ def test_tasks_train_and_select_as_the_protocol_says():
 
 def test_consecutive_blocks_score_every_character_once():
     ids = torch.arange(103)
-    batches = list(rt._consecutive_blocks(ids, 10, 4)())
+    batches = list(lm_rt._consecutive_blocks(ids, 10, 4)())
     xs = torch.cat([x.flatten() for x, _ in batches])
     ys = torch.cat([y.flatten() for _, y in batches])
     assert torch.equal(xs, ids[:-1]) and torch.equal(ys, ids[1:])
@@ -104,14 +105,14 @@ def test_consecutive_blocks_score_every_character_once():
 
 @pytest.mark.slow
 def test_charlm_run_scores_the_val_text_and_writes_a_seeded_sample(tmp_path):
-    inputs = FAMILY_INPUTS["nlp.shakespeare"](tmp_path)
-    hp = tiny_hparams("nlp.shakespeare")
+    inputs = FAMILY_INPUTS["charlm"](tmp_path)
+    hp = tiny_hparams("charlm")
     runner.train(hp, tmp_path / "run", tmp_path / "run/model.pt", CPU, inputs=inputs)
     result = runner.test(tmp_path / "run/model.pt", tmp_path / "out/test.json", CPU, inputs=inputs)
     assert result["test_bpc"] == pytest.approx(result["test_loss"] / math.log(2))
     sample = (tmp_path / "out/sample.txt").read_text()
     assert len(sample) == hp["sample_chars"]
-    assert set(sample) <= set(rt._chars(rt._root(inputs))[0].chars)
+    assert set(sample) <= set(lm_rt.chars(inputs)[0].chars)
     runner.test(tmp_path / "run/model.pt", tmp_path / "again/test.json", CPU, inputs=inputs)
     assert (tmp_path / "again/sample.txt").read_text() == sample
 
@@ -121,8 +122,8 @@ def test_translation_run_saves_its_test_translations_and_their_bleu(tmp_path):
     import sacrebleu
     from nltk.translate.bleu_score import corpus_bleu
 
-    inputs = FAMILY_INPUTS["nlp"](tmp_path)
-    hp = tiny_hparams("nlp")
+    inputs = FAMILY_INPUTS["translation"](tmp_path)
+    hp = tiny_hparams("translation")
     record = runner.train(hp, tmp_path / "run", tmp_path / "run/model.pt", CPU, inputs=inputs)
     assert "val_bleu" in record["selected"]
     result = runner.test(tmp_path / "run/model.pt", tmp_path / "out/test.json", CPU, inputs=inputs)
@@ -151,18 +152,18 @@ def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, mo
     every third one replaced by another sentence's and every fourth left unended."""
     from nltk.translate.bleu_score import corpus_bleu
 
-    inputs = FAMILY_INPUTS["nlp"](tmp_path)
-    hp = tiny_hparams("nlp")
+    inputs = FAMILY_INPUTS["translation"](tmp_path)
+    hp = tiny_hparams("translation")
     data, tok = rt.pairs(hp, inputs)
     targets = [t[1:].tolist() for t in data["test"][1]]  # ids after <bos>, through <eos>
     ids = [targets[(i + 7) % len(targets)] if i % 3 == 0 else targets[i] for i in range(len(targets))]
     ids = [row[:-1] if i % 4 == 0 else row for i, row in enumerate(ids)]
     monkeypatch.setattr(rt, "translate_ids", lambda *args, **kw: ids)
-    result = rt.test_extra(None, hp, inputs, CPU, tmp_path)
+    result = rt.test_extras(None, hp, inputs, CPU, tmp_path)
     refs = data["test"][2]
     hyps = (tmp_path / "translations.txt").read_text().split("\n")[:-1]
     assert hyps == tok.decode(ids) and hyps[1] == refs[1]
-    vocab = rt.train_vocab(rt._root(inputs), "de")
+    vocab = rt.train_vocab(verified_root(inputs["data"]), "de")
     mark = {w: w if w in vocab else "<unk>" for s in hyps + refs for w in rt.words([s], "de")[0]}
     literal = corpus_bleu(
         [[["<bos>"] + [mark[w] for w in rt.words([r], "de")[0]] + ["<eos>"]] for r in refs],
@@ -173,20 +174,20 @@ def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, mo
 
 
 def test_translation_tasks_take_their_languages_from_their_names(tmp_path):
-    from kvt.families.nlp import TRANSLATION, languages
+    from kvt.families.translation import TASKS, languages
 
-    assert TRANSLATION == ("multi30k_en_de", "multi30k_de_en")  # the reference's direction first
+    assert TASKS == ("multi30k_en_de", "multi30k_de_en")  # the reference's direction first
     from conftest import family_hparams
 
     assert languages("multi30k_de_en") == ("de", "en")
     with pytest.raises(ValueError, match="not a translation task"):
         languages("shakespeare")
-    en_de = tiny_hparams("nlp")
-    de_en = family_hparams("nlp", {"multi30k_de_en": {"vocab_size": 120, "max_len": 40}},
+    en_de = tiny_hparams("translation")
+    de_en = family_hparams("translation", {"multi30k_de_en": {"vocab_size": 120, "max_len": 40}},
                            "multi30k_de_en")
     assert (en_de["source"], en_de["target"]) == ("en", "de")
     assert (de_en["source"], de_en["target"]) == ("de", "en")
-    inputs = FAMILY_INPUTS["nlp"](tmp_path)
+    inputs = FAMILY_INPUTS["translation"](tmp_path)
     src_en, tgt_de, refs_de = rt.pairs(en_de, inputs)[0]["test"]
     src_de, tgt_en, refs_en = rt.pairs(de_en, inputs)[0]["test"]
     # one direction's targets are the other's sources (the same pairs, the same tokenizer)
@@ -199,14 +200,14 @@ def test_translation_tasks_take_their_languages_from_their_names(tmp_path):
 def test_languages_are_not_settable_and_the_tokenizer_is_shared():
     base = {"preset": "paper", "presets": {"paper": {}}}
     with pytest.raises(ConfigError, match="source"):
-        resolve(base, {"nlp": {"multi30k_en_de": {"source": "de"}}}, load_schema())
+        resolve(base, {"translation": {"multi30k_en_de": {"source": "de"}}}, load_schema())
     with pytest.raises(ConfigError, match="multi30k_en_de.vocab_size=8000, multi30k_de_en.vocab_size=4000"):
-        resolve(base, {"nlp": {"multi30k_de_en": {"vocab_size": 4000}}}, load_schema())
-    one = resolve(base, {"nlp": {"tasks": ["multi30k_de_en"], "multi30k_de_en": {"vocab_size": 4000}}},
+        resolve(base, {"translation": {"multi30k_de_en": {"vocab_size": 4000}}}, load_schema())
+    one = resolve(base, {"translation": {"tasks": ["multi30k_de_en"], "multi30k_de_en": {"vocab_size": 4000}}},
                   load_schema())  # one direction: its own size
-    from kvt.families.nlp import tokenizer_vocab
+    from kvt.families.translation import tokenizer_vocab
 
-    assert tokenizer_vocab(one["nlp"]) == 4000
+    assert tokenizer_vocab(one["translation"]) == 4000
 
 
 # -- the reference's loss (translation_transformer_pos.ipynb) --------------------------------
@@ -257,7 +258,7 @@ def test_reference_loss_is_the_notebooks(smoothing, pad_id):
 
 
 def test_translation_step_uses_the_chosen_loss_in_training_only():
-    hp = tiny_hparams("nlp")
+    hp = tiny_hparams("translation")
     assert hp["loss"] == "kl"
     torch.manual_seed(0)
     model = rt.build_model({**hp, "vocab_size": 30}).eval()  # eval: no dropout, same logits twice
@@ -304,7 +305,7 @@ def test_nltk_bleu_matches_a_hand_computation():
 
 
 def test_train_vocab_is_the_target_sides_words(tmp_path):
-    inputs = FAMILY_INPUTS["nlp"](tmp_path)
+    inputs = FAMILY_INPUTS["translation"](tmp_path)
     root = Path(json.loads(Path(inputs["data"]).read_text())["root"])
     de, en = rt.train_vocab(root, "de"), rt.train_vocab(root, "en")
     assert {"Hund", "Männer", "."} <= de and "dog" not in de
@@ -318,12 +319,13 @@ def nlp_summary(tmp_path=None):
     import pandas as pd
 
     rows = []
-    for task, cfgs in (("shakespeare", ["d16-l1-h2"]), ("multi30k_en_de", ["d16-l1-h2", "d32-l1-h2"])):
+    for family, task, cfgs in (("charlm", "shakespeare", ["d16-l1-h2"]),
+                               ("translation", "multi30k_en_de", ["d16-l1-h2", "d32-l1-h2"])):
         for c, cfg in enumerate(cfgs):
             for a, att in enumerate(["qkv", "kv_pos", "kv"]):
                 for seed in (0, 1):
                     value = 1.0 + 0.1 * a + 0.01 * seed + 0.2 * c
-                    row = {"family": "nlp", "task": task, "cfg": cfg, "attention": att, "seed": seed,
+                    row = {"family": family, "task": task, "cfg": cfg, "attention": att, "seed": seed,
                            "d_model": 16 * (c + 1), "depth": 1, "heads": 2, "n_params": 100 + a,
                            "run_dir": str((tmp_path or Path(".")) / task / cfg / att / f"seed{seed}")}
                     if task == "shakespeare":
@@ -335,7 +337,8 @@ def nlp_summary(tmp_path=None):
 
 
 def test_nlp_table_scores_each_task_by_its_own_metrics():
-    from kvt.families import FAMILIES
+    """char-LM and translation: two families, one report group (the paper's NLP table)."""
+    from kvt.families import FAMILIES, GROUPS
     from kvt.report.tables import paper_markdown, paper_table
 
     table = paper_table(nlp_summary())
@@ -346,9 +349,11 @@ def test_nlp_table_scores_each_task_by_its_own_metrics():
     bleu = table[(table["metric"] == "test_bleu") & (table["attention"] == "kv")].iloc[0]
     assert bleu["mean"] == pytest.approx(10 * (1.2 + 0.005 + 0.1)) and bleu["n_configs"] == 2
     ref = table.set_index(["metric", "attention"])["paper_mean"]
-    paper = FAMILIES["nlp"].table.reference_of("shakespeare", "kv_pos", "test_loss")
+    paper = FAMILIES["charlm"].table.reference_of("shakespeare", "kv_pos", "test_loss")
+    assert GROUPS["nlp"].table.reference_of("shakespeare", "kv_pos", "test_loss") == paper
     assert ref["test_loss", "kv_pos"] == pytest.approx(paper[0])  # the recipe's reference number
-    md = paper_markdown(table, FAMILIES["nlp"])
+    assert table.equals(paper_table(nlp_summary(), "nlp"))
+    md = paper_markdown(table, GROUPS["nlp"])
     assert "| shakespeare (loss) |" in md and "| multi30k_en_de (bleu) |" in md
     assert "| multi30k_en_de (bleu_nltk) |" in md
 

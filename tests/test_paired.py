@@ -70,7 +70,7 @@ def test_lower_is_better_for_losses_and_noise_has_no_verdict():
     for c in CFGS:
         for s in seeds:
             values[c, "kv_pos", s] = values[c, "kv", s] + 0.001 * rng.standard_normal()
-    table = paired_table(summary_of(values, "nlp", "shakespeare", "test_loss"))
+    table = paired_table(summary_of(values, "charlm", "shakespeare", "test_loss"))
     kv = table[(table["variant"] == "kv") & (table["baseline"] == "qkv")].iloc[0]
     assert not kv["higher_is_better"] and kv["mean_diff"] < 0 and kv["verdict"] == "kv better"
     noise = table[table["baseline"] == "kv"].iloc[0]
@@ -131,7 +131,7 @@ def test_holm_spans_the_family_and_derived_metrics_are_not_tested_again():
     assert table["wilcoxon_p_holm"].min() == pytest.approx(2 * raw.min())  # two tests in the family
     loss = summary_of({(c, a, s): 2.0 - (0.05 if a == "kv" else 0.0) + 0.01 * rng.standard_normal()
                        for c in CFGS for a in ("qkv", "kv") for s in range(5)},
-                      "nlp", "shakespeare", "test_loss")
+                      "charlm", "shakespeare", "test_loss")
     # as the runs compute it, from float32 sums: loss / ln 2 to about 1e-8
     loss["test_bpc"] = loss["test_loss"] / np.log(2) * (1 + 1e-8 * rng.standard_normal(len(loss)))
     table = paired_table(loss)

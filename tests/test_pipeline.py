@@ -40,10 +40,10 @@ KILLED = {
     "vision": (("vision={tasks: [mnist], mnist: {epochs: 4, batch_size: 10}}",),
                "results/vision/mnist/d16-l1-h2/kv_pos/seed0"),
     "anomaly": (("anomaly={epochs: 4, batch_size: 16}",), "results/anomaly/cifar100/d16-l1-h2/kv_pos/seed0"),
-    "nlp.shakespeare": (("nlp={tasks: [shakespeare], shakespeare: {iterations: 300, val_every: 30}}",),
-                        "results/nlp/shakespeare/d16-l1-h2/kv_pos/seed0"),
-    "nlp.multi30k": (("nlp={tasks: [multi30k_de_en], multi30k_de_en: {epochs: 4, batch_size: 10}}",),
-                     "results/nlp/multi30k_de_en/d16-l1-h2/kv_pos/seed0"),
+    "charlm": (("charlm={shakespeare: {iterations: 300, val_every: 30}}",),
+               "results/charlm/shakespeare/d16-l1-h2/kv_pos/seed0"),
+    "translation": (("translation={tasks: [multi30k_de_en], multi30k_de_en: {epochs: 4, batch_size: 10}}",),
+                    "results/translation/multi30k_de_en/d16-l1-h2/kv_pos/seed0"),
 }
 
 
@@ -142,12 +142,12 @@ def test_an_altered_text_file_stops_the_data_rule_and_nothing_trains(tmp_path):
     before = staged.read_bytes()
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"),
            "--configfile", str(ROOT / "config.yaml"), "--directory", str(tmp_path), "--cores", "1",
-           "--config", "preset=smoke", "families=[nlp]", "nlp={tasks: [shakespeare]}",
+           "--config", "preset=smoke", "families=[charlm]",
            f"data={{dir: {tmp_path / 'data'}, download: false}}"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode != 0
     assert f"{staged} is truncated or altered" in res.stdout + res.stderr
-    assert not (tmp_path / "results/nlp").exists()
+    assert not (tmp_path / "results/charlm").exists()
     assert staged.read_bytes() == before
 
 

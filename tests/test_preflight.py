@@ -107,6 +107,9 @@ def test_estimate_follows_the_work():
     per_token = 2 * (4 * 64 * 64 + 2 * 2 * 64 * 64) + 4 * 8 * 64
     assert train_flops(hp, work) == 3 * 3 * per_token * 1000
     assert train_flops({**hp, "attention": "kv"}, work) == 3 * 3 * (per_token - 2 * 64 * 64) * 1000
+    # qkv_pos has a query projection too; kv_pos does not
+    assert train_flops({**hp, "attention": "qkv_pos"}, work) == train_flops(hp, work)
+    assert train_flops({**hp, "attention": "kv_pos"}, work) == train_flops({**hp, "attention": "kv"}, work)
 
 
 def test_make_run_calls_it_before_snakemake():

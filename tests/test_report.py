@@ -49,7 +49,7 @@ def fake_run(root: Path, task, cfg, att, seed, acc, *, select="best", hp_extra=N
           "seq_len": n, "d_model": d, "depth": depth, "heads": heads, "train_size": 500,
           "val_size": 100, "test_size": 100, "epochs": 2, "batch_size": 50, "lr": 1e-3,
           "warmup_steps": 5, "grad_clip": 5.0, "dropout": 0.1, "val_per_epoch": 4, "select": select,
-          "scale": "head", "pos_dim": 10, "pos_per_head": False, "fused": True, **(hp_extra or {})}
+          "scale": "head", "pos_dim": 10, "pos_per_head": False, "sdpa": True, **(hp_extra or {})}
     run = {"status": "done", "hparams": hp, "n_params": N_PARAMS.get(att, 500), "git_commit": "abc123",
            "git_dirty": False, "torch": "2.5.0", "python": "3.11.9", "device": "cpu",
            "device_name": "x86_64", "host": "node1", "slurm_job_id": None, "threads": 2,
@@ -405,12 +405,12 @@ def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
              "by_config_csv": "synthetic_by_config.csv", "by_config_md": "synthetic_by_config.md",
              "params_csv": "params_synthetic.csv", "params_md": "params_synthetic.md"}
     run_script("tables", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-               params={"family": "synthetic"}, output={k: str(out / v) for k, v in names.items()})
+               params={"group": "synthetic"}, output={k: str(out / v) for k, v in names.items()})
     figs = {}
     for kind, stem in (("loss", "loss_sort"), ("score", "accuracy_sort")):
         files = {"png": f"{stem}.png", "pdf": f"{stem}.pdf"}
         run_script("figures", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-                   params={"family": "synthetic", "task": "sort", "kind": kind},
+                   params={"group": "synthetic", "task": "sort", "kind": kind},
                    output={k: str(out / v) for k, v in files.items()})
         figs.update({f"{kind}_{k}": v for k, v in files.items()})
     for name in ["summary.csv", *names.values()]:

@@ -43,7 +43,7 @@ def synthetic(task, values, grid=PAPER_GRID, **settings) -> list[dict]:
 def charlm(values: dict, d=192, depth=6, heads=3, **settings) -> list[dict]:
     """values: {attention: [last_test_loss per seed]}."""
     settings = {**LM_PAPER, **settings}
-    return [{"family": "nlp", "task": "shakespeare", "cfg": f"d{d}-l{depth}-h{heads}",
+    return [{"family": "charlm", "task": "shakespeare", "cfg": f"d{d}-l{depth}-h{heads}",
              "attention": a, "seed": s, "d_model": d, "depth": depth, "heads": heads, **settings,
              "test_loss": v, "last_test_loss": v, "train_seconds": 100.0}
             for a, vs in values.items() for s, v in enumerate(vs)]
@@ -51,7 +51,7 @@ def charlm(values: dict, d=192, depth=6, heads=3, **settings) -> list[dict]:
 
 def translation(values: dict, d=64, heads=1, **settings) -> list[dict]:
     settings = {**MT_PAPER, **settings}
-    return [{"family": "nlp", "task": "multi30k_en_de", "cfg": f"d{d}-l2-h{heads}", "attention": a,
+    return [{"family": "translation", "task": "multi30k_en_de", "cfg": f"d{d}-l2-h{heads}", "attention": a,
              "seed": s, "d_model": d, "depth": 2, "heads": heads, **settings,
              "test_bleu_nltk": v, "last_test_bleu_nltk": v}
             for a, vs in values.items() for s, v in enumerate(vs)]

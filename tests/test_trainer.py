@@ -278,7 +278,7 @@ def test_non_finite_loss_names_step_and_checkpoint(tmp_path, monkeypatch):
                 out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(syn, "step", nan_at_step_7)
+    monkeypatch.setattr(syn.Synthetic, "step", staticmethod(nan_at_step_7))
     with pytest.raises(FloatingPointError) as err:
         train(tiny_hparams(), tmp_path)
     message = str(err.value)
@@ -330,7 +330,7 @@ def scripted_val(monkeypatch, weights_at):
             out["acc"] = round(VAL_ACC[k] * out["count"])
         return out
 
-    monkeypatch.setattr(syn, "step", step)
+    monkeypatch.setattr(syn.Synthetic, "step", staticmethod(step))
 
 
 def test_select_best(tmp_path, monkeypatch):
@@ -389,7 +389,8 @@ def test_select_last(tmp_path, monkeypatch):
     monkeypatch.undo()
     calls = []
     real = syn.eval_data
-    monkeypatch.setattr(syn, "eval_data", lambda *a: calls.append(a[1]) or real(*a))
+    monkeypatch.setattr(syn.Synthetic, "eval_data",
+                        staticmethod(lambda *a: calls.append(a[1]) or real(*a)))
     result = runner.test(tmp_path / "model.pt", tmp_path / "test.json", CPU)
     assert calls == ["test"]
     assert result["last_test_acc"] == result["test_acc"] and result["last_step"] == TOTAL_STEPS

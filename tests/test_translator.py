@@ -26,7 +26,7 @@ VOCAB, PAD, BOS, EOS, MAX_LEN = 20, 0, 2, 3, 16
 
 def translator(attention, cross="qk", seed=0, **options):
     cfg = dict(attention=attention, vocab_size=VOCAB, d_model=16, depth=2, heads=2, pos_dim=6,
-               cross=cross, max_len=MAX_LEN)
+               cross=cross, max_len=MAX_LEN, init="xavier")  # the translation family's init
     cfg.update(options)
     torch.manual_seed(seed)
     return Translator(TranslatorConfig(**cfg))
@@ -275,7 +275,7 @@ def test_xavier_init(attention, monkeypatch):
 
 @pytest.mark.parametrize("attention,cross", CASES)
 def test_fused_and_manual_agree(attention, cross):
-    fused, manual = translator(attention, cross).eval(), translator(attention, cross, fused=False).eval()
+    fused, manual = translator(attention, cross).eval(), translator(attention, cross, sdpa=False).eval()
     manual.load_state_dict(fused.state_dict())
     src = torch.cat((ids(3, 6, 1), pads(3, 2)), 1)
     tgt = torch.cat((ids(3, 5, 2, bos=True), pads(3, 1)), 1)

@@ -105,7 +105,7 @@ def test_bad_image_size_and_shape_raise():
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_vit_fused_equals_manual(variant):
-    fused, manual = vit(variant, fused=True), vit(variant, seed=5, fused=False)
+    fused, manual = vit(variant, sdpa=True), vit(variant, seed=5, sdpa=False)
     manual.load_state_dict(fused.state_dict())
     x = torch.randn(4, 3, 8, 8)
     torch.testing.assert_close(fused.eval()(x), manual.eval()(x), atol=1e-5, rtol=1e-4)

@@ -37,12 +37,19 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["anomaly_features"] == 1 and counts["anomaly_train"] == 3 * 3
     # NLP: the char-LM's one configuration; translation en -> de and de -> en, d {64, 128, 256} x
     # heads {1, 4}, both from one data rule and one joint tokenizer
-    assert counts["nlp_charlm_train"] == counts["nlp_charlm_eval"] == 1 * 3 * 3
-    assert counts["nlp_translation_train"] == counts["nlp_translation_eval"] == 2 * 6 * 3 * 3 == 108
-    assert counts["nlp_data"] == 2 and counts["nlp_tokenizer"] == 1
-    assert counts["nlp_bleu_figure"] == counts["nlp_cross_attention"] == 2
+    assert counts["charlm_train"] == counts["charlm_eval"] == 1 * 3 * 3
+    assert counts["translation_train"] == counts["translation_eval"] == 2 * 6 * 3 * 3 == 108
+    assert counts["charlm_data"] == 1 and counts["translation_data"] == 1
+    assert counts["translation_tokenizer"] == 1
+    assert counts["translation_bleu_figure"] == counts["translation_cross_attention"] == 2
     assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 3
     assert counts["summary"] == 1 and counts["tables"] == 4
+    # what CI checks (python -m kvt.expect) is what the workflow schedules
+    from kvt.config import load_config
+    from kvt.expect import job_counts as expected_counts
+
+    expected = expected_counts(load_config({}, ROOT))
+    assert {rule: counts[rule] for rule in expected} == expected
 
 
 def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):
@@ -50,6 +57,15 @@ def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == counts["synthetic_eval"] == 5 * 16 * 3 == 240
+
+
+def test_joint_seeds_and_groups_serve_every_family(tmp_path):
+    """joint_seeds and group are settings of every family (the generic train and eval rules)."""
+    res = dry_run("families=[vision]", "vision={tasks: [digits], joint_seeds: true, group: true}",
+                  tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout + res.stderr)
+    assert counts["vision_train"] == counts["vision_eval"] == 1 * 3  # one configuration, 3 variants
 
 
 def test_restricting_task_variant_and_seeds(tmp_path):
@@ -80,8 +96,8 @@ def test_presets_change_the_grid(tmp_path):
         res = dry_run(f"preset={preset}", tmp_path=tmp_path)
         assert res.returncode == 0, res.stderr + res.stdout
         counts = job_counts(res.stdout + res.stderr)
-        names = ("synthetic_train", "vision_train", "anomaly_train", "nlp_charlm_train",
-                 "nlp_translation_train")
+        names = ("synthetic_train", "vision_train", "anomaly_train", "charlm_train",
+                 "translation_train")
         assert tuple(counts[n] for n in names) == runs, preset
 
 

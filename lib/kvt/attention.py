@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .positional import row_channels, sinusoid_2d
+from .settings import POS_FORMS
 
 ATTENTION: dict[str, type["SelfAttention"]] = {}
 SCALES = ("head", "model")
@@ -305,9 +306,11 @@ class PositionalTerm:
     """
 
     def __init__(self, d_model, heads, *, pos_dim: int = 10, max_len: int = 512,
-                 pos_per_head: bool = False, **options):
+                 pos_per_head: bool = False, pos_form: str = "auto", **options):
         super().__init__(d_model, heads, **options)
-        self.max_len = max_len
+        if pos_form not in POS_FORMS:
+            raise ValueError(f"pos_form must be one of {POS_FORMS}, got {pos_form!r}")
+        self.max_len, self.pos_form = max_len, pos_form
         self.map_pos = nn.Linear(pos_dim, heads if pos_per_head else 1)
         self.register_buffer("pos_table", sinusoid_2d(max_len, pos_dim), persistent=False)
         if self.init == "fused":  # the reference's map_pos init (xavier's only applies to O, K, V)

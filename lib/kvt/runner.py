@@ -1,22 +1,6 @@
-"""One run of any family, from its hparams: seed, build, train (resumable), select, test.
-
-A family's runtime module (named by its declaration in kvt.families) provides:
-    build_model(hp) -> nn.Module
-    train_data(hp, inputs) -> object with batches(start_step) (and steps_per_epoch for epochs)
-    eval_data(hp, split, inputs) -> zero-argument callable yielding the fixed batches of a split
-    step(model, batch) -> {"loss": mean loss tensor, "count": items, name: sum over items, ...}
-    SELECT_ON = ("val_acc", "max")      # the validation metric that selects weights
-    TRAIN = {"optimizer": ..., ...}     # fixed TrainConfig fields; the rest come from hp by name
-SELECT_ON and TRAIN may instead be functions of hp (a family whose tasks train differently).
-Optional: facts the model needs from the data (recorded with the hparams, e.g. a vocabulary size),
-metrics that are not sums over batches, and files besides the metrics:
-    data_facts(hp, inputs) -> {name: value}                           # added to hp before building
-    val_extra(hp, inputs, device) -> None or model -> {name: value}   # validation (val_<name>)
-    test_extra(model, hp, inputs, device, out_dir) -> {name: value}  # test_<name>; may write files
-The eval job tests the selected and the last weights; for the last, out_dir is a temporary
-folder: test_extra writes only inside out_dir.
-`inputs` are the paths a rule hands the job (data files, cached features); hparams hold no paths
-that are not config values.
+"""One run of any family, from its hparams: seed, build, train (resumable), select, test. A family's
+runtime is its Experiment (kvt.experiments.base: the typed contract), found through its
+declaration in kvt.families.
 """
 
 import importlib
@@ -27,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .experiments.base import Experiment
 from .families import family
 from .jsonfiles import write_json
 from .runfiles import finish_record, load_weights, start_record
@@ -35,17 +20,18 @@ from .trainer import (Trainer, TrainConfig, atomic_save, evaluate, fit_together,
                       seed_everything)
 
 
-def runtime(name: str):
-    """The runtime module of family `name`."""
-    return importlib.import_module(family(name).runtime)
-
-
-def _of(value, hp: dict):
-    return value(hp) if callable(value) else value
+def experiment(name: str) -> Experiment:
+    """The Experiment of family `name`: EXPERIMENT of the runtime module its declaration names."""
+    module = family(name).module
+    found = getattr(importlib.import_module(module), "EXPERIMENT", None)
+    if not isinstance(found, Experiment):
+        raise TypeError(f"family {name!r}: its runtime module {module} defines no EXPERIMENT, an "
+                        "instance of kvt.experiments.base.Experiment")
+    return found
 
 
 def train_config(hp: dict) -> TrainConfig:
-    return TrainConfig.from_hparams(hp, **_of(runtime(hp["family"]).TRAIN, hp))
+    return TrainConfig.from_hparams(hp, **experiment(hp["family"]).train_settings(hp))
 
 
 @dataclass(frozen=True)
@@ -73,9 +59,8 @@ def prepare(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inp
             options: Options = Options(), label: str = "") -> Prepared:
     """Seed, build the model and data, and a trainer that resumes from run_dir/last.pt if there
     is one; write run.json (status running)."""
-    rt, run_dir, inputs = runtime(hp["family"]), Path(run_dir), dict(inputs or {})
-    if hasattr(rt, "data_facts"):
-        hp = {**hp, **rt.data_facts(hp, inputs)}
+    rt, run_dir, inputs = experiment(hp["family"]), Path(run_dir), dict(inputs or {})
+    hp = {**hp, **rt.data_facts(hp, inputs)}
     drop_stale_checkpoint(run_dir, hp, options)
     seed_everything(hp["seed"])
     model = rt.build_model(hp)  # before the data: the initial weights depend on the seed alone
@@ -84,10 +69,9 @@ def prepare(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inp
     flops = forward_flops(model, next(train_data.batches(0)), rt.step)
     if options.compile:
         model.compile()  # in place: the state_dict keeps its names
-    val_extra = rt.val_extra(hp, inputs, device) if hasattr(rt, "val_extra") else None
     trainer = Trainer(model, train_data, rt.eval_data(hp, "val", inputs), rt.step,
                       train_config(hp), run_dir, device, on_step=on_step,
-                      select_on=_of(rt.SELECT_ON, hp), val_extra=val_extra,
+                      select_on=rt.select_on(hp), val_metrics=rt.val_scorer(hp, inputs, device),
                       precision=options.precision, label=label)
     record = start_record(run_dir, hp, device, n_params, previous=trainer.meta, flops=flops,
                           options=asdict(options))
@@ -199,19 +183,18 @@ def drop_stale_checkpoint(run_dir: Path, hp: dict, options: Options = Options())
 def load_model(model_path: Path, device):
     """(model in eval mode with the selected weights, its checkpoint)."""
     ckpt = load_weights(model_path)
-    model = runtime(ckpt["hparams"]["family"]).build_model(ckpt["hparams"]).to(device)
+    model = experiment(ckpt["hparams"]["family"]).build_model(ckpt["hparams"]).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
 
 
 def measure(model, hp: dict, inputs: dict, device, out_dir: Path, precision: str) -> dict:
-    """{name: value} of the family's test metrics of `model`; test_extra writes into out_dir."""
-    rt = runtime(hp["family"])
+    """{name: value} of the family's test metrics of `model`; test_extras writes into out_dir."""
+    rt = experiment(hp["family"])
     metrics = evaluate(model, rt.eval_data(hp, "test", inputs)(), rt.step, device, precision)
-    if hasattr(rt, "test_extra"):
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        with torch.no_grad(), autocast(precision, device):
-            metrics.update(rt.test_extra(model, hp, inputs, device, Path(out_dir)))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), autocast(precision, device):
+        metrics.update(rt.test_extras(model, hp, inputs, device, Path(out_dir)))
     return metrics
 
 

@@ -224,7 +224,7 @@ class Trainer:
     step_fn(model, batch) -> {"loss": mean loss tensor, "count": items, name: sum, ...}.
     select_on: (validation column, "max" or "min"): the weights kept for `select: best`; ties go
     to the lower validation loss. on_step(step): called after every optimizer step (tests use it).
-    val_extra(model) -> {name: value}: validation metrics that are not sums over batches (BLEU of
+    val_metrics(model) -> {name: value}: validation metrics that are not sums over batches (BLEU of
     decoded sentences), computed in eval mode without gradients and logged as val_<name>.
     precision: kvt.precision's name (fp32, tf32, bf16) for the forward passes. label: a prefix of
     the log lines (the seed, when several runs share one log).
@@ -235,13 +235,13 @@ class Trainer:
 
     def __init__(self, model: nn.Module, train, val_batches: Callable[[], object], step_fn,
                  cfg: TrainConfig, run_dir: Path, device, on_step=None,
-                 select_on: tuple[str, str] = ("val_acc", "max"), val_extra=None,
+                 select_on: tuple[str, str] = ("val_acc", "max"), val_metrics=None,
                  precision: str = "fp32", label: str = ""):
         self.model, self.train, self.val_batches = model.to(device), train, val_batches
         if hasattr(train, "to"):
             train.to(device)  # data held in memory live on the device: no copy per step
         self.precision, self.label = check_precision(precision), label
-        self.val_extra = val_extra
+        self.val_metrics = val_metrics
         self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, torch.device(device), on_step
         if select_on[1] not in ("max", "min"):
             raise ValueError(f"select_on direction must be max or min, got {select_on[1]!r}")
@@ -351,10 +351,10 @@ class Trainer:
         self._check_finite()
         metrics = evaluate(self.model, self.val_batches(), self.step_fn, self.device, self.precision)
         val = {f"val_{k}": v for k, v in metrics.items()}
-        if self.val_extra is not None:
+        if self.val_metrics is not None:
             self.model.eval()
             with torch.no_grad(), autocast(self.precision, self.device):
-                val.update({f"val_{k}": float(v) for k, v in self.val_extra(self.model).items()})
+                val.update({f"val_{k}": float(v) for k, v in self.val_metrics(self.model).items()})
         train_loss = float(self.loss_sum) / self.loss_count if self.loss_count else float("nan")
         self.loss_sum, self.loss_count = self._zero(), 0
         epoch = round(self.step / self.spe, 4) if self.spe else None

@@ -1,5 +1,6 @@
-# Gather the runs into results/summary.csv, then every family's tables and figures, from its
-# recipe (kvt.families). They are light: on a cluster they run where Snakemake runs.
+# Gather the runs into results/summary.csv, then every report group's tables and figures (a group:
+# one family, or several the paper shows together, e.g. NLP), from its recipe (kvt.families).
+# They are light: on a cluster they run where Snakemake runs.
 
 
 localrules:
@@ -35,36 +36,36 @@ rule tables:
     input:
         summary=rules.summary.output.csv,
     output:
-        csv=f"{RESULTS}/tables/{{family}}.csv",
+        csv=f"{RESULTS}/tables/{{group}}.csv",
         md=report(
-            f"{RESULTS}/tables/{{family}}.md",
+            f"{RESULTS}/tables/{{group}}.md",
             caption="../report/table.rst",
-            category="{family}",
+            category="{group}",
             labels={"table": "main table"},
         ),
-        tex=f"{RESULTS}/tables/{{family}}.tex",
-        by_config_csv=f"{RESULTS}/tables/{{family}}_by_config.csv",
+        tex=f"{RESULTS}/tables/{{group}}.tex",
+        by_config_csv=f"{RESULTS}/tables/{{group}}_by_config.csv",
         by_config_md=report(
-            f"{RESULTS}/tables/{{family}}_by_config.md",
+            f"{RESULTS}/tables/{{group}}_by_config.md",
             caption="../report/by_config.rst",
-            category="{family}",
+            category="{group}",
             labels={"table": "per configuration"},
         ),
-        params_csv=f"{RESULTS}/tables/params_{{family}}.csv",
+        params_csv=f"{RESULTS}/tables/params_{{group}}.csv",
         params_md=report(
-            f"{RESULTS}/tables/params_{{family}}.md",
+            f"{RESULTS}/tables/params_{{group}}.md",
             caption="../report/params.rst",
-            category="{family}",
+            category="{group}",
             labels={"table": "parameters"},
         ),
     log:
-        f"{RESULTS}/logs/tables/{{family}}.log",
+        f"{RESULTS}/logs/tables/{{group}}.log",
     wildcard_constraints:
-        family="|".join(FAMILIES),
+        group="|".join(GROUPS),
     conda:
         "../../envs/kvt.yaml"
     params:
-        family="{family}",
+        group="{group}",
         code=REPORT_CODE,
     script:
         "../../scripts/tables.py"
@@ -147,21 +148,21 @@ rule loss_figure:
         runs=runs_of,
     output:
         png=report(
-            f"{RESULTS}/figures/{{family}}/loss_{{task}}.png",
+            f"{RESULTS}/figures/{{group}}/loss_{{task}}.png",
             caption="../report/loss.rst",
-            category="{family}",
+            category="{group}",
             subcategory="{task}",
             labels={"task": "{task}", "figure": "loss vs time"},
         ),
-        pdf=f"{RESULTS}/figures/{{family}}/loss_{{task}}.pdf",
+        pdf=f"{RESULTS}/figures/{{group}}/loss_{{task}}.pdf",
     log:
-        f"{RESULTS}/logs/figures/{{family}}_loss_{{task}}.log",
+        f"{RESULTS}/logs/figures/{{group}}_loss_{{task}}.log",
     wildcard_constraints:
-        family="|".join(FAMILIES),
+        group="|".join(GROUPS),
     conda:
         "../../envs/kvt.yaml"
     params:
-        family="{family}",
+        group="{group}",
         task="{task}",
         kind="loss",
         code=REPORT_CODE,
@@ -175,22 +176,22 @@ rule score_figure:
         runs=runs_of,
     output:
         png=report(
-            f"{RESULTS}/figures/{{family}}/{{score}}_{{task}}.png",
+            f"{RESULTS}/figures/{{group}}/{{score}}_{{task}}.png",
             caption="../report/score.rst",
-            category="{family}",
+            category="{group}",
             subcategory="{task}",
             labels={"task": "{task}", "figure": "{score}"},
         ),
-        pdf=f"{RESULTS}/figures/{{family}}/{{score}}_{{task}}.pdf",
+        pdf=f"{RESULTS}/figures/{{group}}/{{score}}_{{task}}.pdf",
     log:
-        f"{RESULTS}/logs/figures/{{family}}_{{score}}_{{task}}.log",
+        f"{RESULTS}/logs/figures/{{group}}_{{score}}_{{task}}.log",
     wildcard_constraints:
-        family="|".join(FAMILIES),
-        score="|".join({f.table.score_figure for f in FAMILIES.values()}),
+        group="|".join(GROUPS),
+        score="|".join({g.table.score_figure for g in GROUPS.values()}),
     conda:
         "../../envs/kvt.yaml"
     params:
-        family="{family}",
+        group="{group}",
         task="{task}",
         kind="score",
         code=REPORT_CODE,

@@ -1,6 +1,6 @@
 # Set anomaly detection on CIFAR-100: ResNet-34 features computed once (GPU when present) from the
-# images of the vision data rule, then one train and one eval job per configuration x attention x
-# seed. Tables and the loss/accuracy figures: aggregate.smk.
+# images of the vision data rule, the input of every train and eval job (runs.smk). Tables and
+# the loss/accuracy figures: aggregate.smk.
 
 
 rule anomaly_features:
@@ -32,59 +32,3 @@ rule anomaly_features:
         code=FAM["anomaly"].code,
     script:
         "../../scripts/anomaly_features.py"
-
-
-rule anomaly_train:
-    input:
-        features=rules.anomaly_features.output.features,
-    output:
-        model=f"{FAM['anomaly'].run}/model.pt",
-        run=f"{FAM['anomaly'].run}/run.json",
-        metrics=f"{FAM['anomaly'].run}/metrics.csv",
-    log:
-        f"{RESULTS}/logs/anomaly/train/{RUN}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/anomaly/train/{RUN}.tsv"
-    wildcard_constraints:
-        **FAM["anomaly"].constraints,
-    conda:
-        "../../envs/kvt.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=1,
-        runtime=FAM["anomaly"].runtime,
-        mem_mb=FAM["anomaly"].mem_mb,
-    params:
-        hparams=FAM["anomaly"].hparams,
-        device=config["device"],
-        precision=config["precision"],
-        code=FAM["anomaly"].code,
-    script:
-        "../../scripts/train.py"
-
-
-rule anomaly_eval:
-    input:
-        model=rules.anomaly_train.output.model,
-        features=rules.anomaly_features.output.features,
-    output:
-        result=f"{FAM['anomaly'].run}/test.json",
-    log:
-        f"{RESULTS}/logs/anomaly/eval/{RUN}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/anomaly/eval/{RUN}.tsv"
-    wildcard_constraints:
-        **FAM["anomaly"].constraints,
-    conda:
-        "../../envs/kvt.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=1,
-        runtime=20,
-        mem_mb=FAM["anomaly"].mem_mb,
-    params:
-        device=config["device"],
-        precision=config["precision"],
-        code=FAM["anomaly"].code,
-    script:
-        "../../scripts/evaluate.py"

@@ -1,11 +1,12 @@
 # All the Python of the workflow: configuration, the grid of every family, input/params functions.
 # The rule files stay declarative. Nothing here names a family; each one is declared in
-# lib/kvt/families/ and brings its own rule file (rules/<family>.smk).
+# lib/kvt/families/, gets its train and eval rules from runs.smk and brings its own rule file
+# (rules/<family>.smk: data, features, figures).
 from pathlib import Path
 
 import kvt
 from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
-from kvt.families import FAMILIES
+from kvt.families import FAMILIES, GROUPS
 from kvt.families.base import JOINT_NAME
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
@@ -58,6 +59,11 @@ class FamilyRules:
         # the name of a train or eval job's log and benchmark files
         self.job_run = SEEDS_RUN if self.joint else RUN
         cfgs = sorted({c for per_task in self.configs.values() for c in per_task})
+        # the named inputs of its train and eval jobs, and the files an eval job writes
+        self.inputs = {k: f"{RESULTS}/{v}" for k, v in self.spec.inputs.items()}
+        self.eval_outputs = {
+            k: self.job_files(v) for k, v in self.spec.eval_outputs.items()
+        }
         self.constraints = {
             "task": "|".join(self.tasks),
             "cfg": "|".join(cfgs),
@@ -108,6 +114,11 @@ class FamilyRules:
         minutes = self.spec.resources(self.section, wildcards.task)["runtime"]
         return minutes * len(self.seeds) if self.joint else minutes
 
+    def eval_runtime(self, wildcards):
+        """Minutes of one eval job (the section's eval_runtime), per seed with joint_seeds."""
+        minutes = self.section["eval_runtime"]
+        return minutes * len(self.seeds) if self.joint else minutes
+
     def mem_mb(self, wildcards):
         return self.spec.resources(self.section, wildcards.task)["mem_mb"]
 
@@ -143,8 +154,8 @@ def summary_tests(wildcards=None):
 
 def all_targets():
     """summary.csv, the paired comparisons, the paper-vs-reproduction and cost tables, then per active
-    family its tables, its figures per task, and the extra outputs its recipe names (e.g.
-    attention maps)."""
+    family its report group's tables, its figures per task, and the extra outputs its recipe names
+    (e.g. attention maps)."""
     targets = [
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/tables/paired.md",
@@ -152,14 +163,14 @@ def all_targets():
         f"{RESULTS}/tables/cost.md",
     ]
     for fam in ACTIVE:
-        recipe = fam.spec.table
+        recipe, group = fam.spec.table, fam.spec.report_group
         targets += expand(
             f"{RESULTS}/tables/{{name}}.{{ext}}",
-            name=fam.name,
+            name=group,
             ext=["csv", "md", "tex"],
         )
         targets += expand(
-            f"{RESULTS}/figures/{fam.name}/{{kind}}_{{task}}.{{ext}}",
+            f"{RESULTS}/figures/{group}/{{kind}}_{{task}}.{{ext}}",
             kind=["loss", recipe.score_figure],
             task=fam.tasks,
             ext=["png", "pdf"],
@@ -174,9 +185,15 @@ def all_targets():
             for task in fam.tasks
             for pattern in recipe.task_extras.get(task, ())
         ]
-    return targets
+    return list(dict.fromkeys(targets))  # a report group's tables: once
 
 
 def runs_of(wildcards):
-    """run.json of every run of one task of one family (the figures of that task)."""
-    return [f"{d}/run.json" for d in FAM[wildcards.family].run_dirs(wildcards.task)]
+    """run.json of every run of one task of one report group (the figures of that task): the runs
+    of the group's family that has the task."""
+    return [
+        f"{d}/run.json"
+        for name in GROUPS[wildcards.group].members
+        if wildcards.task in FAM[name].tasks
+        for d in FAM[name].run_dirs(wildcards.task)
+    ]

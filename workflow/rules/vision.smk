@@ -1,5 +1,5 @@
-# Vision (ViT): the data rule (files staged, downloaded or, for the smoke preset, fixtures), one
-# train and one eval job per dataset x configuration x attention x seed, and the attention maps.
+# Vision (ViT): the data rule (files staged, downloaded or, for the smoke preset, fixtures) and
+# the attention maps. Train and eval jobs: runs.smk (inputs: the declaration in kvt.families).
 # Tables and the loss/accuracy figures: aggregate.smk.
 
 
@@ -24,62 +24,6 @@ rule vision_data:
         retries=config["data"]["retries"],
     script:
         "../../scripts/vision_data.py"
-
-
-rule vision_train:
-    input:
-        data=f"{RESULTS}/data/{{task}}.json",
-    output:
-        model=f"{FAM['vision'].run}/model.pt",
-        run=f"{FAM['vision'].run}/run.json",
-        metrics=f"{FAM['vision'].run}/metrics.csv",
-    log:
-        f"{RESULTS}/logs/vision/train/{RUN}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/vision/train/{RUN}.tsv"
-    wildcard_constraints:
-        **FAM["vision"].constraints,
-    conda:
-        "../../envs/kvt.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=1,
-        runtime=FAM["vision"].runtime,
-        mem_mb=FAM["vision"].mem_mb,
-    params:
-        hparams=FAM["vision"].hparams,
-        device=config["device"],
-        precision=config["precision"],
-        code=FAM["vision"].code,
-    script:
-        "../../scripts/train.py"
-
-
-rule vision_eval:
-    input:
-        model=rules.vision_train.output.model,
-        data=f"{RESULTS}/data/{{task}}.json",
-    output:
-        result=f"{FAM['vision'].run}/test.json",
-    log:
-        f"{RESULTS}/logs/vision/eval/{RUN}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/vision/eval/{RUN}.tsv"
-    wildcard_constraints:
-        **FAM["vision"].constraints,
-    conda:
-        "../../envs/kvt.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=1,
-        runtime=20,
-        mem_mb=FAM["vision"].mem_mb,
-    params:
-        device=config["device"],
-        precision=config["precision"],
-        code=FAM["vision"].code,
-    script:
-        "../../scripts/evaluate.py"
 
 
 rule vision_attention:

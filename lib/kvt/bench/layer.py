@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -46,12 +46,14 @@ class Shape:
         return f"B{self.batch} H{self.heads} n{self.n} d_h{self.d_head} p{self.pos_dim}{kind}"
 
 
-SHAPES = (
-    Shape("synthetic", 128, 4, 128, 16, 10),
-    Shape("vision", 128, 2, 17, 64, 50, scale="model"),
-    Shape("char-LM", 64, 3, 64, 64, 20, causal=True, scale="model"),
-    Shape("translation", 50, 4, 30, 16, 10, context=32),
-)
+def shapes() -> tuple[Shape, ...]:
+    """Every family's attention shapes (its declaration's layer_shapes), in the registry's order."""
+    from ..families import FAMILIES
+
+    return tuple(Shape(name, **dims) for name, fam in FAMILIES.items() for dims in fam.layer_shapes)
+
+
+SHAPES = shapes()
 
 
 def literal_kv_pos(module, x, mask=None, context=None):

@@ -38,19 +38,15 @@ class Case:
     cfg: str | None = None  # None: the task's first configuration in the paper grid
 
 
-# The synthetic configurations of the issue's table, then every other task at its paper setting.
-CASES = (
-    Case("synthetic", "sort", "n64-d64-l2-h2"),
-    Case("synthetic", "sort", "n128-d64-l2-h4"),
-    Case("synthetic", "sort", "n128-d256-l4-h4"),
-    Case("vision", "mnist"),
-    Case("vision", "cifar10"),
-    Case("anomaly", "cifar100"),
-    Case("nlp", "shakespeare"),
-    Case("nlp", "multi30k_en_de"),
-)
-CHARS = 65  # Tiny Shakespeare's character vocabulary
-SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces
+def cases() -> tuple[Case, ...]:
+    """Every family's benchmark cases (its declaration's bench_cases), in the registry's order."""
+    from ..families import FAMILIES
+
+    return tuple(Case(name, task, cfg) for name, fam in FAMILIES.items()
+                 for task, cfg in fam.bench_cases)
+
+
+CASES = cases()
 
 
 def hparams(config: dict, case: Case, variant: str) -> dict:
@@ -59,37 +55,12 @@ def hparams(config: dict, case: Case, variant: str) -> dict:
     fam, section = FAMILIES[case.family], config[case.family]
     cfg = case.cfg or next(iter(fam.configs(section, case.task)))
     hp = fam.hparams(section, case.task, cfg, variant, 0)
-    if case.task == "shakespeare":
-        hp["vocab_size"] = CHARS  # data_facts reads it from the text
-    return hp
+    return {**hp, **runner.experiment(case.family).bench_facts(hp)}  # data_facts, without data
 
 
 def random_batch(hp: dict, gen: torch.Generator):
     """One training batch of random data with the shapes and value ranges `hp` trains on."""
-    b = hp["batch_size"]
-    if hp["family"] == "synthetic":
-        from ..data.synthetic import make_split
-
-        x, y = make_split(hp["task"], "train", b, hp["seq_len"], hp["seed"])
-        return x, y
-    if hp["family"] == "vision":
-        from ..data.vision import spec_of
-
-        spec = spec_of(hp["task"])
-        x = torch.randn(b, spec.channels, spec.image_size, spec.image_size, generator=gen)
-        return x, torch.randint(spec.classes, (b,), generator=gen)
-    if hp["family"] == "anomaly":
-        from ..models.set_anomaly import SetAnomalyConfig
-
-        x = torch.randn(b, hp["set_size"], SetAnomalyConfig.feature_dim, generator=gen)
-        return x, torch.randint(hp["set_size"], (b,), generator=gen)
-    if hp["task"] == "shakespeare":
-        x = torch.randint(CHARS, (b, hp["block"] + 1), generator=gen)
-        return x[:, :-1], x[:, 1:]
-    src = torch.randint(4, hp["vocab_size"], (b, SOURCE_LEN), generator=gen)
-    tgt = torch.randint(4, hp["vocab_size"], (b, TARGET_LEN + 1), generator=gen)
-    tgt[:, 0] = 2  # <bos>
-    return src, tgt[:, :-1], tgt[:, 1:]
+    return runner.experiment(hp["family"]).random_batch(hp, gen)
 
 
 @dataclass
@@ -106,7 +77,7 @@ class Bench:
 def prepare(config: dict, case: Case, variant: str, device, precision: str = "fp32") -> Bench:
     """The model (seed 0) and a random batch (seed 0: every variant gets the same inputs)."""
     hp = hparams(config, case, variant)
-    rt = runner.runtime(hp["family"])
+    rt = runner.experiment(hp["family"])
     torch.manual_seed(0)
     model = rt.build_model(hp).to(device).train()
     batch = tuple(t.to(device) for t in random_batch(hp, torch.Generator().manual_seed(0)))

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from ..data.set_anomaly import (FreshSetBatches, SetBatches, SetSampler, balanced_holdout,
                                 extract_features, make_sets, set_eval_batches)
 from ..models.set_anomaly import SetAnomalyConfig, SetAnomalyEncoder
+from .base import Experiment
 from .common import fields_from
 
 SELECT_ON = ("val_acc", "max")
@@ -113,3 +114,39 @@ def features_job(job) -> None:
                              batch_size=p.feature_batch, device=device,
                              progress=lambda line: print(line, file=sys.stderr))
     atomic_save(feats, Path(job.output.features))
+
+
+class Anomaly(Experiment):
+    """Set anomaly detection on cached features (kvt.experiments.base)."""
+    build_model = staticmethod(build_model)
+    train_data = staticmethod(train_data)
+    eval_data = staticmethod(eval_data)
+    step = staticmethod(step)
+
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        """A features file like the feature rule's: 1,200 train / 200 test 512-d vectors, 10
+        classes, class-dependent means (a set's odd one can be found)."""
+        gen = torch.Generator().manual_seed(0)
+        centers = torch.randn(10, SetAnomalyConfig.feature_dim, generator=gen)
+        feats = {}
+        for split, n in (("train", 1200), ("test", 200)):
+            y = torch.arange(n) % 10
+            feats[split] = (centers[y] + 0.5 * torch.randn(n, SetAnomalyConfig.feature_dim,
+                                                           generator=gen), y)
+        path = Path(root) / "features.pt"
+        torch.save(feats, path)
+        return {"features": str(path)}
+
+    def random_batch(self, hp: dict, generator):
+        b = hp["batch_size"]
+        x = torch.randn(b, hp["set_size"], SetAnomalyConfig.feature_dim, generator=generator)
+        return x, torch.randint(hp["set_size"], (b,), generator=generator)
+
+    def select_on(self, hp: dict) -> tuple[str, str]:
+        return SELECT_ON
+
+    def train_settings(self, hp: dict) -> dict:
+        return TRAIN
+
+
+EXPERIMENT = Anomaly()

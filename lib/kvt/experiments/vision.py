@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..data.integrity import verified_root
 from ..data.vision import DATASETS, ImageBatches, eval_batches, load_splits, with_stats
 from ..models.vit import ViTConfig, VisionTransformer
+from .base import Experiment
 from .common import fields_from
 
 SELECT_ON = ("val_acc", "max")
@@ -104,3 +105,35 @@ def attention_figure_job(job) -> None:
         model, ckpt = runner.load_model(Path(path), device)
         panels[ckpt["hparams"]["attention"]] = first_layer_maps(model.cpu(), ckpt["hparams"], inputs(job))
     save(attention_figure(panels, job.wildcards.task), job.output.png, job.output.pdf)
+
+
+class Vision(Experiment):
+    """The ViT on image datasets (kvt.experiments.base)."""
+    build_model = staticmethod(build_model)
+    train_data = staticmethod(train_data)
+    eval_data = staticmethod(eval_data)
+    step = staticmethod(step)
+
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        """Fixture files of the run's dataset under root and the data rule's manifest."""
+        from ..data.vision import prepare
+        from ..jsonfiles import write_json
+
+        info = prepare(hp["task"], Path(root) / "data", download_missing=False, fixtures=True)
+        manifest = Path(root) / f"{hp['task']}.json"
+        write_json(info, manifest)
+        return {"data": str(manifest)}
+
+    def random_batch(self, hp: dict, generator):
+        spec, b = DATASETS[hp["task"]], hp["batch_size"]
+        x = torch.randn(b, spec.channels, spec.image_size, spec.image_size, generator=generator)
+        return x, torch.randint(spec.classes, (b,), generator=generator)
+
+    def select_on(self, hp: dict) -> tuple[str, str]:
+        return SELECT_ON
+
+    def train_settings(self, hp: dict) -> dict:
+        return TRAIN
+
+
+EXPERIMENT = Vision()

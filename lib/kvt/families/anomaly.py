@@ -7,9 +7,9 @@ The family's declaration; training code: kvt.experiments.anomaly.
 
 from dataclasses import dataclass
 
-from .base import (Family, TableRecipe, axis, check_heads, fused_setting, init_setting,
-                   mem_mb_setting, pos_dim_setting, pos_per_head_setting, runtime_setting,
-                   scale_setting, select_setting, setting, Workload)
+from .base import (AttentionSettings, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
+                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
+                   mem_mb_setting, runtime_setting, select_setting, setting)
 
 TASKS = ("cifar100",)
 
@@ -22,7 +22,7 @@ class AnomalyGrid:
 
 
 @dataclass
-class AnomalyConfig:
+class AnomalyConfig(AttentionSettings):
     tasks: list[str] = setting(list(TASKS), "Datasets whose images form the sets.", run=False,
                                minItems=1, uniqueItems=True)
     grid: AnomalyGrid = setting(AnomalyGrid(), "Hyperparameter grid.", run=False)
@@ -56,13 +56,12 @@ class AnomalyConfig:
     dropout: float = setting(0.1, "Dropout in the blocks and the output net.", minimum=0, maximum=1)
     input_dropout: float = setting(0.1, "Dropout on the input features.", minimum=0, maximum=1)
     select: str = select_setting()
-    scale: str = scale_setting("head")
-    pos_dim: int = pos_dim_setting(10)
-    pos_per_head: bool = pos_per_head_setting()
-    fused: bool = fused_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(240)
     mem_mb: int = mem_mb_setting(8000)
+    eval_runtime: int = eval_runtime_setting(20)
+    group: bool = group_setting()
+    joint_seeds: bool = joint_seeds_setting()
 
 
 def check(section: dict) -> None:
@@ -82,7 +81,7 @@ FAMILY = Family(
     config=AnomalyConfig,
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.anomaly",
+    module="kvt.experiments.anomaly",
     code=("families/anomaly.py", "experiments/anomaly.py", "models/set_anomaly.py",
           "data/set_anomaly.py"),
     table=TableRecipe(metric="test_acc", label="test accuracy (odd one found)",
@@ -91,5 +90,10 @@ FAMILY = Family(
         "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
     check=check,
     order=2,
+    inputs={"features": "anomaly/features/{task}.pt"},
+    # fake features (its runtime's fixture_inputs): 1,080 train sets, batch 64 -> 16 steps, 2 epochs
+    tiny=TinyCase({"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
+                   "batch_size": 64, "warmup_steps": 3}, "cifar100"),
+    bench_cases=(("cifar100", None),),
     workload=workload,
 )

@@ -5,33 +5,30 @@ A family declares, once, in a module of this package:
   The JSON Schema of the section, the defaults, the per-run hyperparameters and the test
   factories all derive from it, so a hyperparameter is written in exactly one place;
 - its task names, its grid (the axes of a configuration name such as `n64-d64-l2-h2`), the files
-  of the package that are its own (for its code hash), the module that trains it (`runtime`:
-  model, data, step, selection, test metrics), and its table recipe (which metric, how labelled,
-  which reference numbers).
+  of the package that are its own (for its code hash), the runtime module that trains it
+  (`module`: its EXPERIMENT, kvt.experiments.base's typed contract), and its table recipe
+  (which metric, how labelled, which reference numbers).
 
 Field metadata (see `setting`): `doc` (description), `run` (False: not a hyperparameter of a run,
 e.g. the task list or cluster resources), and JSON Schema keywords (`enum`, `minimum`, ...).
 """
 
-import copy
 import dataclasses
+import importlib
 import itertools
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+# the settings every family shares are declared once, in kvt.settings (re-exported here)
+from ..settings import (AttentionSettings, init_setting, pos_dim_setting,  # noqa: F401
+                        pos_form_setting, pos_per_head_setting, scale_setting, sdpa_setting,
+                        setting)
+
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key and the problem."""
-
-
-def setting(default, doc: str, *, run: bool = True, **schema):
-    """A config field: its default, description, whether runs receive it, and schema keywords."""
-    meta = {"doc": doc, "run": run, "schema": schema}
-    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # -- dataclass -> JSON Schema ------------------------------------------------------------------
@@ -121,8 +118,11 @@ class TableRecipe:
     # tasks scored otherwise: task -> ((summary column, label), ...), a table row per pair
     task_metrics: dict = field(default_factory=dict)
     # (task, attention, metric) -> (mean, std or None) the paper reports, or None; its mean row
-    reference: Callable[[str, str, str], tuple[float, float | None] | None] | None = None
-    reference_mean: Callable[[str, list], float | None] | None = None
+    # ((attention, tasks) -> mean or None). Either a function or its name, "module:function"
+    # (e.g. "kvt.report.paper:synthetic_cell"), imported when the report asks: a declaration
+    # names the report's reference numbers without importing the report.
+    reference: Callable[[str, str, str], tuple[float, float | None] | None] | str | None = None
+    reference_mean: Callable[[str, list], float | None] | str | None = None
     reference_note: str = ""
     bounded: bool = True  # metric in [0, 1] (axis limits)
     score_figure: str = "accuracy"  # name of the per-configuration figure of the metric
@@ -133,13 +133,32 @@ class TableRecipe:
     mean_row: bool = True  # a mean over tasks (False where the tasks' metrics differ)
     lower_better: tuple[str, ...] = ()  # metrics where lower is better (losses)
     task_extras: dict = field(default_factory=dict)  # task -> outputs only that task has
+    # The report's group: families of one group share their tables and figures (tables/<group>.*,
+    # figures/<group>/), as the paper groups char-LM and translation under NLP; "": the family's
+    # own name.
+    group: str = ""
 
     def metrics(self, task: str) -> tuple[tuple[str, str], ...]:
         """((summary column, label), ...) that score `task`, the first one its main metric."""
         return self.task_metrics.get(task, ((self.metric, self.label),))
 
     def reference_of(self, task: str, attention: str, metric: str):
-        return self.reference(task, attention, metric) if self.reference else None
+        """The paper's (mean, std or None) of a task's metric for a variant, or None."""
+        fn = _function(self.reference)
+        return fn(task, attention, metric) if fn else None
+
+    def reference_mean_of(self, attention: str, tasks: list) -> float | None:
+        """The paper's mean over `tasks` for a variant, or None."""
+        fn = _function(self.reference_mean)
+        return fn(attention, tasks) if fn else None
+
+
+def _function(ref):
+    """A function, or the function a "module:function" name names (None stays None)."""
+    if isinstance(ref, str):
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return ref
 
 
 @dataclass(frozen=True)
@@ -155,13 +174,25 @@ class Workload:
 
 def train_flops(hp: dict, work: Workload) -> float:
     """Matmul FLOPs of training one run (forward + backward = 3 x forward): per token and block,
-    the input and output projections (4 d^2 for qkv, 3 d^2 for the kv variants), the MLP, and
-    the scores and weighted sum (2 n d each); 2 FLOPs a multiply-add. Embeddings, heads, norms and
-    evaluation are left out: an estimate, within a small factor."""
+    the input and output projections (4 d^2 with a query projection, qkv and qkv_pos; 3 d^2 for
+    the kv variants: kvt.attention_names.projections), the MLP, and the scores and weighted sum
+    (2 n d each); 2 FLOPs a multiply-add. Embeddings, heads, norms and evaluation are left out:
+    an estimate, within a small factor."""
+    from ..attention_names import projections
+
     d = hp["d_model"]
-    proj = (4 if hp["attention"] == "qkv" else 3) * d * d
+    proj = projections(hp["attention"]) * d * d
     per_token = 2 * (proj + 2 * work.mlp * d * d) + 4 * work.seq * d
     return 3.0 * work.blocks * per_token * work.tokens
+
+
+@dataclass(frozen=True)
+class TinyCase:
+    """A run of the family that takes seconds on one CPU thread, for the test suite: section
+    overrides, its task and attention (its runtime writes the fixture inputs it reads)."""
+    section: dict
+    task: str
+    attention: str = "kv_pos"
 
 
 @dataclass(frozen=True)
@@ -171,7 +202,7 @@ class Family:
     config: type  # dataclass of the config section
     tasks: tuple[str, ...]  # every task the family knows, in the paper's order
     grid_tags: dict  # grid axis -> tag of the configuration name, in name order
-    runtime: str  # module with build_model, data and step functions (imports torch)
+    module: str  # its runtime module, whose EXPERIMENT is a kvt.experiments.base.Experiment (torch)
     code: tuple[str, ...]  # files of kvt/ that are this family's own (its code hash)
     table: TableRecipe
     doc: str = ""
@@ -179,6 +210,22 @@ class Family:
     per_task: bool = False  # settings per task live in section[task] (a nested dataclass)
     order: int = 0  # position among the families (the paper's order) in lists and the summary
     workload: Callable[[dict, dict], "Workload"] | None = None  # (hparams, section): for estimates
+    # The named inputs of its train and eval jobs besides the weights, relative to the results
+    # folder ({task}: the run's task), e.g. {"data": "data/{task}.json"} (the data rule's manifest).
+    inputs: dict = field(default_factory=dict)
+    # The files its eval job writes into a run's folder besides test.json: {name: file name}.
+    eval_outputs: dict = field(default_factory=dict)
+    tiny: TinyCase | None = None  # its test case (tests/conftest.py derives TINY from it)
+    # benchmark cases (kvt.bench.step): (task, configuration or None: the task's first)
+    bench_cases: tuple[tuple[str, str | None], ...] = ()
+    # its attention layers' shapes at the paper's settings (kvt.bench.layer.Shape's fields but the
+    # name: batch, heads, n, d_head, pos_dim, causal, context, scale)
+    layer_shapes: tuple[dict, ...] = ()
+
+    @property
+    def report_group(self) -> str:
+        """The name of the report's group (tables, figures) this family belongs to."""
+        return self.table.group or self.name
 
     # The section as configured: the dataclass's defaults, as the schema fills them in.
     def defaults(self) -> dict:
@@ -236,6 +283,53 @@ class Family:
                 for a in attentions for s in self.seeds(section, seeds)]
 
 
+@dataclass(frozen=True)
+class ReportGroup:
+    """What the report needs of one group of families (see TableRecipe.group), in the shape of a
+    family: its name, members, tasks (each of one member), grid tags and merged table recipe."""
+    name: str
+    members: tuple[str, ...]
+    tasks: tuple[str, ...]
+    grid_tags: dict
+    table: TableRecipe
+
+
+def report_group(name: str, members: list[Family]) -> ReportGroup:
+    """The group `name` of `members` (in the families' order). One member: its own recipe.
+    Several: per task the metrics and reference numbers of the task's family, one mean row no
+    longer (the members' metrics differ), their reference notes joined."""
+    tasks = [t for fam in members for t in fam.tasks]
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"report group {name!r}: its families {[f.name for f in members]} share "
+                         "task names; a group's tables need each task once")
+    first = members[0].table
+    if len(members) == 1:
+        return ReportGroup(name, (members[0].name,), tuple(tasks), dict(members[0].grid_tags), first)
+    figures = {fam.table.score_figure for fam in members}
+    if len(figures) > 1:
+        raise ValueError(f"report group {name!r}: its families name their score figure "
+                         f"differently ({sorted(figures)}); they share figures/{name}/")
+    owner = {t: fam.table for fam in members for t in fam.tasks}
+
+    def union(attr):
+        return tuple(dict.fromkeys(x for fam in members for x in getattr(fam.table, attr)))
+
+    table = dataclasses.replace(
+        first, group=name,
+        task_metrics={t: owner[t].metrics(t) for t in tasks},
+        reference=lambda task, attention, metric: owner[task].reference_of(task, attention, metric)
+        if task in owner else None,
+        reference_mean=None, mean_row=False,
+        reference_note=" ".join(fam.table.reference_note for fam in members
+                                if fam.table.reference_note),
+        bounded=all(fam.table.bounded for fam in members),
+        extras=union("extras"), model_keys=union("model_keys"), name_only=union("name_only"),
+        lower_better=union("lower_better"),
+        task_extras={t: x for fam in members for t, x in fam.table.task_extras.items()})
+    grid_tags = {k: v for fam in members for k, v in fam.grid_tags.items()}
+    return ReportGroup(name, tuple(fam.name for fam in members), tuple(tasks), grid_tags, table)
+
+
 # -- settings most families share (one description each; defaults per family) ------------------
 def axis(default: list[int], doc: str):
     """A grid axis: a non-empty list of distinct positive integers."""
@@ -247,29 +341,23 @@ def select_setting():
                    "reference's choice for the synthetic tasks).", enum=["best", "last"])
 
 
-def scale_setting(default: str):
-    return setting(default, "Score scale, head (1/sqrt(d/h)) or model (1/sqrt(d)).",
-                   enum=["head", "model"])
+def eval_runtime_setting(default: int):
+    return setting(default, "Minutes an eval job may take (cluster executors).", run=False,
+                   minimum=1)
 
 
-def pos_dim_setting(default: int):
-    return setting(default, "Channels p of the 2D table of kv_pos.", minimum=1)
+def group_setting():
+    return setting(False, "On a cluster, submit the runs of one configuration (every variant and "
+                   "seed, train then eval) as one job, a Snakemake group, instead of one job per "
+                   "run: the scheduler sees fewer, longer jobs. Needs the profile's local gpu scope "
+                   "(profiles/slurm); inactive in local runs.", run=False)
 
 
-def pos_per_head_setting():
-    return setting(False, "One map_pos per head instead of one per layer.")
-
-
-def init_setting(default: str):
-    return setting(default, "Initialisation of the attention projections: fused (the reference's "
-                   "tutorial-6 init: [W_Q; W_K; W_V] or [W_K; W_V] as one xavier-uniform matrix, "
-                   "W_O xavier, biases zero, map_pos xavier), xavier (each matrix on its own, "
-                   "map_pos PyTorch's default) or torch (PyTorch's defaults).",
-                   enum=["fused", "xavier", "torch"])
-
-
-def fused_setting():
-    return setting(True, "Use scaled_dot_product_attention (false: the manual path).")
+def joint_seeds_setting():
+    return setting(False, "Train every seed of a configuration and variant in one job, one "
+                   "process, step by step in turn (on a GPU each on its own CUDA stream), and test "
+                   "them in one job. Each run's files and numbers are exactly those of its own "
+                   "jobs; the seeds share the jobs' start-up and the device.", run=False)
 
 
 def runtime_setting(default: int):

@@ -6,10 +6,9 @@ weights selected on validation accuracy (docs/protocol.md). Training code: kvt.e
 
 from dataclasses import dataclass
 
-from ..report import paper
-from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
-                   init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting, Workload)
+from .base import (AttentionSettings, ConfigError, Family, TableRecipe, TinyCase, Workload, axis,
+                   check_heads, eval_runtime_setting, group_setting, init_setting,
+                   joint_seeds_setting, mem_mb_setting, runtime_setting, select_setting, setting)
 
 TASKS = ("reverse", "sort", "copy", "swap", "sub")  # the paper's row order
 
@@ -24,7 +23,7 @@ class SyntheticGrid:
 
 
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(AttentionSettings):
     tasks: list[str] = setting(list(TASKS), "Tasks to run.", run=False, minItems=1, uniqueItems=True)
     grid: SyntheticGrid = setting(SyntheticGrid(), "Hyperparameter grid; every combination is one "
                                   "configuration (2 x 2 x 2 x 2 = 16 in the paper).", run=False)
@@ -41,22 +40,12 @@ class SyntheticConfig:
     dropout: float = setting(0.1, "Dropout in blocks and head.", minimum=0, maximum=1)
     val_per_epoch: int = setting(4, "Validations per epoch (each also writes last.pt).", minimum=1)
     select: str = select_setting()
-    scale: str = scale_setting("head")
-    pos_dim: int = pos_dim_setting(10)
-    pos_per_head: bool = pos_per_head_setting()
-    fused: bool = fused_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(60)
     mem_mb: int = mem_mb_setting(8000)
-    group: bool = setting(False, "On a cluster, submit the runs of one configuration (every variant "
-                          "and seed, train then eval) as one job, a Snakemake group, instead of one "
-                          "job per run: the scheduler sees 10x fewer, longer jobs. Needs the profile's "
-                          "local gpu scope (profiles/slurm); inactive in local runs.", run=False)
-    joint_seeds: bool = setting(False, "Train every seed of a configuration and variant in one job, "
-                                "one process, step by step in turn (on a GPU each on its own CUDA "
-                                "stream), and test them in one job. Each run's files and numbers are "
-                                "exactly those of its own jobs; the seeds share the jobs' start-up "
-                                "and the device.", run=False)
+    eval_runtime: int = eval_runtime_setting(10)
+    group: bool = group_setting()
+    joint_seeds: bool = joint_seeds_setting()
 
 
 def check(section: dict) -> None:
@@ -80,11 +69,12 @@ FAMILY = Family(
     config=SyntheticConfig,
     tasks=TASKS,
     grid_tags={"seq_len": "n", "d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.synthetic",
+    module="kvt.experiments.synthetic",
     code=("families/synthetic.py", "experiments/synthetic.py", "models/synthetic.py",
           "data/synthetic.py"),
     table=TableRecipe(metric="test_acc", label="per-token test accuracy",
-                      reference=paper.synthetic_cell, reference_mean=paper.synthetic_mean,
+                      reference="kvt.report.paper:synthetic_cell",
+                      reference_mean="kvt.report.paper:synthetic_mean",
                       reference_note="Paper: 16 configurations (19 for reverse and sort), its "
                       "last weights tested; ours here: the selected weights (the last weights "
                       "against the paper, judged: tables/reproduction.md).",
@@ -94,4 +84,10 @@ FAMILY = Family(
     check=check,
     workload=workload,
     order=0,
+    tiny=TinyCase({"grid": {"seq_len": [8], "d_model": [16], "depth": [1], "heads": [2]},
+                   "train_size": 512, "val_size": 128, "test_size": 256, "epochs": 2,
+                   "batch_size": 64}, "reverse"),
+    # the configurations of the issue's table
+    bench_cases=(("sort", "n64-d64-l2-h2"), ("sort", "n128-d64-l2-h4"), ("sort", "n128-d256-l4-h4")),
+    layer_shapes=({"batch": 128, "heads": 4, "n": 128, "d_head": 16, "pos_dim": 10},),
 )

@@ -7,9 +7,10 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 
 from dataclasses import dataclass
 
-from .base import (ConfigError, Family, TableRecipe, axis, check_heads, fused_setting,
-                   init_setting, mem_mb_setting, pos_dim_setting, pos_per_head_setting,
-                   runtime_setting, scale_setting, select_setting, setting, Workload)
+from .base import (AttentionSettings, ConfigError, Family, TableRecipe, TinyCase, Workload, axis,
+                   check_heads, eval_runtime_setting, group_setting, joint_seeds_setting,
+                   mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, select_setting,
+                   setting)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -50,7 +51,7 @@ def _mnist_like() -> ViTTask:
 
 
 @dataclass
-class VisionConfig:
+class VisionConfig(AttentionSettings):
     tasks: list[str] = setting(["mnist", "fashion_mnist", "cifar10", "cifar100"], "Datasets to run "
                                "(digits: beyond the paper, needs no files).", run=False, minItems=1,
                                uniqueItems=True)
@@ -59,9 +60,9 @@ class VisionConfig:
     select: str = select_setting()
     scale: str = scale_setting("model")
     pos_dim: int = pos_dim_setting(50)
-    pos_per_head: bool = pos_per_head_setting()
-    fused: bool = fused_setting()
-    init: str = init_setting("torch")
+    eval_runtime: int = eval_runtime_setting(20)
+    group: bool = group_setting()
+    joint_seeds: bool = joint_seeds_setting()
     mnist: ViTTask = setting(_mnist_like(), "MNIST settings (docs/protocol.md).")
     fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (docs/protocol.md).")
     cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (docs/protocol.md).")
@@ -96,7 +97,7 @@ FAMILY = Family(
     config=VisionConfig,
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
-    runtime="kvt.experiments.vision",
+    module="kvt.experiments.vision",
     code=("families/vision.py", "experiments/vision.py", "models/vit.py", "data/vision.py"),
     table=TableRecipe(metric="test_acc", label="top-1 test accuracy", task_label="dataset",
                       cfg_label="configuration (d: width, l: depth, h: heads)",
@@ -107,4 +108,12 @@ FAMILY = Family(
     workload=workload,
     per_task=True,
     order=1,
+    inputs={"data": "data/{task}.json"},
+    # CIFAR-10 fixture (augmented): 400 train images, batch 50 -> 8 steps, 2 epochs
+    tiny=TinyCase({"cifar10": {"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
+                               "batch_size": 50, "eval_batch": 100, "val_size": 100,
+                               "train_size": 400, "test_size": 100}}, "cifar10"),
+    bench_cases=(("mnist", None), ("cifar10", None)),
+    layer_shapes=({"batch": 128, "heads": 2, "n": 17, "d_head": 64, "pos_dim": 50,
+                   "scale": "model"},),
 )

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..settings import AttentionSettings
 from .blocks import Block
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(AttentionSettings):
     attention: str
     vocab_size: int
     block: int = 64  # context length
@@ -28,11 +29,6 @@ class GPTConfig:
     depth: int = 6
     heads: int = 3
     dropout: float = 0.2
-    scale: str = "model"
-    pos_dim: int = 20
-    pos_per_head: bool = True  # the char-LM reference had one map_pos per head
-    fused: bool = True
-    init: str = "torch"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
 class CharGPT(nn.Module):
@@ -46,9 +42,8 @@ class CharGPT(nn.Module):
         self.pos_embedding = nn.Embedding(cfg.block, d)
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 4 * d, dropout=cfg.dropout, activation=nn.ReLU,
-                  post_norm=False, bias=False, out_bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim,
-                  max_len=cfg.block, pos_per_head=cfg.pos_per_head, fused=cfg.fused,
-                  init=cfg.init, attn_dropout=cfg.dropout)
+                  post_norm=False, bias=False, out_bias=True, max_len=cfg.block,
+                  attn_dropout=cfg.dropout, **cfg.attention_options())
             for _ in range(cfg.depth))
         for block in self.blocks:
             # The notebook's FeedFoward has no dropout after its ReLU (the shared Block has): an

@@ -9,24 +9,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..settings import AttentionSettings
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
-class SetAnomalyConfig:
+class SetAnomalyConfig(AttentionSettings):
     attention: str
-    feature_dim: int = 512
+    feature_dim: int = fixed(512)
     set_size: int = 10
     d_model: int = 256
     depth: int = 4
     heads: int = 4
     dropout: float = 0.1
     input_dropout: float = 0.1
-    scale: str = "head"
-    pos_dim: int = 10
-    pos_per_head: bool = False
-    fused: bool = True
-    init: str = "fused"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
 class SetAnomalyEncoder(nn.Module):
@@ -41,8 +38,7 @@ class SetAnomalyEncoder(nn.Module):
         self.embed = nn.Sequential(nn.Dropout(cfg.input_dropout), nn.Linear(cfg.feature_dim, d))
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
-                  scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.set_size,
-                  pos_per_head=cfg.pos_per_head, fused=cfg.fused, init=cfg.init)
+                  max_len=cfg.set_size, **cfg.attention_options())
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(d, 1))

@@ -7,23 +7,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..positional import sinusoid_1d
+from ..settings import AttentionSettings
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
-class SyntheticModelConfig:
+class SyntheticModelConfig(AttentionSettings):
     attention: str
     seq_len: int
     d_model: int
     depth: int
     heads: int
-    num_classes: int = 10
+    num_classes: int = fixed(10)
     dropout: float = 0.1
-    scale: str = "head"
-    pos_dim: int = 10
-    pos_per_head: bool = False
-    fused: bool = True
-    init: str = "fused"  # attention projections (attention.SelfAttention.reset_parameters)
 
 
 class SequenceClassifier(nn.Module):
@@ -37,8 +34,7 @@ class SequenceClassifier(nn.Module):
         self.register_buffer("pos", sinusoid_1d(cfg.seq_len, d), persistent=False)
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
-                  scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.seq_len,
-                  pos_per_head=cfg.pos_per_head, fused=cfg.fused, init=cfg.init)
+                  max_len=cfg.seq_len, **cfg.attention_options())
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(d, cfg.num_classes))

@@ -17,26 +17,24 @@ from torch import nn
 
 from ..attention import CROSS_MODES, build_attention, make_mask
 from ..positional import sinusoid_1d
+from ..settings import AttentionSettings
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
-class TranslatorConfig:
+class TranslatorConfig(AttentionSettings):
     attention: str
     vocab_size: int  # one joint source/target vocabulary
     d_model: int = 64
     depth: int = 2  # layers of each stack
     heads: int = 1
     dropout: float = 0.1
-    scale: str = "head"
-    pos_dim: int = 10
-    pos_per_head: bool = False
     cross: str = "qk"  # kv variants' cross-attention: "qk" or "kk" (docs/attention.md); qkv ignores it
     max_len: int = 128  # longest source or target sequence, specials included
-    fused: bool = True
-    pad_id: int = 0
-    bos_id: int = 2
-    eos_id: int = 3
+    pad_id: int = fixed(0)
+    bos_id: int = fixed(2)
+    eos_id: int = fixed(3)
 
 
 class DecoderBlock(nn.Module):
@@ -71,8 +69,8 @@ class Translator(nn.Module):
             raise ValueError(f"cross must be one of {CROSS_MODES}, got {cfg.cross!r}")
         self.cfg = cfg
         d = cfg.d_model
-        options = dict(bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim, max_len=cfg.max_len,
-                       pos_per_head=cfg.pos_per_head, fused=cfg.fused, attn_dropout=cfg.dropout)
+        options = dict(bias=True, max_len=cfg.max_len, attn_dropout=cfg.dropout,
+                       **cfg.attention_options())
         self.src_embedding = nn.Embedding(cfg.vocab_size, d)
         self.tgt_embedding = nn.Embedding(cfg.vocab_size, d)
         self.register_buffer("pos_table", sinusoid_1d(cfg.max_len, d), persistent=False)

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..settings import AttentionSettings
 from .blocks import Block
+from .config import fixed
 
 
 @dataclass
-class ViTConfig:
+class ViTConfig(AttentionSettings):
     attention: str
     image_size: int
     channels: int
@@ -24,13 +26,8 @@ class ViTConfig:
     d_model: int
     depth: int
     heads: int
-    mlp_dim: int | None = None  # None: d_model (docs/protocol.md)
-    dropout: float = 0.0
-    scale: str = "model"
-    pos_dim: int = 50
-    pos_per_head: bool = False
-    fused: bool = True
-    init: str = "torch"  # attention projections (attention.SelfAttention.reset_parameters)
+    mlp_dim: int | None = fixed(None)  # None: d_model (docs/protocol.md)
+    dropout: float = fixed(0.0)
 
 
 def image_to_patches(images: torch.Tensor, patch: int) -> torch.Tensor:
@@ -61,9 +58,8 @@ class VisionTransformer(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             Block(cfg.attention, d, cfg.heads, mlp_dim, dropout=cfg.dropout, activation=nn.GELU,
-                  post_norm=False, bias=False, out_bias=True, scale=cfg.scale, pos_dim=cfg.pos_dim,
-                  max_len=self.n_tokens, pos_per_head=cfg.pos_per_head, fused=cfg.fused,
-                  init=cfg.init)
+                  post_norm=False, bias=False, out_bias=True, max_len=self.n_tokens,
+                  **cfg.attention_options())
             for _ in range(cfg.depth))
         self.head = nn.Sequential(nn.Linear(d, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, cfg.classes))
 

@@ -5,7 +5,9 @@
 
 Two runs (folders with run.json and test.json): every column of their summary rows that differs,
 marked param, metric or provenance. Two result folders: runs are matched by (family, task, cfg,
-attention, seed); the runs only one side has, and per column the number of matched runs that
+attention, seed), a family read as its report group (kvt.families.GROUPS: a task is one family's
+within its group; so the runs of a family that was split, e.g. nlp into charlm and translation,
+still match); the runs only one side has, and per column the number of matched runs that
 differ and, for numbers, the largest absolute difference (a refactor that keeps results shows no
 metric here).
 """
@@ -28,10 +30,18 @@ def compare_runs(a: Path, b: Path) -> pd.DataFrame:
     return diff_runs(both, 0, 1)
 
 
+def _by_group(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each family named by its report group (a name no family has: kept)."""
+    from ..families import FAMILIES
+
+    names = {name: fam.report_group for name, fam in FAMILIES.items()}
+    return summary.assign(family=summary["family"].map(lambda f: names.get(f, f)))
+
+
 def compare_results(a: Path, b: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs only one side has: KEYS + side, per-column differences of the matched runs: column,
     kind, runs_differing, max_abs_diff), from the two folders' summary.csv."""
-    sa, sb = read_summary(Path(a) / "summary.csv"), read_summary(Path(b) / "summary.csv")
+    sa, sb = (_by_group(read_summary(Path(x) / "summary.csv")) for x in (a, b))
     for name, s in (("a", sa), ("b", sb)):
         if s.duplicated(KEYS).any():
             raise ValueError(f"summary {name} holds a run twice: {s[s.duplicated(KEYS)][KEYS].iloc[0].tolist()}")

@@ -6,7 +6,7 @@ the median over its runs, on whatever device ran them (the device column)."""
 
 import pandas as pd
 
-from ..families import FAMILIES
+from ..families import GROUPS
 from . import paper
 from .tables import markdown, order_tasks, write_csv_md
 
@@ -16,9 +16,11 @@ COLUMNS = ["family", "task", "variant", "configurations", "runs", "n_params", "f
 
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for name in (f for f in FAMILIES if f in set(summary["family"])):
-        runs = summary[summary["family"] == name]
-        for task in order_tasks(runs["task"], FAMILIES[name]):
+    present = set(summary["family"])
+    for group in (g for g in GROUPS.values() if present & set(g.members)):
+        name = group.name
+        runs = summary[summary["family"].isin(group.members)]
+        for task in order_tasks(runs["task"], group):
             part = runs[runs["task"] == task]
             per = {}
             for variant in paper.order_variants(part["attention"]):

@@ -56,7 +56,7 @@ def _task_runs(summary: pd.DataFrame, task: str, family: str | None = None) -> p
     fam = which_family(summary, family)
     df = summary[summary["task"] == task]
     if "family" in df:
-        df = df[df["family"] == fam.name]
+        df = df[df["family"].isin(fam.members)]
     if df.empty:
         raise ValueError(f"the summary holds no {fam.name} runs of task {task!r}")
     return df

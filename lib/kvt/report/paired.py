@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..families import FAMILIES
+from ..families import GROUPS
 from . import paper
 from .tables import markdown, order_tasks
 
@@ -121,10 +121,11 @@ def paired_rows(runs: pd.DataFrame, metric: str, seed: int = 0) -> list[dict]:
 def paired_table(summary: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Every family, task, metric and comparison in the summary (see the module docstring)."""
     out = []
-    families = [f for f in FAMILIES if f in set(summary["family"])]
-    for name in families:
-        fam = FAMILIES[name]
-        runs = summary[summary["family"] == name]
+    present = set(summary["family"])
+    groups = [g for g in GROUPS.values() if present & set(g.members)]
+    for fam in groups:
+        name = fam.name
+        runs = summary[summary["family"].isin(fam.members)]
         rows = []
         for task in order_tasks(runs["task"], fam):
             part = runs[runs["task"] == task]

@@ -120,17 +120,17 @@ CHARLM_SETTINGS = {"block": 64, "iterations": 10000, "batch_size": 64, "lr": 0.0
 
 def _charlm() -> list[Reference]:
     common = dict(source=CHARLM_SOURCE, grid=CHARLM_GRID, settings=CHARLM_SETTINGS)
-    val = [Reference("nlp", "shakespeare", "last_test_loss", att, "validation loss (nats/char)",
+    val = [Reference("charlm", "shakespeare", "last_test_loss", att, "validation loss (nats/char)",
                      runs=CHARLM_VAL[att], **common,
                      caveat="the reference: 200 random validation batches after 9,999 updates; "
                      "ours: the fixed eval_batches after 10,000") for att in VARIANTS]
-    train = [Reference("nlp", "shakespeare", "train_loss", att, "train loss (nats/char)",
+    train = [Reference("charlm", "shakespeare", "train_loss", att, "train loss (nats/char)",
                        runs=CHARLM_TRAIN[att], **common,
                        incomparable="the reference's is an eval-mode estimate (dropout off) on "
                        "200 random training batches; ours (metrics.csv train_loss) is the mean "
                        "loss of the training steps since the last validation, dropout on")
              for att in VARIANTS]
-    seconds = [Reference("nlp", "shakespeare", "train_seconds", att, "wall time per run (s)",
+    seconds = [Reference("charlm", "shakespeare", "train_seconds", att, "wall time per run (s)",
                          runs=CHARLM_SECONDS[att], **common,
                          incomparable="hardware-bound: the reference's GPU of 2023, evaluations "
                          "included; ours: train_seconds on our device, validations excluded")
@@ -161,7 +161,7 @@ TRANSLATION_SETTINGS = {"epochs": 20, "batch_size": 50, "source": "en", "target"
 
 
 def _translation() -> list[Reference]:
-    return [Reference("nlp", "multi30k_en_de", "last_test_bleu_nltk", att,
+    return [Reference("translation", "multi30k_en_de", "last_test_bleu_nltk", att,
                       "test BLEU (nltk corpus BLEU, 0-1)", TRANSLATION_SOURCE, runs=runs,
                       grid={"d_model": (d,), "depth": (2,), "heads": (h,)},
                       settings=TRANSLATION_SETTINGS)

@@ -159,7 +159,7 @@ def _configuration(ref: paper.Reference) -> str:
 def compare(summary: pd.DataFrame, ref: paper.Reference) -> dict:
     """One row of the table: the reference, ours, and the verdict or why there is none."""
     ref_mean, ref_sd, ref_n = reference_stats(ref)
-    row = {"family": ref.family, "task": ref.task, "metric": ref.metric, "label": ref.label,
+    row = {"family": family(ref.family).report_group, "task": ref.task, "metric": ref.metric, "label": ref.label,
            "attention": ref.attention, "configuration": _configuration(ref),
            "reference_runs": json.dumps(list(ref.runs)) if ref.runs else "",
            "reference_mean": ref_mean,

@@ -14,24 +14,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..families import FAMILIES, family as family_spec
+from ..families import FAMILIES, GROUPS, family as family_spec, group as group_spec
 from . import paper
 
 
 def which_family(summary: pd.DataFrame, family: str | None = None):
-    """The family spec of `family`, or of the only family in the summary."""
+    """The report group (kvt.families.GROUPS: one family, or several the paper shows together)
+    named `family`, or of the family named so, or of the only group in the summary."""
     if family is None:
-        names = sorted(set(summary["family"])) if "family" in summary else []
+        names = sorted({family_spec(f).report_group for f in summary["family"]}
+                       if "family" in summary else [])
         if len(names) != 1:
             raise ValueError(f"name the family: the summary holds {names or 'no family column'}")
         family = names[0]
-    return family_spec(family)
+    return group_spec(family if family in GROUPS else family_spec(family).report_group)
 
 
 def family_runs(summary: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
-    """The rows of one family (the only one in the summary when not named), checked."""
+    """The rows of one report group (the only one in the summary when not named), checked."""
     fam = which_family(summary, family)
-    df = summary[summary["family"] == fam.name] if "family" in summary else summary
+    df = summary[summary["family"].isin(fam.members)] if "family" in summary else summary
     if df.empty:
         raise ValueError(f"the summary holds no {fam.name} runs")
     tasks = sorted(set(df["task"])) if "task" in df else []
@@ -126,7 +128,7 @@ def paper_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     means = []
     for att in paper.order_variants(table["attention"]):
         part = table[table["attention"] == att]
-        ref = recipe.reference_mean(att, list(part["task"])) if recipe.reference_mean else None
+        ref = recipe.reference_mean_of(att, list(part["task"]))
         means.append({"task": "mean", "metric": recipe.metric, "attention": att,
                       "mean": float(part["mean"].mean()),
                       "std": np.nan, "n_configs": int(part["n_configs"].sum()),

@@ -1,7 +1,6 @@
-"""The NLP family's runtime (declaration: kvt.families.nlp): the char-level GPT on Tiny Shakespeare
-and the Multi30k translators (en -> de, de -> en), their data, steps and metrics, and the family's
-own jobs (data, tokenizer, cross-attention figure). The char-LM and the translators train
-differently, so SELECT_ON and TRAIN are functions of the run's hparams.
+"""The translation family's runtime (declaration: kvt.families.translation): the Multi30k
+translators (en -> de, de -> en), their data, step and metrics, and the family's own jobs (data,
+tokenizer, cross-attention figure).
 """
 
 import math
@@ -13,43 +12,23 @@ import torch
 import torch.nn.functional as F
 
 from ..data import text
-from ..data.integrity import verified_root
 from ..data.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, Tokenizer
 from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
-from ..families.nlp import CHARLM
-from ..models.gpt import CharGPT, GPTConfig
 from ..models.translator import Translator, TranslatorConfig
-from .common import fields_from
+from .base import Experiment
+from ..families.translation import CORPUS
+from .common import fields_from, text_fixture_inputs, verified_data_root
 
-LN2 = math.log(2)
-SAMPLE_PROMPT = "\n"  # the sample starts from a new line, like the reference's zero token
-
-
-def SELECT_ON(hp: dict) -> tuple[str, str]:
-    return ("val_loss", "min") if hp["task"] == CHARLM else ("val_bleu", "max")
+SELECT_ON = ("val_bleu", "max")
+SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces (benchmark batches)
 
 
-def TRAIN(hp: dict) -> dict:
-    if hp["task"] == CHARLM:
-        return {"optimizer": "adamw", "schedule": "constant"}
+def train_settings(hp: dict) -> dict:
     lr = hp["lr"] or hp["d_model"] ** -0.5 * hp["warmup_steps"] ** -0.5  # Noam's peak (factor 1)
     return {"optimizer": "adam", "schedule": "noam", "betas": (0.9, 0.98), "eps": 1e-9, "lr": lr}
 
 
 # -- data ---------------------------------------------------------------------------------------
-def _root(inputs: dict) -> Path:
-    """The data folder of the data rule's manifest, after checking every file it lists against
-    the sum recorded there (a file altered since the data rule ran is never used)."""
-    if "data" not in inputs:
-        raise ValueError("an NLP run needs the data rule's manifest as input 'data'")
-    return verified_root(str(inputs["data"]))
-
-
-@lru_cache(maxsize=2)
-def _chars(root: Path):
-    return text.char_splits(text.read_shakespeare(root))
-
-
 @lru_cache(maxsize=2)
 def _pairs(root: Path, tokenizer: str, source: str, target: str, max_len: int):
     """{split: (source ids, target ids, raw target sentences: the BLEU references)}, and the
@@ -66,55 +45,22 @@ def _pairs(root: Path, tokenizer: str, source: str, target: str, max_len: int):
 def pairs(hp: dict, inputs: dict):
     if "tokenizer" not in inputs:
         raise ValueError("a translation run needs the tokenizer rule's model as input 'tokenizer'")
-    return _pairs(_root(inputs), str(inputs["tokenizer"]), hp["source"], hp["target"], hp["max_len"])
-
-
-def data_facts(hp: dict, inputs: dict) -> dict:
-    """What the model needs from the data (recorded in the run's hparams)."""
-    if hp["task"] == CHARLM:
-        return {"vocab_size": _chars(_root(inputs))[0].size}
-    return {}
+    root = verified_data_root(inputs, "a translation run")
+    return _pairs(root, str(inputs["tokenizer"]), hp["source"], hp["target"], hp["max_len"])
 
 
 def train_data(hp: dict, inputs: dict):
-    if hp["task"] == CHARLM:
-        return text.BlockBatches(_chars(_root(inputs))[1], hp["block"], hp["batch_size"], hp["seed"])
     src, tgt, _ = pairs(hp, inputs)[0]["train"]
     return PairBatches(src, tgt, hp["batch_size"], hp["seed"])
 
 
-def _consecutive_blocks(ids: torch.Tensor, block: int, batch: int):
-    """Every character of ids predicted once: non-overlapping blocks (and the tail)."""
-    starts = list(range(0, len(ids) - 1, block))
-
-    def batches():
-        for i in range(0, len(starts), batch):
-            chunk = [(s, min(block, len(ids) - 1 - s)) for s in starts[i:i + batch]]
-            full = [s for s, n in chunk if n == block]
-            if full:
-                idx = torch.tensor(full)[:, None] + torch.arange(block)
-                yield ids[idx], ids[idx + 1]
-            for s, n in chunk:
-                if n < block:
-                    yield ids[None, s:s + n], ids[None, s + 1:s + n + 1]
-
-    return batches
-
-
 def eval_data(hp: dict, split: str, inputs: dict):
-    if hp["task"] == CHARLM:
-        val = _chars(_root(inputs))[2]
-        if split == "val":  # the protocol's estimate: fixed random blocks, the same for every run
-            return text.fixed_batches(val, hp["block"], hp["batch_size"], hp["eval_batches"], seed=0)
-        return _consecutive_blocks(val, hp["block"], 4 * hp["batch_size"])  # all of the val text
     src, tgt, _ = pairs(hp, inputs)[0][split]
     return eval_batches(src, tgt, hp["eval_batch"])
 
 
 # -- model and step -------------------------------------------------------------------------
-def build_model(hp: dict):
-    if hp["task"] == CHARLM:
-        return CharGPT(fields_from(GPTConfig, hp))
+def build_model(hp: dict) -> Translator:
     model = Translator(fields_from(TranslatorConfig, hp))
     # read by `step` in training mode only
     model.label_smoothing, model.loss_form = hp["label_smoothing"], hp["loss"]
@@ -143,13 +89,9 @@ def reference_loss(logits, target, smoothing: float, pad_id: int = PAD):
 
 
 def step(model, batch) -> dict:
-    """Mean cross-entropy per target token, and the token count. Char-LM: also bits per character.
-    Translator: in training, the loss of `loss_form` (kl: the reference's, `reference_loss`; ce:
-    cross-entropy with label smoothing); in evaluation plain cross-entropy per target token."""
-    if isinstance(model, CharGPT):
-        x, y = batch
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        return {"loss": loss, "count": y.numel(), "bpc": loss.detach() * y.numel() / LN2}
+    """Mean loss per target token, and the token count: in training the loss of `loss_form` (kl:
+    the reference's, `reference_loss`; ce: cross-entropy with label smoothing); in evaluation
+    plain cross-entropy per target token."""
     src, tgt_in, tgt_out = batch
     logits = model(src, tgt_in)
     count = (tgt_out != PAD).sum()
@@ -240,10 +182,8 @@ def nltk_bleu(hyps: list[str], refs: list[str], lang: str, vocab, finished=None)
     return float(corpus_bleu(references, hypotheses))
 
 
-def val_extra(hp: dict, inputs: dict, device):
-    """Translator: BLEU of greedy translations of the first val_bleu_size val sentences."""
-    if hp["task"] == CHARLM:
-        return None
+def val_scorer(hp: dict, inputs: dict, device):
+    """BLEU of greedy translations of the first val_bleu_size val sentences."""
     data, tok = pairs(hp, inputs)
     src, _, refs = data["val"]
     n = min(hp["val_bleu_size"], len(src))
@@ -251,23 +191,15 @@ def val_extra(hp: dict, inputs: dict, device):
                                        refs[:n])[0]}
 
 
-def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
-    """Char-LM: sample.txt, sample_chars characters generated from a new line (seeded by the run's
-    seed). Translator: translations.txt (one line per test sentence), their sacreBLEU with its
-    signature, and the reference's nltk BLEU of the same translations. Writes only in out_dir."""
-    if hp["task"] == CHARLM:
-        vocab = _chars(_root(inputs))[0]
-        gen = torch.Generator(device=device).manual_seed(hp["seed"])
-        start = vocab.encode(SAMPLE_PROMPT)[None].to(device)
-        ids = model.generate(start, hp["sample_chars"], gen)[0, len(SAMPLE_PROMPT):]
-        (out_dir / "sample.txt").write_text(vocab.decode(ids.cpu()), encoding="utf-8")
-        return {}
+def test_extras(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
+    """translations.txt (one line per test sentence), their sacreBLEU with its signature, and the
+    reference's nltk BLEU of the same translations. Writes only in out_dir."""
     data, tok = pairs(hp, inputs)
     src, _, refs = data["test"]
     ids = translate_ids(model, src, hp["eval_batch"], device, beam=hp["beam"])
     hyps = tok.decode(ids)
     score, signature = bleu(hyps, refs)
-    vocab = train_vocab(_root(inputs), hp["target"])
+    vocab = train_vocab(verified_data_root(inputs, "a translation run"), hp["target"])
     reference_score = nltk_bleu(hyps, refs, hp["target"], vocab, [EOS in row for row in ids])
     (out_dir / "translations.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     print(f"sacreBLEU {score:.2f} ({signature}); nltk BLEU {reference_score:.4f}", file=sys.stderr)
@@ -275,24 +207,12 @@ def test_extra(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
 
 
 # -- the family's own jobs (Snakemake scripts call these) -------------------------------------
-def data_job(job) -> None:
-    """The data rule: a task's text files present and checked (staged, fetched, or fixtures)."""
-    from ..jsonfiles import write_json
-
-    p = job.params
-    info = text.prepare(job.wildcards.dataset, p.root, base=p.base, download=p.download,
-                        fixtures=p.fixtures, retries=p.retries)
-    print(f"{info['task']}: {info['source']}, {len(info['files'])} files in {info['root']}",
-          file=sys.stderr)
-    write_json(info, Path(job.output.manifest))
-
-
 def tokenizer_job(job) -> None:
     """The tokenizer rule: one joint subword model of both languages, from the training split only
     (it serves both translation directions)."""
     from ..data.tokenizer import train_tokenizer
 
-    root = verified_root(str(job.input.data))
+    root = verified_data_root(dict(job.input), "the tokenizer rule")
     train = text.read_pairs(root, "train", "de", "en")
     sentences = [s for s, _ in train] + [t for _, t in train]
     tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))
@@ -331,3 +251,39 @@ def cross_attention_job(job) -> None:
     with torch.no_grad():
         panels = cross_attention_panels(models, inputs(job), device)
     save(cross_attention_figure(panels, job.wildcards.task), job.output.png, job.output.pdf)
+
+
+class Translation(Experiment):
+    """The Multi30k translators (kvt.experiments.base)."""
+    build_model = staticmethod(build_model)
+    train_data = staticmethod(train_data)
+    eval_data = staticmethod(eval_data)
+    step = staticmethod(step)
+    val_scorer = staticmethod(val_scorer)
+    test_extras = staticmethod(test_extras)
+    train_settings = staticmethod(train_settings)
+
+    def fixture_inputs(self, hp: dict, root: Path) -> dict:
+        """The fixture pairs, their manifest and a tokenizer learned from the fixture training
+        pairs (as the tokenizer rule does) of the run's vocab_size."""
+        from ..data.tokenizer import train_tokenizer
+
+        inputs = text_fixture_inputs(CORPUS, root)
+        train = text.read_pairs(Path(root) / "data", "train")
+        model = Path(root) / "tokenizer.model"
+        if not model.exists():
+            train_tokenizer([s for s, _ in train] + [t for _, t in train], hp["vocab_size"], model)
+        return {**inputs, "tokenizer": str(model)}
+
+    def random_batch(self, hp: dict, generator):
+        b, v = hp["batch_size"], hp["vocab_size"]
+        src = torch.randint(4, v, (b, SOURCE_LEN), generator=generator)
+        tgt = torch.randint(4, v, (b, TARGET_LEN + 1), generator=generator)
+        tgt[:, 0] = BOS
+        return src, tgt[:, :-1], tgt[:, 1:]
+
+    def select_on(self, hp: dict) -> tuple[str, str]:
+        return SELECT_ON
+
+
+EXPERIMENT = Translation()
