@@ -9,13 +9,17 @@ from pathlib import Path
 import yaml
 
 # the variants the check's configuration runs
-EXPECTED = set(yaml.safe_load((Path(__file__).parent / "fashion_mnist.yaml").read_text())["attentions"])
+EXPECTED = set(
+    yaml.safe_load((Path(__file__).parent / "fashion_mnist.yaml").read_text())["attentions"]
+)
 
 
 def main(results: Path, minimum: float) -> int:
     print((results / "tables" / "vision.md").read_text())
     with open(results / "summary.csv", newline="") as f:
-        runs = [r for r in csv.DictReader(f) if r["family"] == "vision" and r["task"] == "fashion_mnist"]
+        runs = [
+            r for r in csv.DictReader(f) if r["family"] == "vision" and r["task"] == "fashion_mnist"
+        ]
     failures = []
     for r in runs:
         acc = float(r["test_acc"])

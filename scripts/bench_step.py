@@ -5,7 +5,6 @@ import sys
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  (injected by Snakemake)
 
 import torch  # noqa: E402
-
 from kvt.bench.step import main  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821

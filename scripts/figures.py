@@ -10,6 +10,13 @@ from kvt.report.figures import write_figure  # noqa: E402
 from kvt.report.summary import read_summary  # noqa: E402
 
 p = snakemake.params  # noqa: F821
-write_figure(read_summary(snakemake.input.summary), p.group, p.task, p.kind,  # noqa: F821
-             snakemake.output.png, snakemake.output.pdf,  # noqa: F821
-             column=getattr(p, "column", ""), label=getattr(p, "label", ""))
+write_figure(
+    read_summary(snakemake.input.summary),
+    p.group,
+    p.task,
+    p.kind,  # noqa: F821
+    snakemake.output.png,
+    snakemake.output.pdf,  # noqa: F821
+    column=getattr(p, "column", ""),
+    label=getattr(p, "label", ""),
+)

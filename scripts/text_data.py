@@ -5,7 +5,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  (injected by Snakemake)
 
-from kvt.experiments.common import text_data_job  # noqa: E402
+from kvt.experiments.text_data import text_data_job  # noqa: E402
 from kvt.jobs import run  # noqa: E402
 
 run(text_data_job, snakemake)  # noqa: F821

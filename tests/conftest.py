@@ -2,18 +2,26 @@
 declaration (kvt.families), so a test's run settings are exactly those a train job receives."""
 
 import pytest
-
 from kvt.config import deep_merge
 from kvt.families import FAMILIES
 
 # Per family: (section overrides of a run that takes seconds on one CPU thread, task, attention),
 # from its declaration (Family.tiny): a family, a toy one included (KVT_PLUGINS), brings its own.
-TINY = {name: (fam.tiny.section, fam.tiny.task, fam.tiny.attention)
-        for name, fam in FAMILIES.items() if fam.tiny is not None}
+TINY = {
+    name: (fam.tiny.section, fam.tiny.task, fam.tiny.attention)
+    for name, fam in FAMILIES.items()
+    if fam.tiny is not None
+}
 
 
-def family_hparams(family: str, section: dict | None = None, task: str | None = None,
-                   attention: str = "kv_pos", seed: int = 0, **overrides) -> dict:
+def family_hparams(
+    family: str,
+    section: dict | None = None,
+    task: str | None = None,
+    attention: str = "kv_pos",
+    seed: int = 0,
+    **overrides,
+) -> dict:
     """The hparams of one run of `family`: its defaults overlaid with `section`, the first
     configuration of `task`, then `overrides` (run keys)."""
     spec = FAMILIES[family]

@@ -15,8 +15,12 @@ import math
 import torch
 
 # variant -> (has a query projection, has the positional term); the formulas of docs/attention.md
-FORMULAS = {"qkv": (True, False), "kv": (False, False), "kv_pos": (False, True),
-            "qkv_pos": (True, True)}
+FORMULAS = {
+    "qkv": (True, False),
+    "kv": (False, False),
+    "kv_pos": (False, True),
+    "qkv_pos": (True, True),
+}
 
 _TABLES: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -27,7 +31,9 @@ def package_table(n_max: int, pos_dim: int) -> torch.Tensor:
     if key not in _TABLES:
         from positional_encodings.torch_encodings import PositionalEncoding2D
 
-        _TABLES[key] = PositionalEncoding2D(pos_dim)(torch.zeros(1, n_max, n_max, pos_dim))[0].clone()
+        _TABLES[key] = PositionalEncoding2D(pos_dim)(torch.zeros(1, n_max, n_max, pos_dim))[
+            0
+        ].clone()
     return _TABLES[key]
 
 

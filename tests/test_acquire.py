@@ -11,12 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from kvt.data import acquire
+from kvt.data import acquire, commands
 from kvt.data import fixtures as FX
 from kvt.data import text as T
 from kvt.data import vision as V
-
 from test_vision_archives import official_archives, official_files, write_archives
 
 DATA = b"one file of a dataset\n" * 50
@@ -47,9 +45,15 @@ def test_fetch_copies_checks_and_places(source, tmp_path, as_url):
     path = acquire.fetch(acquire.source_path(base, "file.bin"), dest, sha, wait=0)
     assert path == dest and dest.read_bytes() == DATA and _files(tmp_path / "data") == [dest]
     md5_dest = tmp_path / "md5" / "file.bin"
-    assert acquire.fetch(acquire.source_path(base, "file.bin"), md5_dest, md5, algorithm="md5",
-                         wait=0).read_bytes() == DATA
-    assert acquire.fetch("/nowhere/file.bin", dest, sha) == dest  # present and right: no source needed
+    assert (
+        acquire.fetch(
+            acquire.source_path(base, "file.bin"), md5_dest, md5, algorithm="md5", wait=0
+        ).read_bytes()
+        == DATA
+    )
+    assert (
+        acquire.fetch("/nowhere/file.bin", dest, sha) == dest
+    )  # present and right: no source needed
 
 
 def test_fetch_refuses_a_wrong_source_and_a_wrong_existing_file(source, tmp_path):
@@ -69,12 +73,20 @@ def test_fetch_missing_local_source_names_it(tmp_path, monkeypatch):
     sleeps = []
     monkeypatch.setattr(acquire.time, "sleep", sleeps.append)
     with pytest.raises(acquire.FetchError, match="1 try"):  # a local file will not appear: no retry
-        acquire.fetch((tmp_path / "nowhere/file.bin").as_uri(), tmp_path / "data/file.bin", "0" * 64,
-                      retries=3)
+        acquire.fetch(
+            (tmp_path / "nowhere/file.bin").as_uri(),
+            tmp_path / "data/file.bin",
+            "0" * 64,
+            retries=3,
+        )
     assert sleeps == []
     with pytest.raises(acquire.FetchError, match="nowhere/file.bin: it does not exist.*use a copy"):
-        acquire.fetch(str(tmp_path / "nowhere/file.bin"), tmp_path / "data/file.bin", "0" * 64,
-                      hint="use a copy")
+        acquire.fetch(
+            str(tmp_path / "nowhere/file.bin"),
+            tmp_path / "data/file.bin",
+            "0" * 64,
+            hint="use a copy",
+        )
     assert not (tmp_path / "data").exists() or _files(tmp_path / "data") == []
 
 
@@ -88,7 +100,9 @@ def _urlopen_failing(calls, error):
 
 def test_fetch_retries_network_errors_then_names_the_source(tmp_path, monkeypatch):
     calls, sleeps = [], []
-    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_failing(calls, urllib.error.URLError("down")))
+    monkeypatch.setattr(
+        urllib.request, "urlopen", _urlopen_failing(calls, urllib.error.URLError("down"))
+    )
     monkeypatch.setattr(acquire.time, "sleep", sleeps.append)
     dest = tmp_path / "data" / "file.bin"
     with pytest.raises(acquire.FetchError) as err:
@@ -142,10 +156,10 @@ def test_scratch_is_removed_and_move_into_places_files(tmp_path):
 
 
 def test_dataset_state():
-    assert acquire.dataset_state({"a": "verified", "b": "verified"}) == "verified"
-    assert acquire.dataset_state({"a": "verified", "b": "missing"}) == "missing"
-    assert acquire.dataset_state({"a": "corrupt", "b": "missing"}) == "corrupt"
-    assert acquire.dataset_state({"a": "fixture", "b": "verified"}) == "fixture"
+    assert commands.dataset_state({"a": "verified", "b": "verified"}) == "verified"
+    assert commands.dataset_state({"a": "verified", "b": "missing"}) == "missing"
+    assert commands.dataset_state({"a": "corrupt", "b": "missing"}) == "corrupt"
+    assert commands.dataset_state({"a": "fixture", "b": "verified"}) == "fixture"
 
 
 # ---------------------------------------------------------------- the command line: stage
@@ -156,11 +170,14 @@ def test_stage_images_from_a_folder_of_archives(tmp_path, monkeypatch, capsys):
     official_archives(monkeypatch, archives, "mnist")
     official_files(monkeypatch, tmp_path / "archives" / "unpacked", "mnist")
     root = tmp_path / "data"
-    assert acquire.main(["stage", "mnist", str(tmp_path / "archives"), "--root", str(root)]) == 0
+    assert commands.main(["stage", "mnist", str(tmp_path / "archives"), "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert f"mnist: 4 file(s) present and verified in {root}" in out
     for rel in V.spec_of("mnist").files:
-        assert rel in out and (root / rel).read_bytes() == (tmp_path / "archives/unpacked" / rel).read_bytes()
+        assert (
+            rel in out
+            and (root / rel).read_bytes() == (tmp_path / "archives/unpacked" / rel).read_bytes()
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archives", "data"]  # no temporary folder
     # what the data rule then finds: the same files, already staged
     info = V.prepare("mnist", root, download_missing=False, fixtures=False)
@@ -170,7 +187,7 @@ def test_stage_images_from_a_folder_of_archives(tmp_path, monkeypatch, capsys):
 def test_stage_names_what_is_missing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     root = tmp_path / "data"
-    assert acquire.main(["stage", "cifar10", str(tmp_path / "empty"), "--root", str(root)]) == 1
+    assert commands.main(["stage", "cifar10", str(tmp_path / "empty"), "--root", str(root)]) == 1
     err = capsys.readouterr().err
     assert f"cifar10: not staged from {tmp_path / 'empty'}" in err
     assert f"{tmp_path / 'empty'} does not hold every archive of cifar10" in err
@@ -184,7 +201,9 @@ def test_stage_refuses_a_corrupt_archive_and_places_nothing(tmp_path, monkeypatc
     path = archives["cifar-100-python.tar.gz"]
     path.write_bytes(path.read_bytes()[:-200])
     root = tmp_path / "data"
-    assert acquire.main(["stage", "cifar100", str(tmp_path / "archives"), "--root", str(root)]) == 1
+    assert (
+        commands.main(["stage", "cifar100", str(tmp_path / "archives"), "--root", str(root)]) == 1
+    )
     err = capsys.readouterr().err
     assert f"archive {path} is truncated or altered" in err
     assert not root.exists() or _files(root) == []
@@ -195,14 +214,16 @@ def _text_mirror(tmp_path, monkeypatch) -> Path:
     files (fixtures cannot match the real sums)."""
     mirror = tmp_path / "mirror"
     sums = {rel: meta["sha256"] for rel, meta in FX.write_text_fixtures(mirror).items()}
-    monkeypatch.setattr(T, "SOURCES", {name: (rel, sums[rel]) for name, (rel, _) in T.SOURCES.items()})
+    monkeypatch.setattr(
+        T, "SOURCES", {name: (rel, sums[rel]) for name, (rel, _) in T.SOURCES.items()}
+    )
     return mirror
 
 
 def test_stage_text_from_a_mirror(tmp_path, monkeypatch, capsys):
     mirror = _text_mirror(tmp_path, monkeypatch)
     root = tmp_path / "data"
-    assert acquire.main(["stage", "multi30k", str(mirror), "--root", str(root)]) == 0
+    assert commands.main(["stage", "multi30k", str(mirror), "--root", str(root)]) == 0
     assert "multi30k: 6 file(s) present and verified" in capsys.readouterr().out
     for rel, _ in T.SOURCES.values():
         if rel.startswith(T.MULTI30K):
@@ -214,10 +235,10 @@ def test_stage_text_names_a_missing_and_a_corrupt_file(tmp_path, monkeypatch, ca
     mirror = _text_mirror(tmp_path, monkeypatch)
     (mirror / T.SHAKESPEARE).unlink()
     root = tmp_path / "data"
-    assert acquire.main(["stage", "shakespeare", str(mirror), "--root", str(root)]) == 1
+    assert commands.main(["stage", "shakespeare", str(mirror), "--root", str(root)]) == 1
     assert f"{mirror / T.SHAKESPEARE}: it does not exist" in capsys.readouterr().err
     (mirror / T.SHAKESPEARE).write_text("not the play\n")
-    assert acquire.main(["stage", "shakespeare", str(mirror), "--root", str(root)]) == 1
+    assert commands.main(["stage", "shakespeare", str(mirror), "--root", str(root)]) == 1
     assert "truncated or altered" in capsys.readouterr().err
     assert _files(root) == []
 
@@ -227,13 +248,16 @@ def test_missing_text_names_the_stage_command(tmp_path):
     with pytest.raises(acquire.DataMissingError) as err:
         T.prepare("multi30k", root, download=False)
     assert acquire.stage_command("multi30k", root) in str(err.value)
-    assert acquire.stage_command("multi30k", root) == f"python -m kvt.data.acquire stage multi30k FOLDER --root {root}"
+    assert (
+        acquire.stage_command("multi30k", root)
+        == f"python -m kvt.data.acquire stage multi30k FOLDER --root {root}"
+    )
 
 
 def test_stage_rejects_unknown_datasets_and_folders(tmp_path, capsys):
-    assert acquire.main(["stage", "svhn", str(tmp_path), "--root", str(tmp_path)]) == 2
+    assert commands.main(["stage", "svhn", str(tmp_path), "--root", str(tmp_path)]) == 2
     assert "unknown dataset 'svhn'; known: mnist" in capsys.readouterr().err
-    assert acquire.main(["stage", "mnist", str(tmp_path / "none"), "--root", str(tmp_path)]) == 2
+    assert commands.main(["stage", "mnist", str(tmp_path / "none"), "--root", str(tmp_path)]) == 2
     assert "is not a folder" in capsys.readouterr().err
 
 
@@ -242,7 +266,9 @@ def test_stage_rejects_unknown_datasets_and_folders(tmp_path, capsys):
 
 def _dataset_lines(out: str) -> dict[str, str]:
     """{dataset: its line} of status's output (indented two spaces; details six)."""
-    return {line.split()[0]: line for line in out.splitlines() if line[:2] == "  " and line[2] != " "}
+    return {
+        line.split()[0]: line for line in out.splitlines() if line[:2] == "  " and line[2] != " "
+    }
 
 
 def test_status_reports_verified_fixture_missing_and_corrupt(tmp_path, monkeypatch, capsys):
@@ -253,7 +279,7 @@ def test_status_reports_verified_fixture_missing_and_corrupt(tmp_path, monkeypat
     V.prepare("mnist", root, download_missing=False, fixtures=True)
     bad = root / "MNIST/raw/t10k-labels-idx1-ubyte"
     bad.write_bytes(bad.read_bytes()[:-1])
-    assert acquire.main(["status", "--root", str(root)]) == 1  # something is corrupt
+    assert commands.main(["status", "--root", str(root)]) == 1  # something is corrupt
     lines = _dataset_lines(capsys.readouterr().out)
     assert "present and verified" in lines["multi30k"]
     assert "fixtures" in lines["fashion_mnist"]
@@ -267,7 +293,7 @@ def test_status_names_the_corrupt_file_and_the_stage_command(tmp_path, capsys):
     V.prepare("mnist", root, download_missing=False, fixtures=True)
     bad = root / "MNIST/raw/t10k-labels-idx1-ubyte"
     bad.write_bytes(b"\0" * 10)
-    acquire.main(["status", "--root", str(root)])
+    commands.main(["status", "--root", str(root)])
     out = capsys.readouterr().out
     assert f"corrupt: {bad}" in out
     assert f"python -m kvt.data.acquire stage mnist FOLDER --root {root}" in out
@@ -275,10 +301,10 @@ def test_status_names_the_corrupt_file_and_the_stage_command(tmp_path, capsys):
 
 def test_status_default_root_is_the_configurations(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    assert acquire._default_root() == Path("data")
+    assert commands._default_root() == Path("data")
     monkeypatch.chdir(tmp_path)  # no config.yaml here
     with pytest.raises(SystemExit, match="give --root"):
-        acquire._default_root()
+        commands._default_root()
 
 
 def test_runtime_modules_load_no_fixture_writer():
@@ -289,6 +315,23 @@ def test_runtime_modules_load_no_fixture_writer():
 
 def test_module_runs_as_a_command(tmp_path):
     """`python -m kvt.data.acquire`: the entry point itself (one subprocess)."""
-    res = subprocess.run([sys.executable, "-m", "kvt.data.acquire", "stage", "cifar10", str(tmp_path),
-                          "--root", str(tmp_path / "data")], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 1 and "cifar10: not staged" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kvt.data.acquire",
+            "stage",
+            "cifar10",
+            str(tmp_path),
+            "--root",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        res.returncode == 1
+        and "cifar10: not staged" in res.stderr
+        and "Traceback" not in res.stderr
+    )

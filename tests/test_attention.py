@@ -8,12 +8,10 @@ splits into a row part, a column part and a constant); which parameters learn; t
 differences between variants; and the errors for bad arguments.
 """
 
+import kvt
 import pytest
 import torch
-
-import kvt
 from kvt import build_attention, make_mask
-
 from reference import FORMULAS, package_table, reference_forward, reference_scores, scale_of
 
 VARIANTS = sorted(kvt.ATTENTION)
@@ -24,8 +22,11 @@ MAX_LEN = 16
 # Parameters whose gradient is zero by construction: they add the same amount to every score of a
 # row, which the row softmax cancels. qkv: q_i . b_K does not depend on the key j. kv_pos: the bias
 # b of map_pos (docs/attention.md: "the row softmax cancels a(i) and b").
-SOFTMAX_INVARIANT = {"qkv": {"k_proj.bias"}, "kv_pos": {"map_pos.bias"},
-                     "qkv_pos": {"k_proj.bias", "map_pos.bias"}}
+SOFTMAX_INVARIANT = {
+    "qkv": {"k_proj.bias"},
+    "kv_pos": {"map_pos.bias"},
+    "qkv_pos": {"k_proj.bias", "map_pos.bias"},
+}
 
 
 def build(variant, d, heads, seed=0, randomize=True, dtype=torch.float64, **options):
@@ -46,7 +47,7 @@ def mask_of(kind, batch, n):
         return None
     pad = torch.zeros(batch, n, dtype=torch.bool)
     for i in range(batch):
-        pad[i, n - 1 - i % 3:] = True  # 1 to 3 trailing keys; key 0 is never padded
+        pad[i, n - 1 - i % 3 :] = True  # 1 to 3 trailing keys; key 0 is never padded
     return make_mask(n, causal="causal" in kind, key_padding=pad if "padding" in kind else None)
 
 
@@ -98,10 +99,18 @@ def test_fused_manual_reference_agree(variant, shape, mask_kind):
     check_three_paths(variant, shape, mask_kind)
 
 
-@pytest.mark.parametrize("options", [{"scale": "model"}, {"pos_per_head": True},
-                                     {"pos_per_head": True, "scale": "model"}, {"bias": False},
-                                     {"bias": False, "out_bias": True}, {"pos_dim": 7}],
-                         ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"scale": "model"},
+        {"pos_per_head": True},
+        {"pos_per_head": True, "scale": "model"},
+        {"bias": False},
+        {"bias": False, "out_bias": True},
+        {"pos_dim": 7},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_manual_reference_agree_options(variant, options):
     check_three_paths(variant, (2, 9, 24, 3), "causal+padding", **options)
@@ -230,8 +239,9 @@ def test_bf16_autocast_runs_every_path_near_float32(variant, pos_form, path):
     scale = max(g.abs().max().item() for g in g_exact.values())
     for name in g_exact:
         assert g_low[name].dtype == torch.float32  # weights keep float32 gradients
-        assert_same(g_low[name] / scale, g_exact[name] / scale, f"bf16 grad of {name}",
-                    rtol=0.05, atol=0.05)
+        assert_same(
+            g_low[name] / scale, g_exact[name] / scale, f"bf16 grad of {name}", rtol=0.05, atol=0.05
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -242,6 +252,7 @@ def test_scale_value(variant, scale):
 
 
 # -- structure of the kv scores -----------------------------------------------------------------
+
 
 def cycle_defect(maps):
     """max |log A_ij + log A_jk + log A_ki - log A_ik - log A_kj - log A_ji| over all triples.
@@ -320,6 +331,7 @@ def test_kv_pos_bias_splits_into_row_column_and_constant(pos_dim, pos_per_head):
 
 # -- parameters -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("pos_per_head", [False, True])
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -336,7 +348,9 @@ def test_every_parameter_learns(variant, pos_per_head, fused):
         assert p.grad is not None, name
         size = p.grad.abs().max().item()
         if name in invariant:
-            assert size < 1e-10, f"{variant}: {name} should be cancelled by the softmax, grad {size}"
+            assert size < 1e-10, (
+                f"{variant}: {name} should be cancelled by the softmax, grad {size}"
+            )
         else:
             assert size > 1e-6, f"{variant}: {name} gets no gradient"
 
@@ -353,11 +367,13 @@ def test_parameter_counts(d, heads):
     for pos_dim in (10, 7):
         kv = n_params("kv", d, heads, pos_dim=pos_dim)
         assert n_params("kv_pos", d, heads, pos_dim=pos_dim) - kv == pos_dim + 1
-        assert (n_params("kv_pos", d, heads, pos_dim=pos_dim, pos_per_head=True) - kv
-                == heads * (pos_dim + 1))
+        assert n_params("kv_pos", d, heads, pos_dim=pos_dim, pos_per_head=True) - kv == heads * (
+            pos_dim + 1
+        )
 
 
 # -- errors ---------------------------------------------------------------------------------------
+
 
 def test_unknown_variant_is_named():
     with pytest.raises(ValueError, match="'kv-nopos'"):
@@ -389,7 +405,7 @@ def cross_mask(kind, batch, m, n):
         return None
     pad = torch.zeros(batch, n, dtype=torch.bool)
     for i in range(batch):
-        pad[i, n - 1 - i % 2:] = True  # the source's trailing padding; key 0 never padded
+        pad[i, n - 1 - i % 2 :] = True  # the source's trailing padding; key 0 never padded
     return make_mask(m, n, causal=kind == "causal", key_padding=pad if kind == "padding" else None)
 
 
@@ -400,8 +416,11 @@ def cross_outputs_and_grads(module, x, context, mask, path):
         out, maps = reference_forward(module, x, mask, context=context)
     else:
         module.fused = path == "fused"
-        out, maps = module(x, mask=mask, context=context, need_weights=True) if path == "manual" \
+        out, maps = (
+            module(x, mask=mask, context=context, need_weights=True)
+            if path == "manual"
             else (module(x, mask=mask, context=context), None)
+        )
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=out.dtype)
     names, params = zip(*module.named_parameters())
     grads = torch.autograd.grad((out * g).sum(), [x, context, *params], allow_unused=True)
@@ -439,7 +458,9 @@ def test_cross_attention_fused_manual_reference_agree(variant, shape, mask_kind,
         if maps is not None:
             assert_same(maps, ref_maps, f"{path} attention maps")
     # every projection of the mode takes part; qk's W_Q exists for cross-attention only
-    assert all(ref_grads[k] is not None for k in ("k_proj.weight", "v_proj.weight", "out_proj.weight"))
+    assert all(
+        ref_grads[k] is not None for k in ("k_proj.weight", "v_proj.weight", "out_proj.weight")
+    )
     if "q_proj.weight" in ref_grads:
         assert ref_grads["q_proj.weight"] is not None
 
@@ -480,7 +501,10 @@ def test_qk_and_kk_differ_only_as_attention_md_says():
 def test_self_attention_only_module_refuses_a_context():
     module = build("kv", 16, 2)
     with pytest.raises(ValueError, match="cross='qk' or 'kk'"):
-        module(torch.randn(1, 3, 16, dtype=torch.float64), context=torch.randn(1, 4, 16, dtype=torch.float64))
+        module(
+            torch.randn(1, 3, 16, dtype=torch.float64),
+            context=torch.randn(1, 4, 16, dtype=torch.float64),
+        )
     with pytest.raises(ValueError, match="cross must be one of"):
         build_attention("kv", 16, 2, cross="kq")
 
@@ -493,6 +517,11 @@ def test_projection_counts_read_torch_free_match_the_modules():
     d = 16
     for name in kvt.ATTENTION:
         module = build_attention(name, d, 2)
-        square = sum(1 for m in module.modules() if isinstance(m, torch.nn.Linear)
-                     for _ in range(m.weight.numel() // (d * d)) if m.in_features == d)
+        square = sum(
+            1
+            for m in module.modules()
+            if isinstance(m, torch.nn.Linear)
+            for _ in range(m.weight.numel() // (d * d))
+            if m.in_features == d
+        )
         assert projections(name) == square, name

@@ -3,7 +3,6 @@ candidates (all computing one function; the literal kv_pos holding its 5-D tenso
 
 import pytest
 import torch
-
 from kvt.bench.layer import Shape, candidates, literal_kv_pos, ratios, run_shape
 from kvt.bench.timing import interleaved, saved_bytes
 
@@ -13,8 +12,16 @@ TINY = Shape("tiny", batch=2, heads=2, n=6, d_head=4, pos_dim=6)
 
 def test_interleaved_calls_every_candidate_in_rotating_order():
     calls = []
-    out = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b"),
-                       "c": lambda: calls.append("c")}, CPU, repeats=3, warmup=1)
+    out = interleaved(
+        {
+            "a": lambda: calls.append("a"),
+            "b": lambda: calls.append("b"),
+            "c": lambda: calls.append("c"),
+        },
+        CPU,
+        repeats=3,
+        warmup=1,
+    )
     assert set(out) == {"a", "b", "c"} and all(t >= 0 for t in out.values())
     assert calls == list("abcbcacababc")  # 4 rounds, each starting one later
 
@@ -27,12 +34,16 @@ def test_saved_bytes_counts_what_backward_keeps():
 
 
 def test_candidates_compute_the_same_attention():
-    for shape in (TINY, Shape("tiny causal", 2, 2, 6, 4, 6, causal=True),
-                  Shape("tiny cross", 2, 2, 6, 4, 6, context=5)):
+    for shape in (
+        TINY,
+        Shape("tiny causal", 2, 2, 6, 4, 6, causal=True),
+        Shape("tiny cross", 2, 2, 6, 4, 6, context=5),
+    ):
         cands = candidates(shape, CPU)
         x = torch.randn(shape.batch, shape.n, shape.d_model)
         ctx = torch.randn(shape.batch, shape.context, shape.d_model) if shape.context else None
         from kvt.attention import make_mask
+
         mask = make_mask(shape.n, causal=True) if shape.causal else None
         kv_pos = [name for name, (variant, _, _) in cands.items() if variant == "kv_pos"]
         assert len(kv_pos) == 5
@@ -41,15 +52,25 @@ def test_candidates_compute_the_same_attention():
             cands[name][1].load_state_dict(ref_module.state_dict())
         ref = literal_kv_pos(ref_module, x, mask, ctx)
         for name in kv_pos:
-            torch.testing.assert_close(cands[name][2](x, mask, ctx), ref, rtol=1e-4, atol=1e-5,
-                                       msg=lambda m, n=name: f"{shape.name} {n}: {m}")
+            torch.testing.assert_close(
+                cands[name][2](x, mask, ctx),
+                ref,
+                rtol=1e-4,
+                atol=1e-5,
+                msg=lambda m, n=name: f"{shape.name} {n}: {m}",
+            )
 
 
 def test_run_shape_reports_every_candidate_and_the_ratios():
     rows = run_shape(TINY, CPU, repeats=1, warmup=0)
     names = {r["candidate"] for r in rows}
-    assert {"qkv fused", "kv fused", "kv_pos fused", "kv_pos literal",
-            "qkv torch.nn.MultiheadAttention"} <= names
+    assert {
+        "qkv fused",
+        "kv fused",
+        "kv_pos fused",
+        "kv_pos literal",
+        "qkv torch.nn.MultiheadAttention",
+    } <= names
     saved = {r["candidate"]: r["saved_mib"] for r in rows}
     assert saved["kv_pos literal"] > saved["kv_pos fused"]  # the batch x heads x n x n x p tensor
     table = ratios(rows)
@@ -63,8 +84,11 @@ def test_overhead_reads_job_benchmarks_against_training_time(tmp_path):
     from kvt.bench.overhead import job_times, main, summarize
 
     results = tmp_path / "results"
-    for kind, run, wall in (("train", "copy/c/kv/seed0", 5.0), ("train", "copy/c/qkv/seed0", 3.0),
-                            ("eval", "copy/c/kv/seed0", 2.0)):
+    for kind, run, wall in (
+        ("train", "copy/c/kv/seed0", 5.0),
+        ("train", "copy/c/qkv/seed0", 3.0),
+        ("eval", "copy/c/kv/seed0", 2.0),
+    ):
         tsv = results / "benchmarks" / "synthetic" / kind / f"{run}.tsv"
         tsv.parent.mkdir(parents=True, exist_ok=True)
         tsv.write_text(f"s\th:m:s\tmax_rss\n{wall}\t0:00:05\t100\n")
@@ -72,7 +96,11 @@ def test_overhead_reads_job_benchmarks_against_training_time(tmp_path):
         (results / "synthetic" / run).mkdir(parents=True)
         (results / "synthetic" / run / "run.json").write_text(json.dumps({"train_seconds": inside}))
     rows = job_times(results)
-    assert [(r["kind"], r["overhead_s"]) for r in rows] == [("eval", 2.0), ("train", 4.0), ("train", 2.5)]
+    assert [(r["kind"], r["overhead_s"]) for r in rows] == [
+        ("eval", 2.0),
+        ("train", 4.0),
+        ("train", 2.5),
+    ]
     train, ev = summarize(rows)
     assert train["median_overhead_s"] == 3.25 and ev["median_overhead_s"] == 2.0
     main([str(results)])
@@ -111,8 +139,13 @@ def test_step_benchmark_runs_every_family_on_random_batches():
 
     config = load_config({"preset": "smoke"}, Path(__file__).resolve().parents[1])
     rows = []
-    for case in (Case("synthetic", "sort"), Case("vision", "cifar10"), Case("anomaly", "cifar100"),
-                 Case("charlm", "shakespeare"), Case("translation", "multi30k_en_de")):
+    for case in (
+        Case("synthetic", "sort"),
+        Case("vision", "cifar10"),
+        Case("anomaly", "cifar100"),
+        Case("charlm", "shakespeare"),
+        Case("translation", "multi30k_en_de"),
+    ):
         part = run_case(config, case, CPU, repeats=1, warmup=0)
         assert [r["variant"] for r in part] == ["qkv", "kv", "kv_pos"]
         assert all(r["ms"] > 0 and 0 < r["share_of_peak"] and r["params"] > 0 for r in part)
@@ -126,10 +159,18 @@ def test_step_benchmark_runs_every_family_on_random_batches():
 def test_profile_groups_a_steps_operators(capsys):
     from kvt.bench.profile import group_of, run
 
-    assert [group_of(n) for n in ("aten::addmm", "aten::bernoulli_", "aten::native_layer_norm",
-                                  "aten::_foreach_norm", "aten::_scaled_dot_product_flash_attention_for_cpu",
-                                  "aten::_foreach_addcdiv_", "aten::gelu")] == \
-        ["matmul", "dropout", "layer norm", "clip", "attention", "optimizer", "other"]
+    assert [
+        group_of(n)
+        for n in (
+            "aten::addmm",
+            "aten::bernoulli_",
+            "aten::native_layer_norm",
+            "aten::_foreach_norm",
+            "aten::_scaled_dot_product_flash_attention_for_cpu",
+            "aten::_foreach_addcdiv_",
+            "aten::gelu",
+        )
+    ] == ["matmul", "dropout", "layer norm", "clip", "attention", "optimizer", "other"]
     groups = dict(run("synthetic", "n64-d64-l2-h2", "kv", CPU, steps=1, top=3))
     assert groups["matmul"] > 0 and groups["attention"] > 0 and groups["dropout"] > 0
     assert "top operators by self time" in capsys.readouterr().out

@@ -4,9 +4,8 @@ code can run, so editing any of them reruns it, and editing any other file does 
 import shutil
 from pathlib import Path
 
-import pytest
-
 import kvt
+import pytest
 from kvt.codehash import files_hash, imported_files
 
 PACKAGE = Path(kvt.__file__).resolve().parent
@@ -25,28 +24,41 @@ def toy(tmp_path):
     """A package `kvt` with every import form: absolute, relative (both levels), a submodule
     imported by `from pkg import name`, a lazy import inside a function, an import of a name
     (not a module), an outside package, and a module nothing imports."""
-    return write(tmp_path / "kvt", {
-        "__init__.py": "",
-        "entry.py": "import os\nfrom .models import net\nfrom kvt.data.load import read\n"
-                    "def job():\n    from .report import fig\n",
-        "models/__init__.py": "",
-        "models/net.py": "from ..attention import ATTENTION\nfrom . import blocks\n",
-        "models/blocks.py": "import torch\n",
-        "attention.py": "ATTENTION = {}\n",
-        "data/__init__.py": "from .util import helper\n",
-        "data/util.py": "def helper(): pass\n",
-        "data/load.py": "def read(): pass\n",
-        "report/__init__.py": "",
-        "report/fig.py": "",
-        "unused.py": "import kvt.attention\n",
-    })
+    return write(
+        tmp_path / "kvt",
+        {
+            "__init__.py": "",
+            "entry.py": "import os\nfrom .models import net\nfrom kvt.data.load import read\n"
+            "def job():\n    from .report import fig\n",
+            "models/__init__.py": "",
+            "models/net.py": "from ..attention import ATTENTION\nfrom . import blocks\n",
+            "models/blocks.py": "import torch\n",
+            "attention.py": "ATTENTION = {}\n",
+            "data/__init__.py": "from .util import helper\n",
+            "data/util.py": "def helper(): pass\n",
+            "data/load.py": "def read(): pass\n",
+            "report/__init__.py": "",
+            "report/fig.py": "",
+            "unused.py": "import kvt.attention\n",
+            "tool.py": "def f(): pass\nif __name__ == '__main__':\n    from kvt import unused\n",
+        },
+    )
 
 
 def test_the_closure_follows_every_import_form(toy):
     assert imported_files(toy, ["kvt.entry"]) == [
-        "__init__.py", "attention.py", "data/__init__.py", "data/load.py", "data/util.py",
-        "entry.py", "models/__init__.py", "models/blocks.py", "models/net.py", "report/__init__.py",
-        "report/fig.py"]
+        "__init__.py",
+        "attention.py",
+        "data/__init__.py",
+        "data/load.py",
+        "data/util.py",
+        "entry.py",
+        "models/__init__.py",
+        "models/blocks.py",
+        "models/net.py",
+        "report/__init__.py",
+        "report/fig.py",
+    ]
 
 
 def test_skipped_subpackages_and_what_only_they_import_are_left_out(toy):
@@ -87,4 +99,12 @@ def test_the_real_package_anomaly_runtime_reads_images_through_the_vision_loader
     before = files_hash(pkg, imported_files(pkg, ["kvt.experiments.anomaly"], skip=("report",)))
     with open(pkg / "data" / "vision.py", "a") as f:
         f.write("# a loader edit\n")
-    assert files_hash(pkg, imported_files(pkg, ["kvt.experiments.anomaly"], skip=("report",))) != before
+    assert (
+        files_hash(pkg, imported_files(pkg, ["kvt.experiments.anomaly"], skip=("report",)))
+        != before
+    )
+
+
+def test_a_modules_command_line_part_is_not_followed(toy):
+    """`if __name__ == "__main__":` runs only as `python -m`, never when a job imports the module."""
+    assert imported_files(toy, ["kvt.tool"]) == ["__init__.py", "tool.py"]

@@ -2,14 +2,11 @@
 defaults from the family declarations, the grid, the per-run hyperparameters, errors that name
 the bad key, and the code hashes that make model edits rerun (only) the jobs they affect."""
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-
-import kvt.config
 from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
 from kvt.families import FAMILIES
 
@@ -61,8 +58,14 @@ def test_command_line_beats_preset_beats_file(base, schema):
 
 
 def test_strings_are_coerced_by_schema_type(base, schema):
-    cfg = resolve(base, {"seeds": ["3", "4"], "synthetic": {"sdpa": "false", "lr": "0.01",
-                                                             "grid": {"seq_len": ["16"]}}}, schema)
+    cfg = resolve(
+        base,
+        {
+            "seeds": ["3", "4"],
+            "synthetic": {"sdpa": "false", "lr": "0.01", "grid": {"seq_len": ["16"]}},
+        },
+        schema,
+    )
     assert cfg["seeds"] == [3, 4]
     assert cfg["synthetic"]["sdpa"] is False and cfg["synthetic"]["lr"] == 0.01
     assert cfg["synthetic"]["grid"]["seq_len"] == [16]
@@ -106,11 +109,14 @@ def test_errors_name_every_bad_key(base, schema):
         resolve(base, {"synthetic": {"tasks": ["sort", "shuffle"]}}, schema)
 
 
-@pytest.mark.parametrize("overrides, where, key", [
-    ({"synthetic": {"learning_rate": 0.1}}, "synthetic", "learning_rate"),
-    ({"synthetic": {"grid": {"seqlen": [8]}}}, "synthetic.grid", "seqlen"),
-    ({"synthetic": {"keep_lst": True}}, "synthetic", "keep_lst"),
-])
+@pytest.mark.parametrize(
+    "overrides, where, key",
+    [
+        ({"synthetic": {"learning_rate": 0.1}}, "synthetic", "learning_rate"),
+        ({"synthetic": {"grid": {"seqlen": [8]}}}, "synthetic.grid", "seqlen"),
+        ({"synthetic": {"keep_lst": True}}, "synthetic", "keep_lst"),
+    ],
+)
 def test_misspelt_key_in_a_family_section_is_named(base, schema, overrides, where, key):
     with pytest.raises(ConfigError) as err:
         resolve(base, overrides, schema)
@@ -160,8 +166,10 @@ def test_swap_needs_even_lengths_and_batches_must_fit(base, schema):
     with pytest.raises(ConfigError, match="d_model=64 is not divisible by heads=3"):
         resolve(base, {"synthetic": {"grid": {"d_model": [64], "heads": [3]}}}, schema)
     with pytest.raises(ConfigError, match="divisible"):
-        SYN.check(resolve(base, {}, schema)["synthetic"] | {"grid": {"seq_len": [8], "d_model": [10],
-                                                                      "depth": [1], "heads": [4]}})
+        SYN.check(
+            resolve(base, {}, schema)["synthetic"]
+            | {"grid": {"seq_len": [8], "d_model": [10], "depth": [1], "heads": [4]}}
+        )
 
 
 def test_hparams_of_one_run(base, schema):
@@ -171,9 +179,23 @@ def test_hparams_of_one_run(base, schema):
     assert hp["task"] == "sort" and hp["cfg"] == "n128-d64-l4-h2"
     assert (hp["seq_len"], hp["d_model"], hp["depth"], hp["heads"]) == (128, 64, 4, 2)
     # every run setting of the section, as configured; none of the section's other keys
-    for key in ("train_size", "val_size", "test_size", "epochs", "batch_size", "lr", "warmup_steps",
-                "grad_clip", "dropout", "val_per_epoch", "select", "scale", "pos_dim",
-                "pos_per_head", "sdpa"):
+    for key in (
+        "train_size",
+        "val_size",
+        "test_size",
+        "epochs",
+        "batch_size",
+        "lr",
+        "warmup_steps",
+        "grad_clip",
+        "dropout",
+        "val_per_epoch",
+        "select",
+        "scale",
+        "pos_dim",
+        "pos_per_head",
+        "sdpa",
+    ):
         assert hp[key] == syn[key], key
     for key in ("tasks", "grid", "runtime", "mem_mb"):
         assert key not in hp, key
@@ -183,8 +205,15 @@ def test_hparams_of_one_run(base, schema):
 
 
 def test_configs_span_the_grid(base, schema):
-    syn = resolve(base, {"synthetic": {"grid": {"seq_len": [8, 16], "d_model": [32],
-                                                "depth": [1, 3], "heads": [2]}}}, schema)["synthetic"]
+    syn = resolve(
+        base,
+        {
+            "synthetic": {
+                "grid": {"seq_len": [8, 16], "d_model": [32], "depth": [1, 3], "heads": [2]}
+            }
+        },
+        schema,
+    )["synthetic"]
     configs = SYN.configs(syn, "copy")
     assert configs == {
         "n8-d32-l1-h2": {"seq_len": 8, "d_model": 32, "depth": 1, "heads": 2},
@@ -241,14 +270,11 @@ def test_code_hash_follows_the_code(tmp_path):
     assert code_hash(pkg, files=["model.py"]) != only_model
 
 
-def test_family_code_hashes_rerun_only_the_family_edited(tmp_path, monkeypatch):
+def test_family_code_hashes_follow_each_familys_imports(tmp_path):
+    """A family's hash covers what its jobs import (kvt.codehash), and nothing else."""
     pkg = tmp_path / "kvt"
     shutil.copytree(ROOT / "lib" / "kvt", pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    # a second family owning files of its own, whatever families are registered
-    (pkg / "models" / "zz_other.py").write_text("x = 1\n")
-    other = dataclasses.replace(SYN, name="zz_other", code=("models/zz_other.py",))
-    monkeypatch.setattr(kvt.config, "FAMILIES", {**FAMILIES, "zz_other": other})
-    names = [*FAMILIES, "zz_other"]
+    names = list(FAMILIES)
 
     def edit(rel):
         path = pkg / rel
@@ -258,13 +284,25 @@ def test_family_code_hashes_rerun_only_the_family_edited(tmp_path, monkeypatch):
     before = family_code_hashes(pkg)
     assert list(before) == names and len(set(before.values())) == len(names)
     assert family_code_hashes(pkg) == before  # deterministic
+
+    def changed(after):
+        return [n for n in names if after[n] != before[n]]
+
     after = edit("models/synthetic.py")  # a synthetic-only file
-    assert [n for n in names if after[n] != before[n]] == ["synthetic"]
-    before, after = after, edit("models/zz_other.py")  # the other family's own file
-    assert [n for n in names if after[n] != before[n]] == ["zz_other"]
-    for no_run in ("report/tables.py", "bench/layer.py", "preflight.py"):  # no run executes them
+    assert changed(after) == ["synthetic"]
+    before, after = after, edit("data/vision.py")  # the image loader: the anomaly features read it
+    assert {"vision", "anomaly"} <= set(changed(after)) and "synthetic" not in changed(after)
+    for no_run in (
+        "report/tables.py",
+        "bench/layer.py",
+        "preflight.py",
+        "expect.py",
+        "missing_data.py",
+        "data/commands.py",
+        "config.py",
+    ):  # no job runs them
         before, after = after, edit(no_run)
         assert after == before, no_run
-    for shared in ("attention.py", "trainer.py", "runner.py"):
+    for shared in ("attention.py", "trainer.py", "runner.py", "jobs.py", "models/config.py"):
         before, after = after, edit(shared)
-        assert all(after[n] != before[n] for n in names), shared
+        assert changed(after) == names, shared

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
+from conftest import tiny_hparams
 from kvt import build_attention, make_mask, runner
 from kvt.bench import gpu
 from kvt.device import pick_device
 
-from conftest import tiny_hparams
-
 DEVICE = torch.device(os.environ.get("KVT_TEST_DEVICE", "cuda"))
-pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(),
-                                reason="needs a CUDA device (KVT_TEST_DEVICE=cpu runs it on the CPU)")
+pytestmark = pytest.mark.skipif(
+    DEVICE.type == "cuda" and not torch.cuda.is_available(),
+    reason="needs a CUDA device (KVT_TEST_DEVICE=cpu runs it on the CPU)",
+)
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("qkv", "kv", "kv_pos")
 
@@ -43,7 +43,9 @@ def outputs_and_grads(module, x, mask):
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)).to(out)
     names, params = zip(*module.named_parameters())
     grads = torch.autograd.grad((out.float() * g.float()).sum(), [x, *params])
-    return out.detach().float().cpu(), {n: t.float().cpu() for n, t in zip(("input", *names), grads)}
+    return out.detach().float().cpu(), {
+        n: t.float().cpu() for n, t in zip(("input", *names), grads)
+    }
 
 
 def modules(variant, pos_form):
@@ -71,18 +73,25 @@ def test_fused_path_on_the_device_equals_the_float64_reference(variant, pos_form
     x = torch.randn(b, n, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     pad = torch.zeros(b, n, dtype=torch.bool)
     pad[1, -5:] = True
-    masks = {"none": None, "causal+padding": lambda dev: make_mask(n, causal=True, key_padding=pad.to(dev),
-                                                                     device=dev)}
+    masks = {
+        "none": None,
+        "causal+padding": lambda dev: make_mask(
+            n, causal=True, key_padding=pad.to(dev), device=dev
+        ),
+    }
     mask = masks[mask_kind]
-    ref_out, ref_grads = outputs_and_grads(exact, x, mask(torch.device("cpu")).double() if mask else None)
+    ref_out, ref_grads = outputs_and_grads(
+        exact, x, mask(torch.device("cpu")).double() if mask else None
+    )
     out, grads = outputs_and_grads(fast, x.float().to(DEVICE), mask(DEVICE) if mask else None)
     torch.testing.assert_close(out, ref_out.float(), rtol=1e-4, atol=1e-4)
     # relative to the largest gradient: map_pos.bias's exact gradient is 0 (the row softmax
     # cancels it), its float32 one rounding noise
     scale = max(g.abs().max().item() for g in ref_grads.values())
     for name, g in ref_grads.items():
-        torch.testing.assert_close(grads[name] / scale, g.float() / scale, rtol=1e-3, atol=1e-5,
-                                   msg=name)
+        torch.testing.assert_close(
+            grads[name] / scale, g.float() / scale, rtol=1e-3, atol=1e-5, msg=name
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -99,8 +108,10 @@ def test_bf16_autocast_on_the_device_stays_near_float32(variant):
 
 def rows(folder):
     with open(Path(folder) / "metrics.csv", newline="") as f:
-        return [{k: float(v) for k, v in r.items() if k not in ("wall_time", "epoch")}
-                for r in csv.DictReader(f)]
+        return [
+            {k: float(v) for k, v in r.items() if k not in ("wall_time", "epoch")}
+            for r in csv.DictReader(f)
+        ]
 
 
 def test_seeds_trained_together_on_their_streams_equal_seeds_trained_alone(tmp_path):
@@ -136,8 +147,21 @@ def test_a_bf16_run_trains_and_tests_on_the_device(tmp_path):
 def test_the_gpu_check_reports_throughput_and_peak_memory(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "gpu.csv"
-    gpu.main(["--device", DEVICE.type, "--steps", "2", "--cases", "synthetic", "--precision",
-              "fp32", "bf16", "--out", str(out)])
+    gpu.main(
+        [
+            "--device",
+            DEVICE.type,
+            "--steps",
+            "2",
+            "--cases",
+            "synthetic",
+            "--precision",
+            "fp32",
+            "bf16",
+            "--out",
+            str(out),
+        ]
+    )
     with open(out, newline="") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 3 * 3 * 2  # 3 configurations x 3 variants x 2 precisions

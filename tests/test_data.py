@@ -8,7 +8,6 @@ numpy versions; bad arguments fail loudly.
 
 import pytest
 import torch
-
 from kvt.data.synthetic import NUM_CLASSES, TASKS, make_split
 
 HANDCRAFTED = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])
@@ -72,8 +71,9 @@ def test_make_split_is_deterministic(task):
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(make_split(task, "train", 32, 8, seed=6)[0], x1)
     assert not torch.equal(make_split(task, "val", 32, 8, seed=5)[0], x1)
-    assert not torch.equal(make_split(task, "val", 32, 8, seed=5)[0],
-                           make_split(task, "test", 32, 8, seed=5)[0])
+    assert not torch.equal(
+        make_split(task, "val", 32, 8, seed=5)[0], make_split(task, "test", 32, 8, seed=5)[0]
+    )
 
 
 def test_same_inputs_for_every_task():

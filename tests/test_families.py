@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
+from conftest import FAMILY_INPUTS, TINY, tiny_hparams
 from kvt import runner
 from kvt.config import load_schema, resolve
 from kvt.families import FAMILIES
 from kvt.families.base import run_fields
 from kvt.trainer import load_checkpoint
-
-from conftest import FAMILY_INPUTS, TINY, tiny_hparams
 
 CPU = torch.device("cpu")
 
@@ -117,8 +115,9 @@ def test_schema_hparams_and_defaults_come_from_the_declaration(name):
         settings |= {k for k in config[name][task] if k not in ("grid", "runtime", "mem_mb")}
     # settings a family derives (translation: the languages, from the task's name) are no keys
     derived = set(fam.settings(config[name], task)) - settings - {"grid", "runtime", "mem_mb"}
-    assert not derived & set(section["properties"]) and not derived & set(config[name][task]
-                                                                         if fam.per_task else {})
+    assert not derived & set(section["properties"]) and not derived & set(
+        config[name][task] if fam.per_task else {}
+    )
     settings |= derived
     assert set(hp) == {"family", "task", "attention", "seed", "cfg"} | set(fam.grid_tags) | settings
     # not hyperparameters: toggling them must not rerun a job (hparams are a Snakemake param)
@@ -140,13 +139,15 @@ def test_family_tasks_are_the_schema_enum_and_errors_name_the_key():
 
 def test_presets_fill_per_task_settings_partially():
     import yaml
-
     from kvt.config import SCHEMA
 
     base = yaml.safe_load((SCHEMA.parents[2] / "config.yaml").read_text())
     cpu = resolve(base, {"preset": "cpu"}, load_schema())
     assert cpu["vision"]["digits"]["epochs"] == 30 and cpu["vision"]["digits"]["lr"] == 1e-3
-    assert cpu["vision"]["mnist"]["train_size"] == 20000 and cpu["vision"]["mnist"]["eval_batch"] == 1000
+    assert (
+        cpu["vision"]["mnist"]["train_size"] == 20000
+        and cpu["vision"]["mnist"]["eval_batch"] == 1000
+    )
     paper = resolve(base, {}, load_schema())
     assert paper["vision"]["mnist"]["lr"] == 1e-4 and paper["vision"]["cifar100"]["epochs"] == 50
 
@@ -155,7 +156,6 @@ def test_data_rule_offline_error_names_files_and_leaves_nothing(tmp_path, monkey
     """Missing files, no download: an error naming every file and the folder; with a failing
     download (offline), the same and no half-written file."""
     import torchvision.datasets as tvd
-
     from kvt.data.vision import DataMissingError, prepare
 
     with pytest.raises(DataMissingError) as err:
@@ -168,7 +168,9 @@ def test_data_rule_offline_error_names_files_and_leaves_nothing(tmp_path, monkey
 
     monkeypatch.setattr(tvd, "MNIST", Offline)
     with pytest.raises(RuntimeError, match="t10k-labels-idx1-ubyte"):
-        prepare("mnist", tmp_path / "data", download_missing=True, fixtures=False, retries=2, wait=0)
+        prepare(
+            "mnist", tmp_path / "data", download_missing=True, fixtures=False, retries=2, wait=0
+        )
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
@@ -225,8 +227,14 @@ def test_every_family_model_trains_with_every_variant(tmp_path, family, variant)
     out["loss"].backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        cancelled = name.endswith("map_pos.bias") or (family == "anomaly" and name == "head.4.bias") or (
-            name.endswith("k_proj.bias") and hasattr(model.get_submodule(name.rsplit(".", 2)[0]), "q_proj"))
+        cancelled = (
+            name.endswith("map_pos.bias")
+            or (family == "anomaly" and name == "head.4.bias")
+            or (
+                name.endswith("k_proj.bias")
+                and hasattr(model.get_submodule(name.rsplit(".", 2)[0]), "q_proj")
+            )
+        )
         if not cancelled:
             assert p.grad.abs().sum() > 0, name
 
@@ -236,10 +244,12 @@ def test_config_and_dag_helpers_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from kvt.config import load_schema, resolve, family_code_hashes; "
-            "import kvt.report.tables, kvt.report.summary; s = load_schema(); "
-            "resolve({'preset': 'paper', 'presets': {'paper': {}}}, {}, s); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from kvt.config import load_schema, resolve, family_code_hashes; "
+        "import kvt.report.tables, kvt.report.summary; s = load_schema(); "
+        "resolve({'preset': 'paper', 'presets': {'paper': {}}}, {}, s); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
 
@@ -259,24 +269,48 @@ def test_tables_of_one_family_from_a_summary_of_several():
     import io
 
     import pandas as pd
-
     from kvt.report.tables import by_config_table, params_table
 
     rows = []
     for att, acc in (("qkv", 0.5), ("kv", 0.25)):
-        rows.append({"family": "synthetic", "task": "sort", "cfg": "n8-d16-l1-h2", "attention": att,
-                     "seed": 0, "seq_len": 8, "d_model": 16, "depth": 1, "heads": 2,
-                     "test_acc": acc, "n_params": 100})
-        rows.append({"family": "vision", "task": "digits", "cfg": "d16-l1-h2", "attention": att,
-                     "seed": 0, "d_model": 16, "depth": 1, "heads": 2, "test_acc": acc + 0.1,
-                     "n_params": 200})
+        rows.append(
+            {
+                "family": "synthetic",
+                "task": "sort",
+                "cfg": "n8-d16-l1-h2",
+                "attention": att,
+                "seed": 0,
+                "seq_len": 8,
+                "d_model": 16,
+                "depth": 1,
+                "heads": 2,
+                "test_acc": acc,
+                "n_params": 100,
+            }
+        )
+        rows.append(
+            {
+                "family": "vision",
+                "task": "digits",
+                "cfg": "d16-l1-h2",
+                "attention": att,
+                "seed": 0,
+                "d_model": 16,
+                "depth": 1,
+                "heads": 2,
+                "test_acc": acc + 0.1,
+                "n_params": 200,
+            }
+        )
     summary = pd.read_csv(io.StringIO(pd.DataFrame(rows).to_csv(index=False)))
     assert summary["seq_len"].dtype == float  # NaN in the vision rows
     syn = by_config_table(summary, "synthetic")
     assert list(syn["seq_len"]) == [8, 8] and syn["seq_len"].dtype.kind == "i"
     vis = by_config_table(summary, "vision")
     assert set(vis["task"]) == {"digits"} and list(vis["mean"]) == [0.6, 0.35]
-    assert "seq_len" not in by_config_table(summary, "vision").columns or vis["seq_len"].isna().all()
+    assert (
+        "seq_len" not in by_config_table(summary, "vision").columns or vis["seq_len"].isna().all()
+    )
     assert list(params_table(summary, "vision")["task"]) == ["digits"]
 
 
@@ -305,9 +339,8 @@ def test_a_checkpoint_of_other_hparams_is_set_aside_not_resumed(tmp_path):
 @pytest.mark.parametrize("family", list(FAMILY_INPUTS))
 def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
     """The hook count equals FlopCounterMode's on the manual path (it sees every product)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from kvt.attention import SelfAttention
+    from torch.utils.flop_counter import FlopCounterMode
 
     hp = tiny_hparams(family, attention=variant)
     rt = runner.experiment(hp["family"])
@@ -332,7 +365,9 @@ def test_forward_flops_count_the_query_projection_kv_saves():
         hp = tiny_hparams("synthetic", attention=variant)
         rt = runner.experiment("synthetic")
         model = rt.build_model(hp)
-        counts[variant] = runner.forward_flops(model, next(rt.train_data(hp, {}).batches(0)), rt.step)
+        counts[variant] = runner.forward_flops(
+            model, next(rt.train_data(hp, {}).batches(0)), rt.step
+        )
         assert all(m.fused for m in model.modules() if hasattr(m, "fused"))  # restored
     n, d, depth = hp["seq_len"], hp["d_model"], hp["depth"]
     assert counts["qkv"] - counts["kv"] == depth * 2 * n * d * d
@@ -345,6 +380,7 @@ def test_an_experiment_without_a_required_method_fails_where_it_is_defined():
     from kvt.experiments.base import REQUIRED, Experiment
 
     with pytest.raises(TypeError, match=r"lacks step, select_on: every experiment defines"):
+
         class NoStep(Experiment):
             def build_model(self, hp):
                 return None
@@ -357,6 +393,7 @@ def test_an_experiment_without_a_required_method_fails_where_it_is_defined():
 
             def train_settings(self, hp):
                 return {}
+
     for name in FAMILIES:  # every registered family's runtime is a complete Experiment
         rt = runner.experiment(name)
         assert isinstance(rt, Experiment)
@@ -366,7 +403,7 @@ def test_an_experiment_without_a_required_method_fails_where_it_is_defined():
 def test_model_configs_receive_exactly_what_they_declare():
     """fields_from: a model setting missing from the hparams is an error naming it (no silent
     default); constants of the architecture (fixed) are not asked for."""
-    from kvt.experiments.common import fields_from
+    from kvt.models.config import fields_from
     from kvt.models.synthetic import SyntheticModelConfig
 
     hp = tiny_hparams("synthetic")
@@ -382,8 +419,10 @@ def test_the_registry_does_not_import_the_report():
     import subprocess
     import sys
 
-    code = ("import sys, kvt.families; "
-            "print(sorted(m for m in sys.modules if m.startswith('kvt.report')))")
+    code = (
+        "import sys, kvt.families; "
+        "print(sorted(m for m in sys.modules if m.startswith('kvt.report')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert FAMILIES["synthetic"].table.reference_of("sort", "kv", "test_acc") is not None

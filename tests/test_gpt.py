@@ -11,7 +11,6 @@ the reference notebook's sites only (against a literal copy of its Block).
 import pytest
 import torch
 import torch.nn.functional as F
-
 from kvt.attention import ATTENTION
 from kvt.models.gpt import CharGPT, GPTConfig
 
@@ -20,8 +19,17 @@ VOCAB, BLOCK = 11, 12
 
 
 def gpt(attention, seed=0, **options):
-    cfg = dict(attention=attention, vocab_size=VOCAB, block=BLOCK, d_model=24, depth=2, heads=3,
-               pos_dim=6, scale="model", pos_per_head=True)  # the char-LM family's settings
+    cfg = dict(
+        attention=attention,
+        vocab_size=VOCAB,
+        block=BLOCK,
+        d_model=24,
+        depth=2,
+        heads=3,
+        pos_dim=6,
+        scale="model",
+        pos_per_head=True,
+    )  # the char-LM family's settings
     cfg.update(options)
     torch.manual_seed(seed)
     return CharGPT(GPTConfig(**cfg))
@@ -38,14 +46,23 @@ def test_reference_settings():
     from kvt.experiments.charlm import EXPERIMENT
 
     # the defaults are the char-LM family's (kvt.families.charlm), the model's config receives them
-    model = EXPERIMENT.build_model({**family_hparams("charlm", task="shakespeare"), "vocab_size": 65})
+    model = EXPERIMENT.build_model(
+        {**family_hparams("charlm", task="shakespeare"), "vocab_size": 65}
+    )
     cfg = model.cfg
-    assert (cfg.block, cfg.d_model, cfg.depth, cfg.heads, cfg.dropout, cfg.scale, cfg.pos_dim) == \
-        (64, 192, 6, 3, 0.2, "model", 20)
+    assert (cfg.block, cfg.d_model, cfg.depth, cfg.heads, cfg.dropout, cfg.scale, cfg.pos_dim) == (
+        64,
+        192,
+        6,
+        3,
+        0.2,
+        "model",
+        20,
+    )
     attn = model.blocks[0].attn
     assert attn.k_proj.bias is None and attn.v_proj.bias is None and attn.out_proj.bias is not None
     assert attn.map_pos.out_features == 3 and attn.attn_dropout == 0.2
-    assert attn.scale == pytest.approx(192 ** -0.5)
+    assert attn.scale == pytest.approx(192**-0.5)
     assert model.blocks[0].mlp[0].out_features == 4 * 192
     assert isinstance(model.blocks[0].mlp[1], torch.nn.ReLU)
     assert not model.blocks[0].post_norm and len(model.blocks) == 6
@@ -129,8 +146,8 @@ def test_learns_periodic_text(variant):
     gen = torch.Generator().manual_seed(0)
 
     def loss_of(starts):
-        x = torch.stack([text[s:s + BLOCK] for s in starts])
-        y = torch.stack([text[s + 1:s + BLOCK + 1] for s in starts])
+        x = torch.stack([text[s : s + BLOCK] for s in starts])
+        y = torch.stack([text[s + 1 : s + BLOCK + 1] for s in starts])
         return F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
 
     probe = range(3)
@@ -155,15 +172,15 @@ class RefHead(torch.nn.Module):
         self.key = torch.nn.Linear(n_embd, head_size, bias=False)
         self.query = torch.nn.Linear(n_embd, head_size, bias=False)
         self.value = torch.nn.Linear(n_embd, head_size, bias=False)
-        self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
         self.dropout = torch.nn.Dropout(dropout)
 
     def forward(self, x):
         B, T, C = x.shape
         k = self.key(x)
         q = self.query(x)
-        wei = q @ k.transpose(-2, -1) / (C ** .5)
-        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))
+        wei = q @ k.transpose(-2, -1) / (C**0.5)
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
         wei = F.softmax(wei, dim=-1)
         wei = self.dropout(wei)
         v = self.value(x)
@@ -173,8 +190,9 @@ class RefHead(torch.nn.Module):
 class RefMultiHeadAttention(torch.nn.Module):
     def __init__(self, n_embd, num_heads, block_size, dropout):
         super().__init__()
-        self.heads = torch.nn.ModuleList([RefHead(n_embd, n_embd // num_heads, block_size, dropout)
-                                          for _ in range(num_heads)])
+        self.heads = torch.nn.ModuleList(
+            [RefHead(n_embd, n_embd // num_heads, block_size, dropout) for _ in range(num_heads)]
+        )
         self.proj = torch.nn.Linear(n_embd, n_embd)
         self.dropout = torch.nn.Dropout(dropout)
 
@@ -187,8 +205,12 @@ class RefBlock(torch.nn.Module):
     def __init__(self, n_embd, n_head, block_size, dropout):
         super().__init__()
         self.sa = RefMultiHeadAttention(n_embd, n_head, block_size, dropout)
-        self.ffwd = torch.nn.Sequential(torch.nn.Linear(n_embd, 4 * n_embd), torch.nn.ReLU(),
-                                        torch.nn.Linear(4 * n_embd, n_embd), torch.nn.Dropout(dropout))
+        self.ffwd = torch.nn.Sequential(
+            torch.nn.Linear(n_embd, 4 * n_embd),
+            torch.nn.ReLU(),
+            torch.nn.Linear(4 * n_embd, n_embd),
+            torch.nn.Dropout(dropout),
+        )
         self.ln1 = torch.nn.LayerNorm(n_embd)
         self.ln2 = torch.nn.LayerNorm(n_embd)
 
@@ -204,8 +226,9 @@ class RefGPT(torch.nn.Module):
         super().__init__()
         self.token_embedding_table = torch.nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = torch.nn.Embedding(block_size, n_embd)
-        self.blocks = torch.nn.Sequential(*[RefBlock(n_embd, n_head, block_size, dropout)
-                                            for _ in range(n_layer)])
+        self.blocks = torch.nn.Sequential(
+            *[RefBlock(n_embd, n_head, block_size, dropout) for _ in range(n_layer)]
+        )
         self.ln_f = torch.nn.LayerNorm(n_embd)
         self.lm_head = torch.nn.Linear(n_embd, vocab_size)
 
@@ -225,9 +248,12 @@ def reference_copy(model: CharGPT) -> RefGPT:
         ref.position_embedding_table.weight.copy_(model.pos_embedding.weight)
         for ours, theirs in zip(model.blocks, ref.blocks):
             for h, head in enumerate(theirs.sa.heads):
-                for name, proj in (("key", ours.attn.k_proj), ("query", ours.attn.q_proj),
-                                   ("value", ours.attn.v_proj)):
-                    getattr(head, name).weight.copy_(proj.weight[h * hs:(h + 1) * hs])
+                for name, proj in (
+                    ("key", ours.attn.k_proj),
+                    ("query", ours.attn.q_proj),
+                    ("value", ours.attn.v_proj),
+                ):
+                    getattr(head, name).weight.copy_(proj.weight[h * hs : (h + 1) * hs])
             theirs.sa.proj.load_state_dict(ours.attn.out_proj.state_dict())
             theirs.ffwd[0].load_state_dict(ours.mlp[0].state_dict())
             theirs.ffwd[2].load_state_dict(ours.mlp[3].state_dict())
@@ -276,7 +302,12 @@ def test_dropout_modules():
     drops = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)]
     assert drops == [f"blocks.{i}.drop" for i in range(len(model.blocks))]
     assert all(b.attn.attn_dropout == 0.2 and b.drop.p == 0.2 for b in model.blocks)
-    assert [type(m).__name__ for m in model.blocks[0].mlp] == ["Linear", "ReLU", "Identity", "Linear"]
+    assert [type(m).__name__ for m in model.blocks[0].mlp] == [
+        "Linear",
+        "ReLU",
+        "Identity",
+        "Linear",
+    ]
     still = gpt("kv_pos", dropout=0.0)
     idx = tokens()
     torch.testing.assert_close(still.train()(idx), still.eval()(idx))

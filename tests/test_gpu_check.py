@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from kvt.bench import gpu
 from kvt.bench.step import VARIANTS, Case
 
 ROOT = Path(__file__).resolve().parents[1]
 # One quick case per family (under 0.2 s a step on 2 threads at its paper configuration).
-SMALL = (Case("synthetic", "sort", "n64-d64-l2-h2"), Case("vision", "cifar10"),
-         Case("anomaly", "cifar100"), Case("translation", "multi30k_en_de"))
+SMALL = (
+    Case("synthetic", "sort", "n64-d64-l2-h2"),
+    Case("vision", "cifar10"),
+    Case("anomaly", "cifar100"),
+    Case("translation", "multi30k_en_de"),
+)
 FAMILIES = ["synthetic", "vision", "anomaly", "translation"]
 
 
@@ -31,9 +34,21 @@ def run(tmp_path, monkeypatch):
     before = [s.allow_tf32 for s in switches]
 
     def call(*args):
-        gpu.main(["--device", "cpu", "--steps", "1", "--warmup", "0",
-                  "--out", str(tmp_path / "bench" / "gpu.csv"), *args])
+        gpu.main(
+            [
+                "--device",
+                "cpu",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+                "--out",
+                str(tmp_path / "bench" / "gpu.csv"),
+                *args,
+            ]
+        )
         return tmp_path / "bench"
+
     yield call
     for s, value in zip(switches, before):
         s.allow_tf32 = value
@@ -43,7 +58,9 @@ def run(tmp_path, monkeypatch):
 def test_cpu_run_measures_every_family_and_variant_and_estimates_hours(run, capsys):
     out = run()
     rows = read(out / "gpu.csv")
-    assert [(r["family"], r["variant"]) for r in rows] == [(f, v) for f in FAMILIES for v in VARIANTS]
+    assert [(r["family"], r["variant"]) for r in rows] == [
+        (f, v) for f in FAMILIES for v in VARIANTS
+    ]
     for r in rows:
         assert float(r["samples_per_s"]) > 0 and float(r["tokens_per_s"]) > 0
         assert float(r["gflop_per_s"]) > 0
@@ -58,8 +75,9 @@ def test_cpu_run_measures_every_family_and_variant_and_estimates_hours(run, caps
     hours = read(out / "gpu_hours.csv")
     assert [r["family"] for r in hours] == [*FAMILIES, "total"]
     assert all(float(r["gpu_hours"]) > 0 and int(r["runs"]) > 0 for r in hours)
-    assert float(hours[-1]["gpu_hours"]) == pytest.approx(sum(float(r["gpu_hours"]) for r in hours[:-1]),
-                                                          abs=0.05)
+    assert float(hours[-1]["gpu_hours"]) == pytest.approx(
+        sum(float(r["gpu_hours"]) for r in hours[:-1]), abs=0.05
+    )
     for name in ("gpu.md", "gpu_hours.md"):
         assert "| family |" in (out / name).read_text()
     printed = capsys.readouterr()
@@ -74,7 +92,11 @@ def test_cases_and_precisions_select_what_runs(run):
     assert {(r["family"], r["precision"]) for r in rows} == {("vision", "fp32"), ("vision", "bf16")}
     hours = read(out / "gpu_hours.csv")
     assert [(r["family"], r["precision"]) for r in hours] == [
-        ("vision", "fp32"), ("total", "fp32"), ("vision", "bf16"), ("total", "bf16")]
+        ("vision", "fp32"),
+        ("total", "fp32"),
+        ("vision", "bf16"),
+        ("total", "bf16"),
+    ]
 
 
 def test_cuda_without_a_cuda_device_fails_with_one_line(monkeypatch):

@@ -6,11 +6,9 @@ import math
 
 import pytest
 import torch
-
+from conftest import tiny_hparams
 from kvt import runner
 from kvt.attention import ATTENTION, build_attention
-
-from conftest import tiny_hparams
 
 D, P = 256, 10
 
@@ -77,8 +75,10 @@ def test_unknown_init_is_named():
         build_attention("kv", 16, 2, init="orthogonal")
 
 
-@pytest.mark.parametrize("case, init", [("synthetic", "fused"), ("anomaly", "fused"),
-                                        ("vision", "torch"), ("charlm", "torch")])
+@pytest.mark.parametrize(
+    "case, init",
+    [("synthetic", "fused"), ("anomaly", "fused"), ("vision", "torch"), ("charlm", "torch")],
+)
 def test_each_family_starts_as_its_reference_did(case, init):
     """docs/protocol.md: the synthetic and set-anomaly code (tutorial 6) used the fused init; the ViT
     and the char-level GPT set none; the switch reaches every attention module."""
@@ -88,5 +88,7 @@ def test_each_family_starts_as_its_reference_did(case, init):
     assert hp["init"] == init
     for mode in (init, "xavier"):
         model = runner.experiment(hp["family"]).build_model({**hp, "init": mode})
-        inits = {m.init for m in model.modules() if hasattr(m, "reset_parameters") and hasattr(m, "init")}
+        inits = {
+            m.init for m in model.modules() if hasattr(m, "reset_parameters") and hasattr(m, "init")
+        }
         assert inits == {mode}

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from kvt import runner
-
 from conftest import tiny_hparams
+from kvt import runner
 
 CPU = torch.device("cpu")
 SEEDS = (0, 1, 2)
@@ -128,8 +126,9 @@ def test_finished_seeds_are_not_trained_again(tmp_path, alone):
 
 
 @pytest.mark.parametrize("case", ["anomaly", "charlm"])
-def test_other_families_seeds_trained_together_equal_seeds_trained_alone(tmp_path, case,
-                                                                          one_thread):
+def test_other_families_seeds_trained_together_equal_seeds_trained_alone(
+    tmp_path, case, one_thread
+):
     """joint_seeds is a setting of every family: its runs (with their inputs, data facts and
     test files: charlm's vocabulary and sample.txt) come out as those of per-seed jobs."""
     from conftest import FAMILY_INPUTS
@@ -143,11 +142,13 @@ def test_other_families_seeds_trained_together_equal_seeds_trained_alone(tmp_pat
     for s in (0, 1):
         a, b = tmp_path / "alone" / f"seed{s}", tmp_path / "joint" / f"seed{s}"
         assert_same_run(a, b)
-        tests = [runner.test(f / "model.pt", f / "out" / "test.json", CPU, inputs=inputs)
-                 for f in (a, b)]
+        tests = [
+            runner.test(f / "model.pt", f / "out" / "test.json", CPU, inputs=inputs) for f in (a, b)
+        ]
         assert tests[0] == tests[1]
         assert sorted(p.name for p in (a / "out").iterdir()) == sorted(
-            p.name for p in (b / "out").iterdir())
+            p.name for p in (b / "out").iterdir()
+        )
         for p in (a / "out").iterdir():
             assert p.read_bytes() == (b / "out" / p.name).read_bytes()
     assert rows(tmp_path / "joint" / "seed0") != rows(tmp_path / "joint" / "seed1")

@@ -26,7 +26,9 @@ def _data_job(results: Path, dataset: str, log: str, manifest: bool) -> Path:
 
 
 def test_a_log_without_a_manifest_is_a_failed_dataset(tmp_path):
-    _data_job(tmp_path, "mnist", "DataMissingError: dataset mnist: 4 file(s) missing\n", manifest=False)
+    _data_job(
+        tmp_path, "mnist", "DataMissingError: dataset mnist: 4 file(s) missing\n", manifest=False
+    )
     _data_job(tmp_path, "digits", "digits: 1797 images\n", manifest=True)
     _data_job(tmp_path, "shakespeare", "FetchError: no network\n", manifest=False)
     assert failed(tmp_path) == ["mnist", "shakespeare"]
@@ -42,9 +44,14 @@ def test_logs_older_than_the_run_are_not_its_own(tmp_path):
 
 
 def test_the_report_names_each_dataset_with_its_staging_command_and_what_the_folder_holds(tmp_path):
-    _data_job(tmp_path, "fashion_mnist", "Traceback (most recent call last):\n  File 'x.py'\n"
-              "kvt.data.vision.DataMissingError: dataset fashion_mnist: 4 file(s) missing:\n"
-              "  FashionMNIST/raw/train-images-idx3-ubyte\nThey go in data\n", manifest=False)
+    _data_job(
+        tmp_path,
+        "fashion_mnist",
+        "Traceback (most recent call last):\n  File 'x.py'\n"
+        "kvt.data.vision.DataMissingError: dataset fashion_mnist: 4 file(s) missing:\n"
+        "  FashionMNIST/raw/train-images-idx3-ubyte\nThey go in data\n",
+        manifest=False,
+    )
     _data_job(tmp_path, "multi30k", "FetchError: could not reach the host\n", manifest=False)
     _data_job(tmp_path, "digits", "ValueError: broken wheel\n", manifest=False)
     _data_job(tmp_path, "mnist", "ok\n", manifest=True)
@@ -52,9 +59,14 @@ def test_the_report_names_each_dataset_with_its_staging_command_and_what_the_fol
     assert "3 dataset(s) could not be prepared" in text
     lines = text.splitlines()
     staged = [line for line in lines if "kvt.data.acquire stage" in line]
-    assert [line.split("acquire stage ")[1].split()[0] for line in staged] == ["fashion_mnist", "multi30k"]
+    assert [line.split("acquire stage ")[1].split()[0] for line in staged] == [
+        "fashion_mnist",
+        "multi30k",
+    ]
     assert all(line.endswith("FOLDER --root /data/kvt") for line in staged)
-    assert "DataMissingError: dataset fashion_mnist: 4 file(s) missing" in text  # why: the exception
+    assert (
+        "DataMissingError: dataset fashion_mnist: 4 file(s) missing" in text
+    )  # why: the exception
     assert "FetchError: could not reach the host" in text
     assert "train-images-idx3-ubyte.gz" in text and "t10k-labels-idx1-ubyte.gz" in text
     assert "FOLDER/multi30k/dataset/master/data/task1/raw/test_2016_flickr.de.gz" in text
@@ -85,7 +97,8 @@ def _fake_venv(tmp_path: Path, results: Path, snakemake_rc: int) -> Path:
         f"mkdir -p {results}/logs/data {results}/data\n"
         f"echo 'DataMissingError: dataset mnist: 4 file(s) missing' > {results}/logs/data/mnist.log\n"
         f"echo ok > {results}/logs/data/digits.log && echo '{{}}' > {results}/data/digits.json\n"
-        f"exit {snakemake_rc}\n")
+        f"exit {snakemake_rc}\n"
+    )
     for exe in (venv / "bin").iterdir():
         exe.chmod(0o755)
     return venv
@@ -96,15 +109,33 @@ def _make_run(tmp_path: Path, snakemake_rc: int, *make_args: str) -> subprocess.
     venv = _fake_venv(tmp_path, results, snakemake_rc)
     env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no nvidia-smi: the machine has no GPU
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    return subprocess.run(["make", "-s", "-o", f"{venv}/.installed", "run", f"VENV={venv}",
-                           f"RUN_CONFIG={tmp_path}/run.yaml", f"ARGS=--config results={results}",
-                           *make_args], cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [
+            "make",
+            "-s",
+            "-o",
+            f"{venv}/.installed",
+            "run",
+            f"VENV={venv}",
+            f"RUN_CONFIG={tmp_path}/run.yaml",
+            f"ARGS=--config results={results}",
+            *make_args,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("snakemake_rc", [1, 0])
-def test_make_run_keeps_going_reports_the_missing_data_and_keeps_snakemakes_status(tmp_path, snakemake_rc):
+def test_make_run_keeps_going_reports_the_missing_data_and_keeps_snakemakes_status(
+    tmp_path, snakemake_rc
+):
     res = _make_run(tmp_path, snakemake_rc)
     assert (res.returncode != 0) == (snakemake_rc != 0), res.stderr
     args = (tmp_path / "snakemake.args").read_text().split()

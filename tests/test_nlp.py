@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
+from conftest import FAMILY_INPUTS, tiny_hparams
 from kvt import runner
 from kvt.config import ConfigError, load_schema, resolve
 from kvt.data import text
@@ -18,11 +18,18 @@ from kvt.data.integrity import verified_root
 from kvt.experiments import charlm as lm_rt
 from kvt.experiments import translation as rt
 
-from conftest import FAMILY_INPUTS, tiny_hparams
-
 CPU = torch.device("cpu")
-MIRROR = next((p for p in (Path(__file__).resolve().parents[2] / "shared/data/mirror",
-                           Path("/work/shared/data/mirror")) if (p / "SHA256SUMS").is_file()), None)
+MIRROR = next(
+    (
+        p
+        for p in (
+            Path(__file__).resolve().parents[2] / "shared/data/mirror",
+            Path("/work/shared/data/mirror"),
+        )
+        if (p / "SHA256SUMS").is_file()
+    ),
+    None,
+)
 
 
 def test_prepare_writes_fixtures_only_where_files_are_missing(tmp_path):
@@ -80,8 +87,9 @@ def test_a_run_refuses_a_file_altered_after_the_data_rule(tmp_path):
     path.write_text(path.read_text().upper())
     verified_root.cache_clear()
     with pytest.raises(text.ChecksumError, match="changed since the data rule"):
-        runner.train(tiny_hparams("charlm"), tmp_path / "run", tmp_path / "run/model.pt",
-                     CPU, inputs=inputs)
+        runner.train(
+            tiny_hparams("charlm"), tmp_path / "run", tmp_path / "run/model.pt", CPU, inputs=inputs
+        )
 
 
 def test_tasks_train_and_select_as_the_protocol_says():
@@ -91,7 +99,7 @@ def test_tasks_train_and_select_as_the_protocol_says():
     assert (c.optimizer, c.schedule, c.iterations, c.epochs) == ("adamw", "constant", 12, None)
     c = runner.train_config(mt)
     assert (c.optimizer, c.schedule, c.betas, c.eps) == ("adam", "noam", (0.9, 0.98), 1e-9)
-    assert c.lr == pytest.approx(16 ** -0.5 * 5 ** -0.5)  # lr null: Noam's d^-0.5 warmup^-0.5
+    assert c.lr == pytest.approx(16**-0.5 * 5**-0.5)  # lr null: Noam's d^-0.5 warmup^-0.5
     assert runner.train_config({**mt, "lr": 0.003}).lr == 0.003
 
 
@@ -137,11 +145,21 @@ def test_translation_run_saves_its_test_translations_and_their_bleu(tmp_path):
     # the reference's BLEU of the same translations (every fixture word is in the training vocabulary)
     vocab = rt.train_vocab(Path(root), "de")
     assert all(w in vocab for r in refs for w in rt.words([r], "de")[0])
-    ids = rt.translate_ids(runner.load_model(tmp_path / "run/model.pt", CPU)[0], rt.pairs(hp, inputs)[0]
-                           ["test"][0], hp["eval_batch"], CPU)
-    hyp_words = [["<bos>"] + [w if w in vocab else "<unk>" for w in rt.words([h], "de")[0]]
-                 + ["<eos>"] * (3 in row) for h, row in zip(hyps, ids)]
-    literal = corpus_bleu([[["<bos>"] + rt.words([r], "de")[0] + ["<eos>"]] for r in refs], hyp_words)
+    ids = rt.translate_ids(
+        runner.load_model(tmp_path / "run/model.pt", CPU)[0],
+        rt.pairs(hp, inputs)[0]["test"][0],
+        hp["eval_batch"],
+        CPU,
+    )
+    hyp_words = [
+        ["<bos>"]
+        + [w if w in vocab else "<unk>" for w in rt.words([h], "de")[0]]
+        + ["<eos>"] * (3 in row)
+        for h, row in zip(hyps, ids)
+    ]
+    literal = corpus_bleu(
+        [[["<bos>"] + rt.words([r], "de")[0] + ["<eos>"]] for r in refs], hyp_words
+    )
     assert 0 <= result["test_bleu_nltk"] <= 1 and result["test_bleu_nltk"] == pytest.approx(literal)
 
 
@@ -156,7 +174,9 @@ def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, mo
     hp = tiny_hparams("translation")
     data, tok = rt.pairs(hp, inputs)
     targets = [t[1:].tolist() for t in data["test"][1]]  # ids after <bos>, through <eos>
-    ids = [targets[(i + 7) % len(targets)] if i % 3 == 0 else targets[i] for i in range(len(targets))]
+    ids = [
+        targets[(i + 7) % len(targets)] if i % 3 == 0 else targets[i] for i in range(len(targets))
+    ]
     ids = [row[:-1] if i % 4 == 0 else row for i, row in enumerate(ids)]
     monkeypatch.setattr(rt, "translate_ids", lambda *args, **kw: ids)
     result = rt.test_extras(None, hp, inputs, CPU, tmp_path)
@@ -167,8 +187,11 @@ def test_test_extra_scores_the_translations_with_the_reference_bleu(tmp_path, mo
     mark = {w: w if w in vocab else "<unk>" for s in hyps + refs for w in rt.words([s], "de")[0]}
     literal = corpus_bleu(
         [[["<bos>"] + [mark[w] for w in rt.words([r], "de")[0]] + ["<eos>"]] for r in refs],
-        [["<bos>"] + [mark[w] for w in rt.words([h], "de")[0]] + ["<eos>"] * (i % 4 != 0)
-         for i, h in enumerate(hyps)])
+        [
+            ["<bos>"] + [mark[w] for w in rt.words([h], "de")[0]] + ["<eos>"] * (i % 4 != 0)
+            for i, h in enumerate(hyps)
+        ],
+    )
     assert 0.3 < result["bleu_nltk"] < 1 and result["bleu_nltk"] == pytest.approx(literal)
     assert set(result) == {"bleu", "bleu_signature", "bleu_nltk"}
 
@@ -183,8 +206,9 @@ def test_translation_tasks_take_their_languages_from_their_names(tmp_path):
     with pytest.raises(ValueError, match="not a translation task"):
         languages("shakespeare")
     en_de = tiny_hparams("translation")
-    de_en = family_hparams("translation", {"multi30k_de_en": {"vocab_size": 120, "max_len": 40}},
-                           "multi30k_de_en")
+    de_en = family_hparams(
+        "translation", {"multi30k_de_en": {"vocab_size": 120, "max_len": 40}}, "multi30k_de_en"
+    )
     assert (en_de["source"], en_de["target"]) == ("en", "de")
     assert (de_en["source"], de_en["target"]) == ("de", "en")
     inputs = FAMILY_INPUTS["translation"](tmp_path)
@@ -194,17 +218,24 @@ def test_translation_tasks_take_their_languages_from_their_names(tmp_path):
     assert all(torch.equal(s[:-1], t[1:-1]) for s, t in zip(src_en, tgt_en))
     assert all(torch.equal(s[:-1], t[1:-1]) for s, t in zip(src_de, tgt_de))
     root = json.loads(Path(inputs["data"]).read_text())["root"]
-    assert refs_de == text.read_side(root, "test", "de") and refs_en == text.read_side(root, "test", "en")
+    assert refs_de == text.read_side(root, "test", "de") and refs_en == text.read_side(
+        root, "test", "en"
+    )
 
 
 def test_languages_are_not_settable_and_the_tokenizer_is_shared():
     base = {"preset": "paper", "presets": {"paper": {}}}
     with pytest.raises(ConfigError, match="source"):
         resolve(base, {"translation": {"multi30k_en_de": {"source": "de"}}}, load_schema())
-    with pytest.raises(ConfigError, match="multi30k_en_de.vocab_size=8000, multi30k_de_en.vocab_size=4000"):
+    with pytest.raises(
+        ConfigError, match="multi30k_en_de.vocab_size=8000, multi30k_de_en.vocab_size=4000"
+    ):
         resolve(base, {"translation": {"multi30k_de_en": {"vocab_size": 4000}}}, load_schema())
-    one = resolve(base, {"translation": {"tasks": ["multi30k_de_en"], "multi30k_de_en": {"vocab_size": 4000}}},
-                  load_schema())  # one direction: its own size
+    one = resolve(
+        base,
+        {"translation": {"tasks": ["multi30k_de_en"], "multi30k_de_en": {"vocab_size": 4000}}},
+        load_schema(),
+    )  # one direction: its own size
     from kvt.families.translation import tokenizer_vocab
 
     assert tokenizer_vocab(one["translation"]) == 4000
@@ -226,8 +257,8 @@ class LabelSmoothingDistribution(torch.nn.Module):
         smooth_target_distributions = torch.zeros((batch_size, self.trg_vocab_size))
         smooth_target_distributions.fill_(self.smoothing_value / (self.trg_vocab_size - 2))
         smooth_target_distributions.scatter_(1, trg_token_ids_batch, self.confidence_value)
-        smooth_target_distributions[:, self.pad_token_id] = 0.
-        smooth_target_distributions.masked_fill_(trg_token_ids_batch == self.pad_token_id, 0.)
+        smooth_target_distributions[:, self.pad_token_id] = 0.0
+        smooth_target_distributions.masked_fill_(trg_token_ids_batch == self.pad_token_id, 0.0)
         return smooth_target_distributions
 
 
@@ -249,11 +280,13 @@ def test_reference_loss_is_the_notebooks(smoothing, pad_id):
     ours = rt.reference_loss(logits, tgt, smoothing, pad_id)
     literal = notebook_loss(logits, tgt, smoothing, pad_id)
     assert ours.item() == pytest.approx(literal.item(), rel=1e-5)
-    g_ours, = torch.autograd.grad(ours, logits)
-    g_lit, = torch.autograd.grad(literal, logits)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    (g_lit,) = torch.autograd.grad(literal, logits)
     torch.testing.assert_close(g_ours.double(), g_lit.double(), rtol=1e-4, atol=1e-7)
     # not cross_entropy's smoothing, nor its mean over real tokens
-    ce = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=pad_id, label_smoothing=smoothing)
+    ce = F.cross_entropy(
+        logits.flatten(0, 1), tgt.flatten(), ignore_index=pad_id, label_smoothing=smoothing
+    )
     assert abs(ce.item() - ours.item()) > 1e-3
 
 
@@ -274,10 +307,14 @@ def test_translation_step_uses_the_chosen_loss_in_training_only():
     model.train = lambda mode=True: model  # noqa: E731  (training mode without dropout's noise)
     model.training = True
     assert rt.step(model, batch)["loss"].item() == pytest.approx(
-        rt.reference_loss(logits, tgt[:, 1:], 0.1).item())
+        rt.reference_loss(logits, tgt[:, 1:], 0.1).item()
+    )
     model.loss_form = "ce"
-    assert rt.step(model, batch)["loss"].item() == pytest.approx(F.cross_entropy(
-        logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=0, label_smoothing=0.1).item())
+    assert rt.step(model, batch)["loss"].item() == pytest.approx(
+        F.cross_entropy(
+            logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=0, label_smoothing=0.1
+        ).item()
+    )
 
 
 # -- the reference's BLEU ---------------------------------------------------------------------
@@ -319,15 +356,26 @@ def nlp_summary(tmp_path=None):
     import pandas as pd
 
     rows = []
-    for family, task, cfgs in (("charlm", "shakespeare", ["d16-l1-h2"]),
-                               ("translation", "multi30k_en_de", ["d16-l1-h2", "d32-l1-h2"])):
+    for family, task, cfgs in (
+        ("charlm", "shakespeare", ["d16-l1-h2"]),
+        ("translation", "multi30k_en_de", ["d16-l1-h2", "d32-l1-h2"]),
+    ):
         for c, cfg in enumerate(cfgs):
             for a, att in enumerate(["qkv", "kv_pos", "kv"]):
                 for seed in (0, 1):
                     value = 1.0 + 0.1 * a + 0.01 * seed + 0.2 * c
-                    row = {"family": family, "task": task, "cfg": cfg, "attention": att, "seed": seed,
-                           "d_model": 16 * (c + 1), "depth": 1, "heads": 2, "n_params": 100 + a,
-                           "run_dir": str((tmp_path or Path(".")) / task / cfg / att / f"seed{seed}")}
+                    row = {
+                        "family": family,
+                        "task": task,
+                        "cfg": cfg,
+                        "attention": att,
+                        "seed": seed,
+                        "d_model": 16 * (c + 1),
+                        "depth": 1,
+                        "heads": 2,
+                        "n_params": 100 + a,
+                        "run_dir": str((tmp_path or Path(".")) / task / cfg / att / f"seed{seed}"),
+                    }
                     if task == "shakespeare":
                         row.update(test_loss=value, test_bpc=value / math.log(2))
                     else:
@@ -343,8 +391,11 @@ def test_nlp_table_scores_each_task_by_its_own_metrics():
 
     table = paper_table(nlp_summary())
     assert list(dict.fromkeys(zip(table["task"], table["metric"]))) == [
-        ("shakespeare", "test_loss"), ("shakespeare", "test_bpc"), ("multi30k_en_de", "test_bleu"),
-        ("multi30k_en_de", "test_bleu_nltk")]
+        ("shakespeare", "test_loss"),
+        ("shakespeare", "test_bpc"),
+        ("multi30k_en_de", "test_bleu"),
+        ("multi30k_en_de", "test_bleu_nltk"),
+    ]
     assert "mean" not in set(table["task"])  # the tasks' metrics differ: no mean over tasks
     bleu = table[(table["metric"] == "test_bleu") & (table["attention"] == "kv")].iloc[0]
     assert bleu["mean"] == pytest.approx(10 * (1.2 + 0.005 + 0.1)) and bleu["n_configs"] == 2
@@ -361,24 +412,46 @@ def test_nlp_table_scores_each_task_by_its_own_metrics():
 def test_curve_figure_draws_a_metric_per_epoch(tmp_path):
     import numpy as np
     import pandas as pd
-
     from kvt.report.figures import curve_figure, write_figure
 
     summary = nlp_summary(tmp_path)
     runs = summary[summary["task"] == "multi30k_en_de"]
-    metrics = {d: pd.DataFrame({"step": [0, 10, 20], "epoch": [0.0, 1.0, 2.0], "wall_time": [0, 1, 2],
-                                "train_loss": [float("nan"), 2, 1], "val_loss": [3, 2, 1],
-                                "val_bleu": [0, 5 + i, 9 + i], "lr": [1e-3] * 3})
-               for i, d in enumerate(runs["run_dir"])}
+    metrics = {
+        d: pd.DataFrame(
+            {
+                "step": [0, 10, 20],
+                "epoch": [0.0, 1.0, 2.0],
+                "wall_time": [0, 1, 2],
+                "train_loss": [float("nan"), 2, 1],
+                "val_loss": [3, 2, 1],
+                "val_bleu": [0, 5 + i, 9 + i],
+                "lr": [1e-3] * 3,
+            }
+        )
+        for i, d in enumerate(runs["run_dir"])
+    }
     fig = curve_figure(runs, metrics, "multi30k_en_de", "val_bleu", "validation BLEU", "nlp")
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == ["d16-l1-h2", "d32-l1-h2"]
     for ax in panels:  # one mean curve per variant, from epoch 0 to 2
         assert len(ax.lines) == 3 and all(line.get_xdata()[-1] == 2.0 for line in ax.lines)
     order = list(dict.fromkeys(runs["run_dir"]))
-    kv_pos_last = np.mean([9 + order.index(d) for d in runs[(runs["cfg"] == "d16-l1-h2")
-                                                            & (runs["attention"] == "kv_pos")]["run_dir"]])
+    kv_pos_last = np.mean(
+        [
+            9 + order.index(d)
+            for d in runs[(runs["cfg"] == "d16-l1-h2") & (runs["attention"] == "kv_pos")]["run_dir"]
+        ]
+    )
     assert panels[0].lines[1].get_ydata()[-1] == pytest.approx(kv_pos_last)
-    write_figure(summary, "nlp", "multi30k_en_de", "curve", tmp_path / "b.png", tmp_path / "b.pdf",
-                 metrics=metrics, column="val_bleu", label="validation BLEU")
+    write_figure(
+        summary,
+        "nlp",
+        "multi30k_en_de",
+        "curve",
+        tmp_path / "b.png",
+        tmp_path / "b.pdf",
+        metrics=metrics,
+        column="val_bleu",
+        label="validation BLEU",
+    )
     assert (tmp_path / "b.png").stat().st_size > 10_000

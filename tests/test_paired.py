@@ -7,22 +7,35 @@ of the differences to qkv."""
 import numpy as np
 import pandas as pd
 import pytest
+from kvt.report.paired import (
+    bootstrap_ci,
+    comparisons,
+    hodges_lehmann,
+    holm,
+    paired_table,
+    write_paired,
+)
 from scipy import stats
-
-from kvt.report.paired import (bootstrap_ci, comparisons, hodges_lehmann, holm, paired_table,
-                               write_paired)
 
 CFGS = ["n8-d16-l1-h2", "n16-d16-l1-h2"]
 
 
 def summary_of(values: dict, family="synthetic", task="sort", metric="test_acc") -> pd.DataFrame:
     """values: {(cfg, attention, seed): metric value}."""
-    return pd.DataFrame([{"family": family, "task": task, "cfg": c, "attention": a, "seed": s,
-                          metric: v} for (c, a, s), v in values.items()])
+    return pd.DataFrame(
+        [
+            {"family": family, "task": task, "cfg": c, "attention": a, "seed": s, metric: v}
+            for (c, a, s), v in values.items()
+        ]
+    )
 
 
 def test_comparisons_are_against_qkv_and_kv_pos_against_kv():
-    assert comparisons(["kv", "qkv", "kv_pos"]) == [("kv_pos", "qkv"), ("kv", "qkv"), ("kv_pos", "kv")]
+    assert comparisons(["kv", "qkv", "kv_pos"]) == [
+        ("kv_pos", "qkv"),
+        ("kv", "qkv"),
+        ("kv_pos", "kv"),
+    ]
     assert comparisons(["kv", "kv_pos"]) == [("kv_pos", "kv")]
     assert comparisons(["qkv", "qkv_pos"]) == [("qkv_pos", "qkv")]
 
@@ -41,7 +54,7 @@ def test_pairs_share_configuration_and_seed():
     assert row["n_pairs"] == 10 and row["n_configs"] == 2
     assert row["mean_diff"] == pytest.approx(diffs.mean())
     assert (row["wins"], row["losses"], row["ties"]) == (0, 10, 0)
-    assert row["sign_p"] == pytest.approx(2 * 0.5 ** 10)
+    assert row["sign_p"] == pytest.approx(2 * 0.5**10)
     assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
     assert row["ci_high"] < 0 and row["excludes_zero"] and row["verdict"] == "kv worse"
     # unpaired, the spread between configurations and seeds (0.5-0.9) would swamp 0.01-0.05
@@ -65,8 +78,12 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
 def test_lower_is_better_for_losses_and_noise_has_no_verdict():
     rng = np.random.default_rng(0)
     seeds = range(5)  # 10 pairs: three comparisons, Holm-adjusted, can still reach a verdict
-    values = {(c, a, s): 2.0 + (0.1 if a == "qkv" else 0.0) + 0.001 * rng.standard_normal()
-              for c in CFGS for a in ("qkv", "kv") for s in seeds}
+    values = {
+        (c, a, s): 2.0 + (0.1 if a == "qkv" else 0.0) + 0.001 * rng.standard_normal()
+        for c in CFGS
+        for a in ("qkv", "kv")
+        for s in seeds
+    }
     for c in CFGS:
         for s in seeds:
             values[c, "kv_pos", s] = values[c, "kv", s] + 0.001 * rng.standard_normal()
@@ -122,16 +139,28 @@ def test_holm_spans_the_family_and_derived_metrics_are_not_tested_again():
                 base = rng.uniform(0.5, 0.9)
                 values[c, "qkv", s, task] = base
                 values[c, "kv", s, task] = base - 0.01 - 0.001 * s
-    summary = pd.DataFrame([{"family": "synthetic", "task": t, "cfg": c, "attention": a, "seed": s,
-                             "test_acc": v} for (c, a, s, t), v in values.items()])
+    summary = pd.DataFrame(
+        [
+            {"family": "synthetic", "task": t, "cfg": c, "attention": a, "seed": s, "test_acc": v}
+            for (c, a, s, t), v in values.items()
+        ]
+    )
     table = paired_table(summary)
     assert len(table) == 2
     raw = table["wilcoxon_p"].to_numpy()
     assert table["wilcoxon_p_holm"].tolist() == pytest.approx(holm(raw).tolist())
     assert table["wilcoxon_p_holm"].min() == pytest.approx(2 * raw.min())  # two tests in the family
-    loss = summary_of({(c, a, s): 2.0 - (0.05 if a == "kv" else 0.0) + 0.01 * rng.standard_normal()
-                       for c in CFGS for a in ("qkv", "kv") for s in range(5)},
-                      "charlm", "shakespeare", "test_loss")
+    loss = summary_of(
+        {
+            (c, a, s): 2.0 - (0.05 if a == "kv" else 0.0) + 0.01 * rng.standard_normal()
+            for c in CFGS
+            for a in ("qkv", "kv")
+            for s in range(5)
+        },
+        "charlm",
+        "shakespeare",
+        "test_loss",
+    )
     # as the runs compute it, from float32 sums: loss / ln 2 to about 1e-8
     loss["test_bpc"] = loss["test_loss"] / np.log(2) * (1 + 1e-8 * rng.standard_normal(len(loss)))
     table = paired_table(loss)
@@ -143,11 +172,22 @@ def test_holm_spans_the_family_and_derived_metrics_are_not_tested_again():
 
 
 def test_files_and_figure(tmp_path):
-    values = {(c, a, s): 0.5 + 0.1 * ("kv" in a) + 0.01 * s for c in CFGS
-              for a in ("qkv", "kv", "kv_pos") for s in range(3)}
-    table = write_paired(summary_of(values), tmp_path / "p.csv", tmp_path / "p.md",
-                         tmp_path / "p.png", tmp_path / "p.pdf")
-    assert pd.read_csv(tmp_path / "p.csv")["mean_diff"].tolist() == pytest.approx(table["mean_diff"].tolist())
+    values = {
+        (c, a, s): 0.5 + 0.1 * ("kv" in a) + 0.01 * s
+        for c in CFGS
+        for a in ("qkv", "kv", "kv_pos")
+        for s in range(3)
+    }
+    table = write_paired(
+        summary_of(values),
+        tmp_path / "p.csv",
+        tmp_path / "p.md",
+        tmp_path / "p.png",
+        tmp_path / "p.pdf",
+    )
+    assert pd.read_csv(tmp_path / "p.csv")["mean_diff"].tolist() == pytest.approx(
+        table["mean_diff"].tolist()
+    )
     md = (tmp_path / "p.md").read_text()
     assert "| synthetic | sort | acc | kv - qkv | 6 |" in md and "bootstrap" in md
     assert "Holm p" in md and "Hodges-Lehmann" in md
@@ -168,9 +208,20 @@ def test_cpu_preset_seeds_are_the_fewest_that_can_give_a_synthetic_verdict():
 
     def table(n_seeds):
         rng = np.random.default_rng(0)
-        rows = [{"family": "synthetic", "task": t, "cfg": c, "attention": a, "seed": s,
-                 "test_acc": 0.5 + 0.01 * ["qkv", "kv", "kv_pos"].index(a) + rng.uniform(0, 0.005)}
-                for t in tasks for c in cfgs for s in seeds[:n_seeds] for a in ("qkv", "kv", "kv_pos")]
+        rows = [
+            {
+                "family": "synthetic",
+                "task": t,
+                "cfg": c,
+                "attention": a,
+                "seed": s,
+                "test_acc": 0.5 + 0.01 * ["qkv", "kv", "kv_pos"].index(a) + rng.uniform(0, 0.005),
+            }
+            for t in tasks
+            for c in cfgs
+            for s in seeds[:n_seeds]
+            for a in ("qkv", "kv", "kv_pos")
+        ]
         return paired_table(pd.DataFrame(rows))
 
     full = table(len(seeds))
@@ -189,8 +240,16 @@ def test_comparisons_with_every_pair_tied_are_not_counted_by_holm():
             for s in range(5):
                 for i, a in enumerate(("qkv", "kv", "kv_pos")):
                     acc = 1.0 if task == "copy" else 0.5 + 0.01 * i + 0.001 * s
-                    rows.append({"family": "synthetic", "task": task, "cfg": c, "attention": a,
-                                 "seed": s, "test_acc": acc})
+                    rows.append(
+                        {
+                            "family": "synthetic",
+                            "task": task,
+                            "cfg": c,
+                            "attention": a,
+                            "seed": s,
+                            "test_acc": acc,
+                        }
+                    )
     table = paired_table(pd.DataFrame(rows))
     copy, sort = table[table["task"] == "copy"], table[table["task"] == "sort"]
     assert (copy["verdict"] == "no difference (every pair tied)").all()

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from kvt.families.base import JOINT_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +22,23 @@ SYNTHETIC = ("attentions=[kv]", "synthetic={tasks: [copy], train_size: 16000, ep
 
 
 def snakemake(workdir: Path, *extra: str, config=SYNTHETIC) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"),
-            "--configfile", str(ROOT / "config.yaml"), "--directory", str(workdir), "--cores", "1",
-            *extra, "--config", "preset=smoke", *config]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "workflow/Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "1",
+        *extra,
+        "--config",
+        "preset=smoke",
+        *config,
+    ]
 
 
 def metric_rows(run_dir: Path) -> list[dict]:
@@ -37,13 +50,22 @@ def metric_rows(run_dir: Path) -> list[dict]:
 # several times, and lasts long enough after its first checkpoint to be killed between two.
 KILLED = {
     "synthetic": (SYNTHETIC, RUN),
-    "vision": (("vision={tasks: [mnist], mnist: {epochs: 4, batch_size: 10}}",),
-               "results/vision/mnist/d16-l1-h2/kv_pos/seed0"),
-    "anomaly": (("anomaly={epochs: 4, batch_size: 16}",), "results/anomaly/cifar100/d16-l1-h2/kv_pos/seed0"),
-    "charlm": (("charlm={shakespeare: {iterations: 300, val_every: 30}}",),
-               "results/charlm/shakespeare/d16-l1-h2/kv_pos/seed0"),
-    "translation": (("translation={tasks: [multi30k_de_en], multi30k_de_en: {epochs: 4, batch_size: 10}}",),
-                    "results/translation/multi30k_de_en/d16-l1-h2/kv_pos/seed0"),
+    "vision": (
+        ("vision={tasks: [mnist], mnist: {epochs: 4, batch_size: 10}}",),
+        "results/vision/mnist/d16-l1-h2/kv_pos/seed0",
+    ),
+    "anomaly": (
+        ("anomaly={epochs: 4, batch_size: 16}",),
+        "results/anomaly/cifar100/d16-l1-h2/kv_pos/seed0",
+    ),
+    "charlm": (
+        ("charlm={shakespeare: {iterations: 300, val_every: 30}}",),
+        "results/charlm/shakespeare/d16-l1-h2/kv_pos/seed0",
+    ),
+    "translation": (
+        ("translation={tasks: [multi30k_de_en], multi30k_de_en: {epochs: 4, batch_size: 10}}",),
+        "results/translation/multi30k_de_en/d16-l1-h2/kv_pos/seed0",
+    ),
 }
 
 
@@ -54,17 +76,25 @@ def test_killed_train_job_resumes_through_snakemake(tmp_path, case):
     target = f"{run}/test.json"
     ref, work = tmp_path / "ref", tmp_path / "work"
     started = time.time()
-    done = subprocess.run(snakemake(ref, target, config=config), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        snakemake(ref, target, config=config), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     ref_rows = metric_rows(ref / run)
     assert len(ref_rows) >= 4, "too few checkpoints to kill the run between two"
 
-    proc = subprocess.Popen(snakemake(work, target, config=config), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        snakemake(work, target, config=config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     metrics = work / run / "metrics.csv"
     delay = random.Random(case).uniform(0, 0.3)  # a random step after the first checkpoint
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:  # kill after the first checkpoint past step 0
+    while (
+        time.time() < deadline and proc.poll() is None
+    ):  # kill after the first checkpoint past step 0
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
             time.sleep(delay)
             os.killpg(proc.pid, signal.SIGKILL)
@@ -76,9 +106,15 @@ def test_killed_train_job_resumes_through_snakemake(tmp_path, case):
     killed_rows = len(metric_rows(work / run))
     assert killed_rows < len(ref_rows)
 
-    subprocess.run(snakemake(work, "--unlock", config=config), capture_output=True, timeout=300, check=True)
-    again = subprocess.run(snakemake(work, "--rerun-incomplete", target, config=config),
-                           capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        snakemake(work, "--unlock", config=config), capture_output=True, timeout=300, check=True
+    )
+    again = subprocess.run(
+        snakemake(work, "--rerun-incomplete", target, config=config),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     family, rest = run.split("/", 2)[1:]
     log = (work / f"results/logs/{family}/train/{rest}.log").read_text()
@@ -87,8 +123,10 @@ def test_killed_train_job_resumes_through_snakemake(tmp_path, case):
     result = json.loads((work / target).read_text())
     assert result == json.loads((ref / target).read_text())
     assert json.loads((work / run / "run.json").read_text())["resumed_at"]
-    print(f"{case}: killed after {killed_rows} of {len(ref_rows)} validations; "
-          f"{time.time() - started:.0f} s in all")
+    print(
+        f"{case}: killed after {killed_rows} of {len(ref_rows)} validations; "
+        f"{time.time() - started:.0f} s in all"
+    )
 
 
 @pytest.mark.slow
@@ -98,11 +136,15 @@ def test_joint_seeds_jobs_write_what_separate_jobs_write(tmp_path):
     results = {}
     for joint in ("false", "true"):
         workdir = tmp_path / joint
-        config = ("attentions=[kv]", "seeds=[0, 1]",
-                  f"synthetic={{tasks: [copy], train_size: 4000, epochs: 1, joint_seeds: {joint}}}")
+        config = (
+            "attentions=[kv]",
+            "seeds=[0, 1]",
+            f"synthetic={{tasks: [copy], train_size: 4000, epochs: 1, joint_seeds: {joint}}}",
+        )
         targets = [f"{RUN[:-1]}{s}/test.json" for s in (0, 1)]
-        done = subprocess.run(snakemake(workdir, *targets, config=config), capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            snakemake(workdir, *targets, config=config), capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         logs = sorted((workdir / "results/logs/synthetic/train").rglob("*.log"))
         assert [p.stem for p in logs] == ([JOINT_NAME] if joint == "true" else ["seed0", "seed1"])
@@ -127,7 +169,9 @@ def test_keep_last_reruns_nothing_but_a_hyperparameter_does(tmp_path):
         return out.stdout + out.stderr
 
     assert "Nothing to be done" in planned("keep_last=true")
-    assert "synthetic_train" in planned("synthetic={tasks: [copy], train_size: 16000, epochs: 1, lr: 0.002}")
+    assert "synthetic_train" in planned(
+        "synthetic={tasks: [copy], train_size: 16000, epochs: 1, lr: 0.002}"
+    )
 
 
 @pytest.mark.slow
@@ -140,10 +184,23 @@ def test_an_altered_text_file_stops_the_data_rule_and_nothing_trains(tmp_path):
     staged.parent.mkdir(parents=True)
     staged.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200)
     before = staged.read_bytes()
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"),
-           "--configfile", str(ROOT / "config.yaml"), "--directory", str(tmp_path), "--cores", "1",
-           "--config", "preset=smoke", "families=[charlm]",
-           f"data={{dir: {tmp_path / 'data'}, download: false}}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "workflow/Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--config",
+        "preset=smoke",
+        "families=[charlm]",
+        f"data={{dir: {tmp_path / 'data'}, download: false}}",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode != 0
     assert f"{staged} is truncated or altered" in res.stdout + res.stderr
@@ -164,22 +221,34 @@ def test_bad_image_files_stop_the_run_before_training_and_are_kept(tmp_path):
     label = data / "MNIST/raw/train-labels-idx1-ubyte"
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     staged = (*KILLED["vision"][0], f"data={{dir: {data}, download: false, fixtures: false}}")
-    res = subprocess.run(snakemake(tmp_path, f"{run}/test.json", config=staged), capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run(
+        snakemake(tmp_path, f"{run}/test.json", config=staged),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode != 0
     assert f"{label} is truncated or altered" in res.stdout + res.stderr
     assert not (tmp_path / "results/vision").exists()
     assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
 
     fixtures = (*KILLED["vision"][0], f"data={{dir: {tmp_path / 'fx'}, fixtures: true}}")
-    made = subprocess.run(snakemake(tmp_path, "results/data/mnist.json", config=fixtures),
-                          capture_output=True, text=True, timeout=600)
+    made = subprocess.run(
+        snakemake(tmp_path, "results/data/mnist.json", config=fixtures),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     label = tmp_path / "fx/MNIST/raw/train-labels-idx1-ubyte"
     altered = label.read_bytes()[:-1] + bytes([label.read_bytes()[-1] ^ 1])  # one label changed
     label.write_bytes(altered)
-    res = subprocess.run(snakemake(tmp_path, f"{run}/test.json", config=fixtures), capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run(
+        snakemake(tmp_path, f"{run}/test.json", config=fixtures),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode != 0
     log = (tmp_path / f"results/logs/vision/train/{run.split('/', 2)[2]}.log").read_text()
     assert f"{label} changed since the data rule checked it" in log
@@ -192,14 +261,25 @@ def test_a_second_pipeline_on_the_same_folder_is_refused(tmp_path):
     """Two Snakemake processes on one results folder: the second stops with Snakemake's lock
     message and changes nothing; the first completes."""
     target = f"{RUN}/test.json"
-    first = subprocess.Popen(snakemake(tmp_path, target), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    first = subprocess.Popen(
+        snakemake(tmp_path, target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     locks = tmp_path / ".snakemake" / "locks"
     deadline = time.time() + 300
-    while time.time() < deadline and first.poll() is None and not (locks.exists() and any(locks.iterdir())):
+    while (
+        time.time() < deadline
+        and first.poll() is None
+        and not (locks.exists() and any(locks.iterdir()))
+    ):
         time.sleep(0.05)
     assert first.poll() is None, "the first pipeline ended before the second could start"
-    second = subprocess.run(snakemake(tmp_path, target), capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        snakemake(tmp_path, target), capture_output=True, text=True, timeout=300
+    )
     out = second.stdout + second.stderr
     assert second.returncode != 0 and "Directory cannot be locked" in out, out[-2000:]
     first.wait(timeout=600)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from kvt.families import PLUGINS_ENV
 
 pytestmark = pytest.mark.slow  # subprocesses: snakemake, pytest, the benchmark
@@ -27,13 +26,27 @@ def with_toy() -> dict:
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, env=with_toy(), capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        cmd, cwd=ROOT, env=with_toy(), capture_output=True, text=True, timeout=600, **kw
+    )
 
 
 def test_the_workflow_schedules_a_plugin_experiment(tmp_path):
-    res = run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1",
-               "--config", f"results={tmp_path}/results", "families=[toy]"])
+    res = run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--quiet",
+            "rules",
+            "--cores",
+            "1",
+            "--config",
+            f"results={tmp_path}/results",
+            "families=[toy]",
+        ]
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     out = res.stdout + res.stderr
     # its one configuration x 3 variants x 3 seeds, from the generic train and eval rules
@@ -42,20 +55,55 @@ def test_the_workflow_schedules_a_plugin_experiment(tmp_path):
 
 
 def test_the_contract_tests_check_a_plugin_experiment():
-    res = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-               "tests/test_families.py", "-k", "toy", "-rA"])
+    res = run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not slow",
+            "tests/test_families.py",
+            "-k",
+            "toy",
+            "-rA",
+        ]
+    )
     assert res.returncode == 0, res.stdout[-3000:]
-    passed = [line for line in res.stdout.splitlines() if line.startswith("PASSED") and "[toy" in line]
+    passed = [
+        line for line in res.stdout.splitlines() if line.startswith("PASSED") and "[toy" in line
+    ]
     names = {line.split("::")[1].split("[")[0] for line in passed}
-    assert {"test_schema_hparams_and_defaults_come_from_the_declaration",
-            "test_every_family_model_trains_with_every_variant"} <= names
+    assert {
+        "test_schema_hparams_and_defaults_come_from_the_declaration",
+        "test_every_family_model_trains_with_every_variant",
+    } <= names
 
 
 def test_the_benchmarks_time_a_plugin_experiment(tmp_path):
     out = tmp_path / "step.csv"
-    res = run([sys.executable, "-m", "kvt.bench.step", "--device", "cpu", "--repeats", "1",
-               "--warmup", "0", "--families", "toy", "--out", str(out)])
+    res = run(
+        [
+            sys.executable,
+            "-m",
+            "kvt.bench.step",
+            "--device",
+            "cpu",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--families",
+            "toy",
+            "--out",
+            str(out),
+        ]
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert {(r["family"], r["variant"]) for r in rows} == {("toy", v) for v in ("qkv", "kv", "kv_pos")}
+    assert {(r["family"], r["variant"]) for r in rows} == {
+        ("toy", v) for v in ("qkv", "kv", "kv_pos")
+    }

@@ -7,7 +7,6 @@ pos_dim values that are multiples of 4, even but not of 4, odd, and 1.
 
 import pytest
 import torch
-
 from kvt.positional import sinusoid_1d, sinusoid_2d
 
 torch_encodings = pytest.importorskip("positional_encodings.torch_encodings")

@@ -29,12 +29,22 @@ def _preflight(tmp_path, gpu_listing=None, *args):
         fake = bin_dir / "nvidia-smi"
         fake.write_text(f"#!/bin/sh\necho '{gpu_listing}'\n")
         fake.chmod(0o755)
-    code = ("import sys, kvt.preflight as p; rc = p.main(sys.argv[1:]); "
-            "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
+    code = (
+        "import sys, kvt.preflight as p; rc = p.main(sys.argv[1:]); "
+        "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)"
+    )
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, check=False, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_without_a_gpu_it_says_so_with_an_estimate_and_runs_the_cpu_preset(tmp_path):
@@ -109,12 +119,22 @@ def test_estimate_follows_the_work():
     assert train_flops({**hp, "attention": "kv"}, work) == 3 * 3 * (per_token - 2 * 64 * 64) * 1000
     # qkv_pos has a query projection too; kv_pos does not
     assert train_flops({**hp, "attention": "qkv_pos"}, work) == train_flops(hp, work)
-    assert train_flops({**hp, "attention": "kv_pos"}, work) == train_flops({**hp, "attention": "kv"}, work)
+    assert train_flops({**hp, "attention": "kv_pos"}, work) == train_flops(
+        {**hp, "attention": "kv"}, work
+    )
 
 
 def test_make_run_calls_it_before_snakemake():
-    recipe = subprocess.run(["make", "-n", "run", "VENV=/nonexistent"], check=False, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60).stdout.splitlines()
+    recipe = subprocess.run(
+        ["make", "-n", "run", "VENV=/nonexistent"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.splitlines()
     pre = next(i for i, line in enumerate(recipe) if "-m kvt.preflight" in line)
-    run = next(i for i, line in enumerate(recipe) if "snakemake --cores all" in line and "echo" not in line)
+    run = next(
+        i for i, line in enumerate(recipe) if "snakemake --cores all" in line and "echo" not in line
+    )
     assert pre < run and "--keep-going" in recipe[run]

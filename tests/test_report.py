@@ -10,12 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from kvt.report import paper
 from kvt.report.figures import seed_band, write_figure
 from kvt.report.summary import collect, diff_runs, read_summary, score_columns, write_summary
-from kvt.report.tables import (by_config_table, paper_table, params_table, write_by_config,
-                               write_paper_table, write_params, write_tables)
+from kvt.report.tables import (
+    by_config_table,
+    paper_table,
+    params_table,
+    write_by_config,
+    write_paper_table,
+    write_params,
+    write_tables,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["reverse", "sort"]
@@ -36,28 +42,79 @@ def fake_run(root: Path, task, cfg, att, seed, acc, *, select="best", hp_extra=N
     steps = [10 * i for i in range(points)]
     speed = {"qkv": 1.0, "kv": 0.8, "kv_pos": 0.9}.get(att, 1.0) * (1 + 0.1 * seed) * depth
     val_acc = [0.1 + (acc - 0.1) * (1 - math.exp(-i)) for i in range(points)]
-    rows = [{"step": s, "epoch": s / 20, "wall_time": round(s * 0.05 * speed, 3),
-             "train_loss": float("nan") if i == 0 else 2.3 * math.exp(-0.8 * i) + 0.01,
-             "val_loss": 2.3 * math.exp(-0.7 * i) + 0.02, "val_acc": val_acc[i], "lr": 1e-3}
-            for i, s in enumerate(steps)]
+    rows = [
+        {
+            "step": s,
+            "epoch": s / 20,
+            "wall_time": round(s * 0.05 * speed, 3),
+            "train_loss": float("nan") if i == 0 else 2.3 * math.exp(-0.8 * i) + 0.01,
+            "val_loss": 2.3 * math.exp(-0.7 * i) + 0.02,
+            "val_acc": val_acc[i],
+            "lr": 1e-3,
+        }
+        for i, s in enumerate(steps)
+    ]
     pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
     best = max(range(points), key=lambda i: val_acc[i]) if select == "best" else points - 1
     selected = {"step": steps[best], "select": select}
     if select == "best":
         selected.update(val_acc=rows[best]["val_acc"], val_loss=rows[best]["val_loss"])
-    hp = {"family": "synthetic", "task": task, "attention": att, "seed": seed, "cfg": cfg,
-          "seq_len": n, "d_model": d, "depth": depth, "heads": heads, "train_size": 500,
-          "val_size": 100, "test_size": 100, "epochs": 2, "batch_size": 50, "lr": 1e-3,
-          "warmup_steps": 5, "grad_clip": 5.0, "dropout": 0.1, "val_per_epoch": 4, "select": select,
-          "scale": "head", "pos_dim": 10, "pos_per_head": False, "sdpa": True, **(hp_extra or {})}
-    run = {"status": "done", "hparams": hp, "n_params": N_PARAMS.get(att, 500), "git_commit": "abc123",
-           "git_dirty": False, "torch": "2.5.0", "python": "3.11.9", "device": "cpu",
-           "device_name": "x86_64", "host": "node1", "slurm_job_id": None, "threads": 2,
-           "start_time": "2024-01-01T00:00:00+00:00", "end_time": "2024-01-01T00:01:00+00:00",
-           "resumed_at": [], "selected": selected, "steps": steps[-1], "train_seconds": rows[-1]["wall_time"]}
+    hp = {
+        "family": "synthetic",
+        "task": task,
+        "attention": att,
+        "seed": seed,
+        "cfg": cfg,
+        "seq_len": n,
+        "d_model": d,
+        "depth": depth,
+        "heads": heads,
+        "train_size": 500,
+        "val_size": 100,
+        "test_size": 100,
+        "epochs": 2,
+        "batch_size": 50,
+        "lr": 1e-3,
+        "warmup_steps": 5,
+        "grad_clip": 5.0,
+        "dropout": 0.1,
+        "val_per_epoch": 4,
+        "select": select,
+        "scale": "head",
+        "pos_dim": 10,
+        "pos_per_head": False,
+        "sdpa": True,
+        **(hp_extra or {}),
+    }
+    run = {
+        "status": "done",
+        "hparams": hp,
+        "n_params": N_PARAMS.get(att, 500),
+        "git_commit": "abc123",
+        "git_dirty": False,
+        "torch": "2.5.0",
+        "python": "3.11.9",
+        "device": "cpu",
+        "device_name": "x86_64",
+        "host": "node1",
+        "slurm_job_id": None,
+        "threads": 2,
+        "start_time": "2024-01-01T00:00:00+00:00",
+        "end_time": "2024-01-01T00:01:00+00:00",
+        "resumed_at": [],
+        "selected": selected,
+        "steps": steps[-1],
+        "train_seconds": rows[-1]["wall_time"],
+    }
     (run_dir / "run.json").write_text(json.dumps(run, indent=2))
-    test = {"test_acc": acc, "test_loss": -math.log(acc), "test_size": 100, "step": steps[best],
-            "select": select, "n_params": run["n_params"]}
+    test = {
+        "test_acc": acc,
+        "test_loss": -math.log(acc),
+        "test_size": 100,
+        "step": steps[best],
+        "select": select,
+        "n_params": run["n_params"],
+    }
     (run_dir / "test.json").write_text(json.dumps(test, indent=2))
     return run_dir
 
@@ -120,8 +177,20 @@ def test_summary_has_one_row_per_run_with_its_values(summary, tree):
         assert row["val_acc"] == pytest.approx(metrics["val_acc"][best])
         assert row["family"] == "synthetic" and row["lr"] == 1e-3 and row["host"] == "node1"
         assert Path(row["run_dir"]).parts[-4:] == (key[0], key[1], key[2], f"seed{key[3]}")
-    for col in ["steps", "train_seconds", "val_loss", "final_val_loss", "git_commit", "git_dirty",
-                "torch", "device", "device_name", "start_time", "end_time", "slurm_job_id"]:
+    for col in [
+        "steps",
+        "train_seconds",
+        "val_loss",
+        "final_val_loss",
+        "git_commit",
+        "git_dirty",
+        "torch",
+        "device",
+        "device_name",
+        "start_time",
+        "end_time",
+        "slurm_job_id",
+    ]:
         assert col in summary.columns
 
 
@@ -148,8 +217,11 @@ def test_score_columns_are_every_val_and_test_metric(tmp_path):
     metrics.to_csv(d / "metrics.csv", index=False)
     run = json.loads((d / "run.json").read_text())
     best = 2  # selected weights of a validation before the last
-    run["selected"] = {"step": int(metrics["step"][best]), "select": "best",
-                       **{c: float(metrics[c][best]) for c in ("val_loss", "val_acc", "val_f1")}}
+    run["selected"] = {
+        "step": int(metrics["step"][best]),
+        "select": "best",
+        **{c: float(metrics[c][best]) for c in ("val_loss", "val_acc", "val_f1")},
+    }
     (d / "run.json").write_text(json.dumps(run))
     test = {**json.loads((d / "test.json").read_text()), "step": int(metrics["step"][best])}
     (d / "test.json").write_text(json.dumps({**test, "test_f1": 0.42, "test_bits": 1.5}))
@@ -158,17 +230,32 @@ def test_score_columns_are_every_val_and_test_metric(tmp_path):
     assert row["best_step"] == metrics["step"][best]
     for c in ("val_f1", "val_acc", "val_loss"):
         assert row[c] == pytest.approx(metrics[c][best]), c
-    assert best != len(metrics) - 1 and row["final_val_f1"] == pytest.approx(metrics["val_f1"].iloc[-1])
+    assert best != len(metrics) - 1 and row["final_val_f1"] == pytest.approx(
+        metrics["val_f1"].iloc[-1]
+    )
     assert (row["test_f1"], row["test_bits"], row["test_acc"]) == (0.42, 1.5, 0.8)
     assert row["test_size"] == 300 and "hp.test_size" not in summary.columns  # from the hparams
     cols = list(summary.columns)
-    scores = cols[cols.index("best_step") + 1:cols.index("status")]
-    assert set(scores) == {"val_loss", "val_acc", "val_f1", "final_val_loss", "final_val_acc",
-                           "final_val_f1", "test_acc", "test_loss", "test_f1", "test_bits"}
+    scores = cols[cols.index("best_step") + 1 : cols.index("status")]
+    assert set(scores) == {
+        "val_loss",
+        "val_acc",
+        "val_f1",
+        "final_val_loss",
+        "final_val_acc",
+        "final_val_f1",
+        "test_acc",
+        "test_loss",
+        "test_f1",
+        "test_bits",
+    }
     assert cols.index("test_size") < cols.index("n_params")  # among the settings, not the scores
-    other = fake_run(tmp_path / "b", "sort", "n16-d32-l1-h2", "kv", 0, 0.8, hp_extra={"test_size": 200})
-    (other / "test.json").write_text(json.dumps({**json.loads((other / "test.json").read_text()),
-                                                 "test_f1": 0.5}))
+    other = fake_run(
+        tmp_path / "b", "sort", "n16-d32-l1-h2", "kv", 0, 0.8, hp_extra={"test_size": 200}
+    )
+    (other / "test.json").write_text(
+        json.dumps({**json.loads((other / "test.json").read_text()), "test_f1": 0.5})
+    )
     both = collect([d / "run.json", other / "run.json"], [d / "test.json", other / "test.json"])
     diff = diff_runs(both, str(d), str(other))
     assert diff.loc["test_f1", "kind"] == "metric" and diff.loc["test_size", "kind"] == "param"
@@ -181,15 +268,19 @@ def test_last_weights_scores_are_columns_beside_the_selected(tmp_path):
     d = fake_run(tmp_path, "sort", "n16-d32-l1-h2", "kv", 0, 0.8)
     run = json.loads((d / "run.json").read_text())
     test = json.loads((d / "test.json").read_text())
-    (d / "test.json").write_text(json.dumps({**test, "last_test_acc": 0.75, "last_test_loss": 0.3,
-                                             "last_step": run["steps"]}))
+    (d / "test.json").write_text(
+        json.dumps(
+            {**test, "last_test_acc": 0.75, "last_test_loss": 0.3, "last_step": run["steps"]}
+        )
+    )
     summary = collect([d / "run.json"], [d / "test.json"])
     row = summary.iloc[0]
     assert (row["test_acc"], row["last_test_acc"], row["last_test_loss"]) == (0.8, 0.75, 0.3)
     assert "last_step" not in summary.columns
     assert score_columns(summary.columns) >= {"test_acc", "last_test_acc", "last_test_loss"}
-    (d / "test.json").write_text(json.dumps({**test, "last_test_acc": 0.75,
-                                             "last_step": run["steps"] - 10}))
+    (d / "test.json").write_text(
+        json.dumps({**test, "last_test_acc": 0.75, "last_step": run["steps"] - 10})
+    )
     with pytest.raises(ValueError, match=f"{d / 'test.json'}.*last weights of step"):
         collect([d / "run.json"], [d / "test.json"])
 
@@ -201,14 +292,17 @@ def test_test_json_without_metrics_is_refused(tree):
         collect(runs, tests)
 
 
-@pytest.mark.parametrize("name, damage", [
-    ("run.json", lambda p: p.unlink()),
-    ("run.json", lambda p: p.write_text('{"status": "done", "hparams": {')),
-    ("test.json", lambda p: p.unlink()),
-    ("test.json", lambda p: p.write_text("not json")),
-    ("metrics.csv", lambda p: p.unlink()),
-    ("metrics.csv", lambda p: p.write_text("step,epoch\n0,0\n")),
-])
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("run.json", lambda p: p.unlink()),
+        ("run.json", lambda p: p.write_text('{"status": "done", "hparams": {')),
+        ("test.json", lambda p: p.unlink()),
+        ("test.json", lambda p: p.write_text("not json")),
+        ("metrics.csv", lambda p: p.unlink()),
+        ("metrics.csv", lambda p: p.write_text("step,epoch\n0,0\n")),
+    ],
+)
 def test_missing_or_corrupt_file_is_named(tree, name, damage):
     _, runs, tests = tree
     bad = runs[5].parent / name
@@ -256,7 +350,7 @@ def test_paper_table_is_mean_over_seeds_then_across_configs(summary):
 def test_unequal_seeds_weigh_configs_equally(shared_tree):
     _, runs, tests = shared_tree
     drop = KEYS.index(("reverse", "n16-d32-l1-h2", "kv", 1))
-    table = paper_table(collect(runs[:drop] + runs[drop + 1:], tests[:drop] + tests[drop + 1:]))
+    table = paper_table(collect(runs[:drop] + runs[drop + 1 :], tests[:drop] + tests[drop + 1 :]))
     acc = {k: v for k, v in ACC.items() if k != KEYS[drop]}
     mean, std = hand_cell(acc, "reverse", "kv")
     pooled = np.mean([v for k, v in acc.items() if k[0] == "reverse" and k[2] == "kv"])
@@ -280,21 +374,38 @@ def test_paper_mean_row_of_all_five_tasks_is_the_printed_one():
     assert paper.synthetic_mean("kv_pos", paper.TASKS) == 0.870
     for att in paper.VARIANTS:  # the printed row agrees with its cells
         assert paper.synthetic_mean(att, paper.TASKS) == pytest.approx(
-            np.mean([paper.SYNTHETIC[t][att][0] for t in paper.TASKS]), abs=6e-4)
+            np.mean([paper.SYNTHETIC[t][att][0] for t in paper.TASKS]), abs=6e-4
+        )
 
 
 def test_table_files_hold_the_expected_cells(summary, tmp_path):
     out = tmp_path / "tables"
     write_paper_table(summary, out / "synthetic.csv", out / "synthetic.md", out / "synthetic.tex")
     tidy = pd.read_csv(out / "synthetic.csv")
-    assert list(tidy.columns) == ["task", "metric", "attention", "mean", "std", "n_configs", "n_runs",
-                                  "paper_mean", "paper_std"]
+    assert list(tidy.columns) == [
+        "task",
+        "metric",
+        "attention",
+        "mean",
+        "std",
+        "n_configs",
+        "n_runs",
+        "paper_mean",
+        "paper_std",
+    ]
     mean, std = hand_cell(ACC, "sort", "kv_pos")
     ours = f"{round(mean, 4)} ({float(f'{std:.2g}')})"
     md = (out / "synthetic.md").read_text()
     header = md.splitlines()[0]
     assert [h.strip() for h in header.strip("|").split("|")] == [
-        "task", "qkv", "qkv paper", "kv_pos", "kv_pos paper", "kv", "kv paper"]
+        "task",
+        "qkv",
+        "qkv paper",
+        "kv_pos",
+        "kv_pos paper",
+        "kv",
+        "kv paper",
+    ]
     sort_row = next(line for line in md.splitlines() if line.startswith("| sort "))
     assert ours in sort_row and "0.9628 (0.038)" in sort_row
     assert sort_row.index(ours) < sort_row.index("0.9628 (0.038)")  # ours, then the paper's
@@ -310,7 +421,10 @@ def test_partial_summary_and_unknown_variant(summary, tmp_path):
     part = summary[(summary["task"] == "sort") & (summary["attention"] != "qkv")].copy()
     part.loc[part["attention"] == "kv", "attention"] = "kv_new"
     table = write_paper_table(part, tmp_path / "s.csv", tmp_path / "s.md", tmp_path / "s.tex")
-    assert set(table["task"]) == {"sort", "mean"} and set(table["attention"]) == {"kv_pos", "kv_new"}
+    assert set(table["task"]) == {"sort", "mean"} and set(table["attention"]) == {
+        "kv_pos",
+        "kv_new",
+    }
     assert cell(table, "sort", "kv_new")[["paper_mean", "paper_std"]].isna().all()
     lines = [line for line in (tmp_path / "s.md").read_text().splitlines() if line.startswith("|")]
     assert not any("qkv" in line or "reverse" in line for line in lines)
@@ -320,7 +434,9 @@ def test_partial_summary_and_unknown_variant(summary, tmp_path):
 
 def test_by_config_and_params_tables(summary, tmp_path):
     table = write_by_config(summary, tmp_path / "bc.csv", tmp_path / "bc.md")
-    row = table[(table["task"] == "sort") & (table["cfg"] == "n32-d64-l2-h4") & (table["attention"] == "kv")]
+    row = table[
+        (table["task"] == "sort") & (table["cfg"] == "n32-d64-l2-h4") & (table["attention"] == "kv")
+    ]
     vals = [ACC["sort", "n32-d64-l2-h4", "kv", s] for s in SEEDS]
     assert row["mean"].item() == pytest.approx(np.mean(vals))
     assert row["std"].item() == pytest.approx(abs(vals[0] - vals[1]) / math.sqrt(2))  # ddof 1
@@ -331,7 +447,9 @@ def test_by_config_and_params_tables(summary, tmp_path):
     assert "±" in (tmp_path / "bc.md").read_text()
     params = write_params(summary, tmp_path / "p.csv", tmp_path / "p.md")
     assert list(params.columns) == ["cfg", "d_model", "depth", "heads", "qkv", "kv_pos", "kv"]
-    assert len(params) == len(CFGS) and (params["kv"] == 800).all() and (params["qkv"] == 1000).all()
+    assert (
+        len(params) == len(CFGS) and (params["kv"] == 800).all() and (params["qkv"] == 1000).all()
+    )
     assert "1,000" in (tmp_path / "p.md").read_text()
     odd = summary.copy()
     odd.loc[0, "n_params"] = 5
@@ -352,7 +470,9 @@ def test_family_is_the_only_one_unless_named(summary, tmp_path):
     with pytest.raises(ValueError, match="unknown task family 'nope'"):
         paper_table(summary, "nope")
     with pytest.raises(ValueError, match="no .*runs"):
-        write_paper_table(other, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", "synthetic")
+        write_paper_table(
+            other, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", "synthetic"
+        )
 
 
 def test_write_tables_writes_all_three_tables(summary, tmp_path):
@@ -383,13 +503,16 @@ def test_figures_of_an_absent_task_are_refused(summary, tmp_path, kind):
 
 def test_unknown_figure_kind_is_refused(summary, tmp_path):
     with pytest.raises(ValueError, match="'accuracy'"):
-        write_figure(summary, "synthetic", "sort", "accuracy", tmp_path / "x.png", tmp_path / "x.pdf")
+        write_figure(
+            summary, "synthetic", "sort", "accuracy", tmp_path / "x.png", tmp_path / "x.pdf"
+        )
     assert not (tmp_path / "x.png").exists()
 
 
 # -- the Snakemake scripts -------------------------------------------------------------------
 def run_script(name, monkeypatch, tmp_path, **fields):
     import sys
+
     monkeypatch.setattr(sys, "stderr", sys.stderr)  # the script redirects it to the log
     ns = {k: types.SimpleNamespace(**v) if isinstance(v, dict) else v for k, v in fields.items()}
     snakemake = types.SimpleNamespace(log=[str(tmp_path / f"{name}.log")], **ns)
@@ -399,19 +522,41 @@ def run_script(name, monkeypatch, tmp_path, **fields):
 def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
     _, runs, tests = shared_tree
     out = tmp_path / "out"
-    run_script("summarize", monkeypatch, tmp_path, input={"runs": [str(r) for r in runs],
-               "tests": [str(t) for t in tests]}, output={"csv": str(out / "summary.csv")})
-    names = {"csv": "synthetic.csv", "md": "synthetic.md", "tex": "synthetic.tex",
-             "by_config_csv": "synthetic_by_config.csv", "by_config_md": "synthetic_by_config.md",
-             "params_csv": "params_synthetic.csv", "params_md": "params_synthetic.md"}
-    run_script("tables", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-               params={"group": "synthetic"}, output={k: str(out / v) for k, v in names.items()})
+    run_script(
+        "summarize",
+        monkeypatch,
+        tmp_path,
+        input={"runs": [str(r) for r in runs], "tests": [str(t) for t in tests]},
+        output={"csv": str(out / "summary.csv")},
+    )
+    names = {
+        "csv": "synthetic.csv",
+        "md": "synthetic.md",
+        "tex": "synthetic.tex",
+        "by_config_csv": "synthetic_by_config.csv",
+        "by_config_md": "synthetic_by_config.md",
+        "params_csv": "params_synthetic.csv",
+        "params_md": "params_synthetic.md",
+    }
+    run_script(
+        "tables",
+        monkeypatch,
+        tmp_path,
+        input={"summary": str(out / "summary.csv")},
+        params={"group": "synthetic"},
+        output={k: str(out / v) for k, v in names.items()},
+    )
     figs = {}
     for kind, stem in (("loss", "loss_sort"), ("score", "accuracy_sort")):
         files = {"png": f"{stem}.png", "pdf": f"{stem}.pdf"}
-        run_script("figures", monkeypatch, tmp_path, input={"summary": str(out / "summary.csv")},
-                   params={"group": "synthetic", "task": "sort", "kind": kind},
-                   output={k: str(out / v) for k, v in files.items()})
+        run_script(
+            "figures",
+            monkeypatch,
+            tmp_path,
+            input={"summary": str(out / "summary.csv")},
+            params={"group": "synthetic", "task": "sort", "kind": kind},
+            output={k: str(out / v) for k, v in files.items()},
+        )
         figs.update({f"{kind}_{k}": v for k, v in files.items()})
     for name in ["summary.csv", *names.values()]:
         assert (out / name).stat().st_size > 0, name
@@ -429,10 +574,29 @@ def test_scripts_write_their_outputs(shared_tree, tmp_path, monkeypatch):
 
 def test_score_columns_are_derived_from_the_summary():
     """val_<m> is a score where final_val_<m> exists; settings named val_*/test_* stay settings."""
-    cols = ["val_size", "val_per_epoch", "val_every", "test_size", "val_loss", "val_acc",
-            "final_val_loss", "final_val_acc", "test_acc", "test_bleu", "last_test_bleu", "lr"]
-    assert score_columns(cols) == {"val_loss", "val_acc", "final_val_loss", "final_val_acc",
-                                   "test_acc", "test_bleu", "last_test_bleu"}
+    cols = [
+        "val_size",
+        "val_per_epoch",
+        "val_every",
+        "test_size",
+        "val_loss",
+        "val_acc",
+        "final_val_loss",
+        "final_val_acc",
+        "test_acc",
+        "test_bleu",
+        "last_test_bleu",
+        "lr",
+    ]
+    assert score_columns(cols) == {
+        "val_loss",
+        "val_acc",
+        "final_val_loss",
+        "final_val_acc",
+        "test_acc",
+        "test_bleu",
+        "last_test_bleu",
+    }
 
 
 def test_compare_two_runs_and_two_result_folders(tmp_path, capsys):
@@ -442,12 +606,16 @@ def test_compare_two_runs_and_two_result_folders(tmp_path, capsys):
     folders = {}
     for side, acc, extra in (("a", 0.8, None), ("b", 0.75, {"lr": 3e-4})):
         root = tmp_path / side
-        dirs = [fake_run(root, "sort", "n16-d32-l1-h2", "kv", 0, acc, hp_extra=extra),
-                fake_run(root, "sort", "n16-d32-l1-h2", "qkv", 0, 0.9)]
+        dirs = [
+            fake_run(root, "sort", "n16-d32-l1-h2", "kv", 0, acc, hp_extra=extra),
+            fake_run(root, "sort", "n16-d32-l1-h2", "qkv", 0, 0.9),
+        ]
         if side == "b":
             dirs.append(fake_run(root, "copy", "n16-d32-l1-h2", "qkv", 0, 1.0))
-        write_summary(collect([d / "run.json" for d in dirs], [d / "test.json" for d in dirs]),
-                      root / "summary.csv")
+        write_summary(
+            collect([d / "run.json" for d in dirs], [d / "test.json" for d in dirs]),
+            root / "summary.csv",
+        )
         folders[side] = dirs
     runs = compare_runs(folders["a"][0], folders["b"][0])
     assert runs.loc["lr", "kind"] == "param" and runs.loc["test_acc", "kind"] == "metric"

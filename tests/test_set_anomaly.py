@@ -15,14 +15,12 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-import torch
-
 import kvt.experiments.anomaly as anomaly
 import kvt.runner as runner
-from kvt.data.set_anomaly import FreshSetBatches, SetBatches, SetSampler, make_sets
-
+import pytest
+import torch
 from conftest import anomaly_inputs, tiny_hparams
+from kvt.data.set_anomaly import FreshSetBatches, SetBatches, SetSampler, make_sets
 
 CPU = torch.device("cpu")
 N_CLASSES, PER_CLASS, SET_SIZE, BATCH = 6, 12, 5, 8  # 72 images -> 9 steps per epoch
@@ -69,8 +67,10 @@ def test_each_item_is_a_set_with_one_odd_one_at_a_random_place():
     # within an epoch every item's odd one is another image (a permutation, the last partial
     # batch dropped)
     for e in range(2):
-        odd = [members_of(x).gather(1, y[:, None]).squeeze(1)
-               for x, y in batches[e * data.steps_per_epoch:(e + 1) * data.steps_per_epoch]]
+        odd = [
+            members_of(x).gather(1, y[:, None]).squeeze(1)
+            for x, y in batches[e * data.steps_per_epoch : (e + 1) * data.steps_per_epoch]
+        ]
         assert len(set(torch.cat(odd).tolist())) == data.steps_per_epoch * BATCH
     targets = torch.cat([y for _, y in batches])
     expected = len(targets) / SET_SIZE
@@ -100,7 +100,9 @@ def test_sets_are_drawn_afresh_every_epoch_and_step():
     # two steps with the same odd ones still draw different sets: step is part of the seed
     order = torch.randperm(data.n_items, generator=torch.Generator().manual_seed(0))[:BATCH]
     a, b = data._batch(order, 0), data._batch(order, 1)
-    assert torch.equal(members_of(a[0]).gather(1, a[1][:, None]), members_of(b[0]).gather(1, b[1][:, None]))
+    assert torch.equal(
+        members_of(a[0]).gather(1, a[1][:, None]), members_of(b[0]).gather(1, b[1][:, None])
+    )
     assert not torch.equal(a[0], b[0])
     # the fixed sets repeat: each odd one has the same set every epoch
     labels, features = labels_and_features()
@@ -115,10 +117,14 @@ def test_a_steps_sets_depend_on_seed_and_step_alone():
     spe = data.steps_per_epoch
     full = take(data.batches(0), 3 * spe)
     for start in (0, 5, spe, spe + 4, 2 * spe - 1):  # mid-epoch, an epoch boundary, ...
-        again = take(fresh(seed=3).batches(start), 3 * spe - start)  # a new object, as after a restart
+        again = take(
+            fresh(seed=3).batches(start), 3 * spe - start
+        )  # a new object, as after a restart
         for (xa, ya), (xb, yb) in zip(full[start:], again):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert [torch.equal(a[0], b[0]) for a, b in zip(full[spe:2 * spe], data.epoch(1))] == [True] * spe
+    assert [torch.equal(a[0], b[0]) for a, b in zip(full[spe : 2 * spe], data.epoch(1))] == [
+        True
+    ] * spe
     other = next(fresh(seed=4).batches(0))
     assert not torch.equal(full[0][0], other[0])
 
@@ -143,8 +149,11 @@ def test_fresh_batches_errors():
 def test_train_split_with_too_few_images_a_class_names_the_split(tmp_path):
     inputs = anomaly_inputs(tmp_path)  # 120 images a class, 12 held out
     hp = tiny_hparams("anomaly", set_size=120)
-    with pytest.raises(ValueError, match=r"features.pt, train split: class\(es\) .* fewer than "
-                                         r"set_size-1=119 .*\(anomaly.train_images"):
+    with pytest.raises(
+        ValueError,
+        match=r"features.pt, train split: class\(es\) .* fewer than "
+        r"set_size-1=119 .*\(anomaly.train_images",
+    ):
         anomaly.train_data(hp, inputs)
 
 
@@ -152,22 +161,29 @@ def test_the_switch_off_gives_the_fixed_sets_and_leaves_val_and_test_alone(tmp_p
     inputs = anomaly_inputs(tmp_path)
     hp = tiny_hparams("anomaly")
     assert hp["resample_train"] is True  # the tutorial's protocol is the default
-    on, off = anomaly.train_data(hp, inputs), anomaly.train_data({**hp, "resample_train": False}, inputs)
+    on, off = (
+        anomaly.train_data(hp, inputs),
+        anomaly.train_data({**hp, "resample_train": False}, inputs),
+    )
     assert isinstance(on, FreshSetBatches) and isinstance(off, SetBatches)
     assert on.steps_per_epoch == off.steps_per_epoch == 1080 // 64
     # off: one set per training image from split_seed, every epoch the same sets in a new order
     x, y = anomaly._splits(inputs["features"], hp["val_fraction"], hp["split_seed"])["train"]
     members, target = make_sets(y, len(y), hp["set_size"], hp["split_seed"] * 10)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(hp["seed"] * 100_003 + 1))
+    order = torch.randperm(
+        len(y), generator=torch.Generator().manual_seed(hp["seed"] * 100_003 + 1)
+    )
     xb, yb = next(off.batches(off.steps_per_epoch))  # epoch 1's first batch
-    idx = order[:hp["batch_size"]]
+    idx = order[: hp["batch_size"]]
     assert torch.equal(xb, x[members[idx]]) and torch.equal(yb, target[idx])
     # on: the same images, drawn afresh
     assert not torch.equal(next(on.batches(0))[0], next(off.batches(0))[0])
     for split in ("val", "test"):
         a = list(anomaly.eval_data(hp, split, inputs)())
         b = list(anomaly.eval_data({**hp, "resample_train": False}, split, inputs)())
-        assert len(a) == len(b) and all(torch.equal(p, q) for u, v in zip(a, b) for p, q in zip(u, v))
+        assert len(a) == len(b) and all(
+            torch.equal(p, q) for u, v in zip(a, b) for p, q in zip(u, v)
+        )
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -194,8 +210,20 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path, one_thread):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     runner.train(hp, whole, whole / "model.pt", CPU, inputs=inputs)
     kill_at = 21  # mid-epoch 1: the last checkpoint is step 16
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(hp), str(killed),
-                           json.dumps(inputs), str(kill_at)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_RUN,
+            json.dumps(hp),
+            str(killed),
+            json.dumps(inputs),
+            str(kill_at),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     assert not (killed / "model.pt").exists()
     seen = []
@@ -210,6 +238,6 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path, one_thread):
     a, b = (torch.load(f / "model.pt", weights_only=False) for f in (whole, killed))
     assert a["step"] == b["step"] and a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert (runner.test(whole / "model.pt", whole / "test.json", CPU, inputs=inputs)
-            == runner.test(killed / "model.pt", killed / "test.json", CPU, inputs=inputs))
-
+    assert runner.test(whole / "model.pt", whole / "test.json", CPU, inputs=inputs) == runner.test(
+        killed / "model.pt", killed / "test.json", CPU, inputs=inputs
+    )

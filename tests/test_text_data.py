@@ -12,20 +12,25 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from kvt.data import text as T
 
 
 def _mirror() -> Path | None:
-    for root in (Path(__file__).resolve().parents[2] / "shared/data/mirror", Path("/work/shared/data/mirror")):
+    for root in (
+        Path(__file__).resolve().parents[2] / "shared/data/mirror",
+        Path("/work/shared/data/mirror"),
+    ):
         if (root / "SHA256SUMS").is_file():
             return root
     return None
 
 
 MIRROR = _mirror()
-needs_mirror = pytest.mark.skipif(MIRROR is None, reason="offline mirror shared/data/mirror not found "
-                                  "(beside the repo or at /work/shared/data/mirror)")
+needs_mirror = pytest.mark.skipif(
+    MIRROR is None,
+    reason="offline mirror shared/data/mirror not found "
+    "(beside the repo or at /work/shared/data/mirror)",
+)
 FIX_REL = "someone/corpus/main/data/fixture.txt"
 FIX_BYTES = b"To be, or not to be, that is the question.\n" * 20
 
@@ -64,7 +69,9 @@ def test_fetch_from_local_folder(fixture_source, tmp_path):
     path = T.fetch(FIX_REL, fixture_source, dest, wait=0)
     assert path == dest / FIX_REL and path.read_bytes() == FIX_BYTES
     assert _files(dest) == [path]  # no temporary file left beside it
-    assert T.fetch(FIX_REL, tmp_path / "nowhere", dest, wait=0) == path  # present: source not needed
+    assert (
+        T.fetch(FIX_REL, tmp_path / "nowhere", dest, wait=0) == path
+    )  # present: source not needed
 
 
 def test_fetch_from_file_url(fixture_source, tmp_path):
@@ -118,7 +125,12 @@ def test_network_failure(fixture_source, tmp_path, monkeypatch):
     msg = str(err.value)
     url = f"https://example.invalid/{FIX_REL}"
     assert calls == [url] * 3
-    assert url in msg and "name resolution" in msg and str(dest / FIX_REL) in msg and "local copy" in msg
+    assert (
+        url in msg
+        and "name resolution" in msg
+        and str(dest / FIX_REL) in msg
+        and "local copy" in msg
+    )
     assert _files(dest) == []
 
 
@@ -165,8 +177,8 @@ def test_block_batches_shape_and_targets():
         assert x.shape == y.shape == (8, 16)
         assert torch.equal(x[:, 1:], y[:, :-1])
         for row_x, row_y in zip(x, y):  # each row a contiguous block of ids, y one further
-            i = next(i for i in range(len(ids) - 16) if torch.equal(ids[i:i + 16], row_x))
-            assert torch.equal(ids[i + 1:i + 17], row_y)
+            i = next(i for i in range(len(ids) - 16) if torch.equal(ids[i : i + 16], row_x))
+            assert torch.equal(ids[i + 1 : i + 17], row_y)
     x, y = next(T.BlockBatches(_ids(), 16, 8, 0).batches())
     assert torch.equal(y, (x + 1) % 11)
 
@@ -190,7 +202,9 @@ def test_fixed_batches_repeat():
     assert len(first) == 5
     for (xa, ya), (xb, yb) in zip(first, second):
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ya, (xa + 1) % 11)
-    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, T.fixed_batches(_ids(), 16, 8, 5, seed=1)()))
+    assert not all(
+        torch.equal(a[0], b[0]) for a, b in zip(first, T.fixed_batches(_ids(), 16, 8, 5, seed=1)())
+    )
 
 
 # ---------------------------------------------------------------- Multi30k
@@ -216,7 +230,10 @@ def test_read_lines_and_mismatch(tmp_path):
     _write_gz(raw / "val.de.gz", "Ein Hund.\r\nZwei\u2028Katzen.\n")
     assert T.read_lines(raw / "val.de.gz") == ["Ein Hund.", "Zwei\u2028Katzen."]
     _write_gz(raw / "val.en.gz", "A dog.\nTwo cats.\n")
-    assert T.read_pairs(tmp_path, "val") == [("Ein Hund.", "A dog."), ("Zwei\u2028Katzen.", "Two cats.")]
+    assert T.read_pairs(tmp_path, "val") == [
+        ("Ein Hund.", "A dog."),
+        ("Zwei\u2028Katzen.", "Two cats."),
+    ]
     _write_gz(raw / "val.en.gz", "A dog.\n")
     with pytest.raises(ValueError, match="2 lines but .*val.en.gz has 1"):
         T.read_pairs(tmp_path, "val")

@@ -7,14 +7,24 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from kvt.data import text as T
 from kvt.data.fixtures import write_text_fixtures
 from kvt.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer, train_tokenizer
 
-MIRROR = next((r for r in (Path(__file__).resolve().parents[2] / "shared/data/mirror",
-                           Path("/work/shared/data/mirror")) if (r / "SHA256SUMS").is_file()), None)
-needs_mirror = pytest.mark.skipif(MIRROR is None, reason="offline mirror shared/data/mirror not found")
+MIRROR = next(
+    (
+        r
+        for r in (
+            Path(__file__).resolve().parents[2] / "shared/data/mirror",
+            Path("/work/shared/data/mirror"),
+        )
+        if (r / "SHA256SUMS").is_file()
+    ),
+    None,
+)
+needs_mirror = pytest.mark.skipif(
+    MIRROR is None, reason="offline mirror shared/data/mirror not found"
+)
 
 REAL_ISH = [
     "Zwei junge, weiße Männer sind im Freien in der Nähe vieler Büsche.",
@@ -24,7 +34,7 @@ REAL_ISH = [
     "Mehrere Männer mit Schutzhelmen bedienen ein Antriebsradsystem.",
     "Ein kleines Mädchen klettert in ein Spielhaus aus Holz.",
     "A little girl climbing into a wooden playhouse.",
-    "Eine Frau, die an einem großen Fenster steht und \"Grüße!\" ruft; 3 Hunde (braun) schauen zu.",
+    'Eine Frau, die an einem großen Fenster steht und "Grüße!" ruft; 3 Hunde (braun) schauen zu.',
     "Ein Junge springt  über den Bach - oder etwa nicht?",  # double space: kept, not squeezed
     " Leading and trailing spaces ",
     "",
@@ -47,11 +57,15 @@ def test_specials_and_round_trip(tok):
     assert tok.vocab_size == len(tok) == 200
     assert [tok.piece(i) for i in (PAD, UNK, BOS, EOS)] == ["<pad>", "<unk>", "<bos>", "<eos>"]
     ids = tok.encode(REAL_ISH)
-    assert all(isinstance(i, int) and i > EOS for seq in ids for i in seq)  # no specials from encode
+    assert all(
+        isinstance(i, int) and i > EOS for seq in ids for i in seq
+    )  # no specials from encode
     assert tok.decode(ids) == REAL_ISH
     unseen = ["Drei Mädchen spielen am Strand, während ein Mann schläft.", "Two dogs (brown) run!"]
     assert tok.decode(tok.encode(unseen)) == unseen
-    assert "".join(tok.pieces("Ein Hund läuft.")).replace("\u2581", " ").strip() == "Ein Hund läuft."
+    assert (
+        "".join(tok.pieces("Ein Hund läuft.")).replace("\u2581", " ").strip() == "Ein Hund läuft."
+    )
 
 
 def test_decode_strips_specials(tok):
@@ -61,7 +75,12 @@ def test_decode_strips_specials(tok):
     width = max(map(len, rows))
     batch = torch.tensor([r + [PAD] * (width - len(r)) for r in rows])
     assert tok.decode(batch) == ["Ein Hund läuft im Park.", "A dog runs."]
-    assert tok.decode([a, [BOS, EOS], [], [PAD, BOS] + b]) == ["Ein Hund läuft im Park.", "", "", "A dog runs."]
+    assert tok.decode([a, [BOS, EOS], [], [PAD, BOS] + b]) == [
+        "Ein Hund läuft im Park.",
+        "",
+        "",
+        "A dog runs.",
+    ]
     assert tok.decode(torch.zeros(0, 5, dtype=torch.long)) == []
 
 
@@ -70,7 +89,9 @@ def test_training_is_deterministic(corpus, tmp_path):
     for p in paths:
         train_tokenizer(corpus, 150, p)
     assert paths[0].read_bytes() == paths[1].read_bytes()
-    assert sorted(p.name for p in paths[0].parent.iterdir()) == ["spm.model"]  # no temporary file left
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == [
+        "spm.model"
+    ]  # no temporary file left
     train_tokenizer(corpus, 150, tmp_path / "u.model", model_type="unigram")
     train_tokenizer(corpus, 150, tmp_path / "u2.model", model_type="unigram")
     assert (tmp_path / "u.model").read_bytes() == (tmp_path / "u2.model").read_bytes()

@@ -20,19 +20,24 @@ import sys
 import textwrap
 from pathlib import Path
 
+import kvt.experiments.synthetic as syn
+import kvt.runner as runner
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import kvt.experiments.synthetic as syn
-import kvt.runner as runner
-from kvt.runfiles import load_weights
-from kvt.trainer import (CHECKPOINT_VERSION, TensorBatches, Trainer, TrainConfig, evaluate,
-                         load_checkpoint, lr_lambda)
-
 from conftest import tiny_hparams
+from kvt.runfiles import load_weights
+from kvt.trainer import (
+    CHECKPOINT_VERSION,
+    TensorBatches,
+    TrainConfig,
+    Trainer,
+    evaluate,
+    load_checkpoint,
+    lr_lambda,
+)
+from torch import nn
 
 CPU = torch.device("cpu")
 STEPS_PER_EPOCH = 8  # 512 / 64
@@ -75,8 +80,9 @@ def assert_same_run(folder, reference):
     """Same metrics except wall_time, bitwise-equal selected weights, equal test results."""
     assert without_wall_time(metrics(folder)) == without_wall_time(metrics(reference))
     assert_same_weights(Path(folder) / "model.pt", Path(reference) / "model.pt")
-    assert (runner.test(Path(folder) / "model.pt", Path(folder) / "test.json", CPU)
-            == runner.test(Path(reference) / "model.pt", Path(reference) / "test.json", CPU))
+    assert runner.test(Path(folder) / "model.pt", Path(folder) / "test.json", CPU) == runner.test(
+        Path(reference) / "model.pt", Path(reference) / "test.json", CPU
+    )
     assert not (Path(folder) / "last.pt").exists()
 
 
@@ -92,6 +98,7 @@ def reference_run(tmp_path_factory, one_thread):
 
 
 # -- resume -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stop_at", [11, 8], ids=["mid-epoch", "epoch-end"])
 def test_resume_after_exception_matches_uninterrupted(tmp_path, reference_run, stop_at):
@@ -144,8 +151,12 @@ KILLED_RUN = textwrap.dedent("""
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_run):
     kill_at = 13  # mid-epoch 1, not a validation step: the last checkpoint is step 12
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(tiny_hparams()),
-                           str(tmp_path), str(kill_at)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, json.dumps(tiny_hparams()), str(tmp_path), str(kill_at)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     assert (tmp_path / "last.pt").exists() and not (tmp_path / "model.pt").exists()
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 12
@@ -166,6 +177,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_run):
 
 
 # -- files ----------------------------------------------------------------------------------------
+
 
 def test_metrics_schedule_and_last_removed(reference_run):
     rows = metrics(reference_run)
@@ -191,8 +203,17 @@ def test_test_json_holds_the_metrics_of_the_selected_weights(reference_run, tmp_
     out = tmp_path / "test.json"
     result = runner.test(reference_run / "model.pt", out, CPU)
     assert json.loads(out.read_text()) == result
-    assert set(result) == {"test_loss", "test_acc", "last_test_loss", "last_test_acc", "test_size",
-                           "step", "select", "last_step", "n_params"}
+    assert set(result) == {
+        "test_loss",
+        "test_acc",
+        "last_test_loss",
+        "last_test_acc",
+        "test_size",
+        "step",
+        "select",
+        "last_step",
+        "n_params",
+    }
     assert result["test_size"] == tiny_hparams()["test_size"] == 256
     assert (result["step"], result["select"]) == (record["selected"]["step"], "best")
     assert result["n_params"] == record["n_params"] > 0
@@ -206,9 +227,12 @@ def test_test_json_holds_the_metrics_of_the_selected_weights(reference_run, tmp_
     assert len(x) == 256  # one evaluation batch holds the whole tiny test split
     with torch.no_grad():
         logits = model(x)
-    assert result["test_acc"] == pytest.approx((logits.argmax(-1) == y).float().mean().item(), abs=1e-6)
+    assert result["test_acc"] == pytest.approx(
+        (logits.argmax(-1) == y).float().mean().item(), abs=1e-6
+    )
     assert result["test_loss"] == pytest.approx(
-        F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-5)
+        F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-5
+    )
 
 
 def test_metrics_appended_while_training_and_keep_last(tmp_path):
@@ -227,15 +251,15 @@ def test_metrics_appended_while_training_and_keep_last(tmp_path):
 
 # -- failures -------------------------------------------------------------------------------------
 
+
 def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
     """No code of ours in a training step reads a tensor's value (item, float, bool, tolist): on a
     GPU the steps run ahead of the host, which reads the loss sum and the finite check at
     validations only. (torch.optim reads its step counters, host tensors even on a GPU.)"""
     import sys
 
-    import torch
-
     import kvt
+    import torch
     from kvt.trainer import Trainer
 
     ours = str(Path(kvt.__file__).parent)
@@ -248,6 +272,7 @@ def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
             if sys._getframe(1).f_code.co_filename.startswith(ours):
                 reads["step" if inside["step"] else "validation"] += 1
             return real(self, *args)
+
         return read
 
     real_step = Trainer._train_step
@@ -302,7 +327,9 @@ def test_corrupt_checkpoint_is_an_error(tmp_path):
 def test_checkpoint_of_another_version_is_refused(tmp_path):
     last = tmp_path / "last.pt"
     torch.save({"version": CHECKPOINT_VERSION - 1, "step": 3}, last)
-    with pytest.raises(RuntimeError, match=f"not a checkpoint of this version \\({CHECKPOINT_VERSION}\\)"):
+    with pytest.raises(
+        RuntimeError, match=f"not a checkpoint of this version \\({CHECKPOINT_VERSION}\\)"
+    ):
         load_checkpoint(last)
     with pytest.raises(RuntimeError, match=str(last)):
         train(tiny_hparams(), tmp_path)
@@ -345,7 +372,9 @@ def test_select_best(tmp_path, monkeypatch):
     assert saved["step"] == 6 and saved["select"] == "best"
     for name, t in weights_at[best].items():
         assert torch.equal(saved["model"][name], t), name
-    assert not all(torch.equal(saved["model"][n], t) for n, t in weights_at[len(VAL_ACC) - 1].items())
+    assert not all(
+        torch.equal(saved["model"][n], t) for n, t in weights_at[len(VAL_ACC) - 1].items()
+    )
 
 
 def test_last_weights_kept_beside_the_selected_and_both_tested(tmp_path, monkeypatch):
@@ -389,14 +418,16 @@ def test_select_last(tmp_path, monkeypatch):
     monkeypatch.undo()
     calls = []
     real = syn.eval_data
-    monkeypatch.setattr(syn.Synthetic, "eval_data",
-                        staticmethod(lambda *a: calls.append(a[1]) or real(*a)))
+    monkeypatch.setattr(
+        syn.Synthetic, "eval_data", staticmethod(lambda *a: calls.append(a[1]) or real(*a))
+    )
     result = runner.test(tmp_path / "model.pt", tmp_path / "test.json", CPU)
     assert calls == ["test"]
     assert result["last_test_acc"] == result["test_acc"] and result["last_step"] == TOTAL_STEPS
 
 
 # -- schedule -------------------------------------------------------------------------------------
+
 
 def tutorial_cosine_factor(epoch, warmup, max_iters):
     """UvA tutorial 6's CosineWarmupScheduler.get_lr_factor, as the reference's
@@ -420,9 +451,12 @@ def test_warmup_cosine_schedule_is_the_references(warmup, total):
     assert all(b < a for a, b in zip(decay, decay[1:])), "strictly decreasing after the warm-up"
     no_warmup = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=0), total)
     assert no_warmup(0) == 1.0
-    assert no_warmup(total // 2) == pytest.approx(0.5 * (1 + math.cos(math.pi * (total // 2) / total)))
-    constant = lr_lambda(TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup,
-                                     schedule="constant"), total)
+    assert no_warmup(total // 2) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * (total // 2) / total))
+    )
+    constant = lr_lambda(
+        TrainConfig(epochs=1, batch_size=1, lr=1.0, warmup_steps=warmup, schedule="constant"), total
+    )
     ramp = [constant(s) for s in range(warmup)]
     assert ramp == pytest.approx([(s + 1) / warmup for s in range(warmup)]), "linear rise"
     assert [constant(s) for s in range(warmup, total + 1)] == [1.0] * (total - warmup + 1)
@@ -454,17 +488,23 @@ def test_train_config_needs_one_length_and_known_choices():
         TrainConfig(epochs=1, optimizer="sgd")
     with pytest.raises(ValueError, match="'linear'"):
         TrainConfig(epochs=1, schedule="linear")
-    cfg = TrainConfig.from_hparams({"lr": 0.5, "epochs": 3, "task": "sort", "betas": [0.9, 0.98]},
-                                   optimizer="adamw")
+    cfg = TrainConfig.from_hparams(
+        {"lr": 0.5, "epochs": 3, "task": "sort", "betas": [0.9, 0.98]}, optimizer="adamw"
+    )
     assert (cfg.lr, cfg.epochs, cfg.optimizer, cfg.betas) == (0.5, 3, "adamw", (0.9, 0.98))
 
 
 # -- the Trainer on its own: a length in iterations, validation every n steps -----------------------
 
+
 def linear_step(model, batch):
     x, y = batch
     logits = model(x)
-    return {"loss": F.cross_entropy(logits, y), "count": len(y), "acc": (logits.argmax(-1) == y).sum()}
+    return {
+        "loss": F.cross_entropy(logits, y),
+        "count": len(y),
+        "acc": (logits.argmax(-1) == y).sum(),
+    }
 
 
 class Endless:
@@ -477,7 +517,7 @@ class Endless:
         step = start_step
         while True:
             i = (step * self.batch_size) % len(self.x)
-            yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+            yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
             step += 1
 
 
@@ -490,8 +530,16 @@ def toy_data(n=40):
 def toy_trainer(folder, train, cfg, **kw):
     torch.manual_seed(0)
     x, y = toy_data()
-    return Trainer(nn.Linear(3, 2), train, lambda: [(x[:20], y[:20]), (x[20:], y[20:])], linear_step,
-                   cfg, folder, CPU, **kw)
+    return Trainer(
+        nn.Linear(3, 2),
+        train,
+        lambda: [(x[:20], y[:20]), (x[20:], y[20:])],
+        linear_step,
+        cfg,
+        folder,
+        CPU,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("data", ["tensor_batches", "stream"])
@@ -516,7 +564,9 @@ def test_iterations_and_val_every(tmp_path, data):
     model = trainer.model.eval()
     with torch.no_grad():
         logits = model(x)
-    assert float(rows[-1]["val_acc"]) == pytest.approx((logits.argmax(-1) == y).float().mean().item())
+    assert float(rows[-1]["val_acc"]) == pytest.approx(
+        (logits.argmax(-1) == y).float().mean().item()
+    )
     assert float(rows[-1]["val_loss"]) == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
     assert chosen["step"] == 11 and chosen["select"] == "last"
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 11
@@ -547,10 +597,16 @@ def test_select_on_a_metric_to_minimise(tmp_path):
         return out
 
     torch.manual_seed(0)
-    trainer = Trainer(nn.Linear(3, 2), TensorBatches((x, y), 8, seed=0),
-                      lambda: [(x[:20], y[:20]), (x[20:], y[20:])], scripted,
-                      TrainConfig(iterations=8, val_every=2, lr=0.1, schedule="constant"),
-                      tmp_path, CPU, select_on=("val_loss", "min"))
+    trainer = Trainer(
+        nn.Linear(3, 2),
+        TensorBatches((x, y), 8, seed=0),
+        lambda: [(x[:20], y[:20]), (x[20:], y[20:])],
+        scripted,
+        TrainConfig(iterations=8, val_every=2, lr=0.1, schedule="constant"),
+        tmp_path,
+        CPU,
+        select_on=("val_loss", "min"),
+    )
     chosen = trainer.fit()
     assert [float(r["val_loss"]) for r in metrics(tmp_path)] == losses
     assert chosen["step"] == 4 and chosen["val_loss"] == 0.7 and chosen["select"] == "best"
@@ -558,8 +614,16 @@ def test_select_on_a_metric_to_minimise(tmp_path):
         assert torch.equal(chosen["state"][name], t), name
     assert not all(torch.equal(chosen["state"][n], t) for n, t in weights_at[-1].items())
     with pytest.raises(ValueError, match="max or min"):
-        Trainer(nn.Linear(3, 2), TensorBatches((x, y), 8, seed=0), lambda: [], linear_step,
-                TrainConfig(iterations=1), tmp_path / "c", CPU, select_on=("val_loss", "down"))
+        Trainer(
+            nn.Linear(3, 2),
+            TensorBatches((x, y), 8, seed=0),
+            lambda: [],
+            linear_step,
+            TrainConfig(iterations=1),
+            tmp_path / "c",
+            CPU,
+            select_on=("val_loss", "down"),
+        )
 
 
 def test_checkpoints_load_as_data_only(tmp_path, reference_run):

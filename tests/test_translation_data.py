@@ -7,7 +7,6 @@ from itertools import islice
 import pytest
 import sacrebleu
 import torch
-
 from kvt.data import text as T
 from kvt.data.fixtures import write_text_fixtures
 from kvt.data.tokenizer import BOS, EOS, PAD, train_tokenizer
@@ -43,7 +42,10 @@ def test_fixtures_read_back(fixtures, tmp_path):
     root, manifest = fixtures
     assert set(manifest) == {rel for rel, _ in T.SOURCES.values()}
     for rel, entry in manifest.items():
-        assert T.sha256(root / rel) == entry["sha256"] and (root / rel).stat().st_size == entry["bytes"]
+        assert (
+            T.sha256(root / rel) == entry["sha256"]
+            and (root / rel).stat().st_size == entry["bytes"]
+        )
     sizes = {split: len(T.read_pairs(root, split)) for split in ("train", "val", "test")}
     assert sizes == {"train": 400, "val": 60, "test": 60}
     splits = {split: set(T.read_pairs(root, split)) for split in sizes}
@@ -61,12 +63,17 @@ def test_fixtures_never_overwrite(fixtures, tmp_path):
     root, manifest = fixtures
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
         write_text_fixtures(root)
-    one = tmp_path / T.SOURCES["multi30k.val.en"][0]  # a single real-looking file is enough to refuse
+    one = (
+        tmp_path / T.SOURCES["multi30k.val.en"][0]
+    )  # a single real-looking file is enough to refuse
     one.parent.mkdir(parents=True)
     one.write_bytes(b"real data")
     with pytest.raises(FileExistsError, match="val.en.gz"):
         write_text_fixtures(tmp_path)
-    assert one.read_bytes() == b"real data" and len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+    assert (
+        one.read_bytes() == b"real data"
+        and len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+    )
 
 
 # ---------------------------------------------------------------- encoding and padding
@@ -78,12 +85,18 @@ def test_encode_pairs_and_truncation(fixtures, tok):
     src, tgt = encode_pairs(pairs, tok, max_len=100)
     for (s, t), a, b in zip(pairs, src, tgt):
         assert a.dtype == b.dtype == torch.long
-        assert a.tolist() == tok.encode([s])[0] + [EOS] and b.tolist() == [BOS] + tok.encode([t])[0] + [EOS]
+        assert a.tolist() == tok.encode([s])[0] + [EOS] and b.tolist() == [BOS] + tok.encode([t])[
+            0
+        ] + [EOS]
     assert src[-1].tolist() == [EOS] and tgt[-1].tolist() == [BOS, EOS]
     assert tok.decode([tgt[0].tolist()]) == [pairs[0][1]]
     short_src, short_tgt = encode_pairs(pairs, tok, max_len=4)
     for full, cut in zip(src + tgt, short_src + short_tgt):
-        assert len(cut) == min(len(full), 4) and cut[-1] == EOS and torch.equal(cut[:-1], full[:len(cut) - 1])
+        assert (
+            len(cut) == min(len(full), 4)
+            and cut[-1] == EOS
+            and torch.equal(cut[:-1], full[: len(cut) - 1])
+        )
     with pytest.raises(ValueError, match="max_len"):
         encode_pairs(pairs, tok, max_len=1)
 
@@ -113,10 +126,16 @@ def test_pair_batches_contents():
             seen.append(i)
             n_src, n_tgt = len(src[i]), len(tgt[i])
             assert torch.equal(row_s[:n_src], src[i]) and (row_s[n_src:] == PAD).all()
-            full = torch.cat([tgt[i], torch.full((t_in.shape[1] + 1 - n_tgt,), PAD)])  # padded target
+            full = torch.cat(
+                [tgt[i], torch.full((t_in.shape[1] + 1 - n_tgt,), PAD)]
+            )  # padded target
             assert torch.equal(row_in, full[:-1]) and torch.equal(row_out, full[1:])
-            assert row_out[n_tgt - 2] == EOS and (row_out[n_tgt - 1:] == PAD).all()  # loss ignores PAD
-        assert s.shape[1] == max(len(src[r[0].item() - 10]) for r in s)  # padded to the batch's longest
+            assert (
+                row_out[n_tgt - 2] == EOS and (row_out[n_tgt - 1 :] == PAD).all()
+            )  # loss ignores PAD
+        assert s.shape[1] == max(
+            len(src[r[0].item() - 10]) for r in s
+        )  # padded to the batch's longest
         assert t_in.shape[1] == max(len(tgt[r[0].item() - 10]) for r in s) - 1
     assert len(set(seen)) == 20  # an epoch: no pair twice
 
@@ -140,7 +159,11 @@ def test_eval_batches_fixed():
     src, tgt = _seqs()
     batches = eval_batches(src, tgt, batch_size=10)
     first, second = list(batches()), list(batches())
-    assert [b[0].shape[0] for b in first] == [10, 10, 3]  # last partial batch kept: every pair scored
+    assert [b[0].shape[0] for b in first] == [
+        10,
+        10,
+        3,
+    ]  # last partial batch kept: every pair scored
     assert all(_equal(a, b) for a, b in zip(first, second))
     assert [r[0].item() - 10 for b in first for r in b[0]] == list(range(23))  # data order
 
@@ -150,9 +173,13 @@ def test_eval_batches_fixed():
 
 def test_sacrebleu_on_decoded(fixtures, tok):
     root, _ = fixtures
-    refs = [t for _, t in T.read_pairs(root, "test")[:8]] + ["Drei kleine Katzen schlafen im Schnee."]
+    refs = [t for _, t in T.read_pairs(root, "test")[:8]] + [
+        "Drei kleine Katzen schlafen im Schnee."
+    ]
     _, tgt = encode_pairs([("", r) for r in refs], tok, max_len=64)
     hyps = tok.decode(pad(tgt))  # as a model's padded output would be decoded
     assert hyps == refs
-    assert round(sacrebleu.corpus_bleu(hyps, [refs]).score, 9) == 100  # 100.00000000000004 (float sums)
+    assert (
+        round(sacrebleu.corpus_bleu(hyps, [refs]).score, 9) == 100
+    )  # 100.00000000000004 (float sums)
     assert sacrebleu.corpus_bleu(hyps[::-1], [refs]).score < 100

@@ -14,7 +14,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from kvt.attention import make_mask
 from kvt.models.translator import Translator, TranslatorConfig
 from reference import reference_forward, reference_scores
@@ -25,8 +24,17 @@ VOCAB, PAD, BOS, EOS, MAX_LEN = 20, 0, 2, 3, 16
 
 
 def translator(attention, cross="qk", seed=0, **options):
-    cfg = dict(attention=attention, vocab_size=VOCAB, d_model=16, depth=2, heads=2, pos_dim=6,
-               cross=cross, max_len=MAX_LEN, init="xavier")  # the translation family's init
+    cfg = dict(
+        attention=attention,
+        vocab_size=VOCAB,
+        d_model=16,
+        depth=2,
+        heads=2,
+        pos_dim=6,
+        cross=cross,
+        max_len=MAX_LEN,
+        init="xavier",
+    )  # the translation family's init
     cfg.update(options)
     torch.manual_seed(seed)
     return Translator(TranslatorConfig(**cfg))
@@ -46,8 +54,15 @@ def pads(b, n):
 
 def test_protocol_settings():
     cfg = TranslatorConfig(attention="kv_pos", vocab_size=50)
-    assert (cfg.d_model, cfg.depth, cfg.heads, cfg.dropout, cfg.scale, cfg.pos_dim, cfg.cross) == \
-        (64, 2, 1, 0.1, "head", 10, "qk")
+    assert (cfg.d_model, cfg.depth, cfg.heads, cfg.dropout, cfg.scale, cfg.pos_dim, cfg.cross) == (
+        64,
+        2,
+        1,
+        0.1,
+        "head",
+        10,
+        "qk",
+    )
     model = Translator(cfg)
     enc, dec = model.encoder[0], model.decoder[0]
     assert len(model.encoder) == len(model.decoder) == 2 and not enc.post_norm
@@ -55,7 +70,7 @@ def test_protocol_settings():
     assert enc.mlp[0].out_features == dec.mlp[0].out_features == 256
     assert isinstance(dec.mlp[1], torch.nn.ReLU)
     assert not hasattr(dec.self_attn, "q_proj") and hasattr(dec.cross_attn, "q_proj")
-    assert dec.cross_attn.scale == pytest.approx(64 ** -0.5) and dec.cross_attn.max_len == 128
+    assert dec.cross_attn.scale == pytest.approx(64**-0.5) and dec.cross_attn.max_len == 128
     assert "pos_table" not in model.state_dict()
 
 
@@ -79,14 +94,18 @@ def test_padding_changes_nothing(attention, cross):
     model = translator(attention, cross).eval()
     src, tgt = ids(3, 6, 1), ids(3, 5, 2, bos=True)
     logits = model(src, tgt)
-    torch.testing.assert_close(model(torch.cat((src, pads(3, 4)), 1), tgt), logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model(torch.cat((src, pads(3, 4)), 1), tgt), logits, rtol=1e-5, atol=1e-5
+    )
     padded = model(torch.cat((src, pads(3, 2)), 1), torch.cat((tgt, pads(3, 3)), 1))
     assert padded.shape == (3, 8, VOCAB) and torch.isfinite(padded).all()
     torch.testing.assert_close(padded[:, :5], logits, rtol=1e-5, atol=1e-5)
     # one row padded inside a batch of longer rows: as if alone
     batch = torch.cat((src[:1], pads(1, 3)), 1)
     batch = torch.cat((batch, ids(2, 9, 3)))
-    torch.testing.assert_close(model(batch, tgt[:1].expand(3, -1))[:1], logits[:1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model(batch, tgt[:1].expand(3, -1))[:1], logits[:1], rtol=1e-5, atol=1e-5
+    )
     # the padded keys get no cross-attention weight
     maps = model.cross_attention(torch.cat((src, pads(3, 4)), 1), tgt)
     assert len(maps) == 2 and maps[0].shape == (3, 2, 5, 10)
@@ -102,7 +121,9 @@ def test_cross_modes(attention):
     qk, kk = translator(attention, "qk").eval(), translator(attention, "kk").eval()
     only_qk = set(qk.state_dict()) - set(kk.state_dict())
     assert set(kk.state_dict()) <= set(qk.state_dict())
-    assert only_qk == {f"decoder.{i}.cross_attn.q_proj.{w}" for i in range(2) for w in ("weight", "bias")}
+    assert only_qk == {
+        f"decoder.{i}.cross_attn.q_proj.{w}" for i in range(2) for w in ("weight", "bias")
+    }
     qk.load_state_dict(kk.state_dict(), strict=False)
 
     x, memory = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
@@ -115,11 +136,15 @@ def test_cross_modes(attention):
 
     literal = keys(x) @ keys(memory).transpose(-2, -1) / math.sqrt(8)  # s = 1/sqrt(d_h)
     if attention == "kv_pos":
-        literal = reference_scores(module, x, "head", context=memory)  # map_pos(s K K^T + P[:5, :7])
+        literal = reference_scores(
+            module, x, "head", context=memory
+        )  # map_pos(s K K^T + P[:5, :7])
     torch.testing.assert_close(module.scores(x, memory), literal, rtol=1e-5, atol=1e-5)
 
     cross = qk.decoder[0].cross_attn
-    torch.testing.assert_close(cross.scores(x, memory), reference_scores(cross, x, "head", context=memory))
+    torch.testing.assert_close(
+        cross.scores(x, memory), reference_scores(cross, x, "head", context=memory)
+    )
     src, tgt = ids(2, 7, 1), ids(2, 5, 2, bos=True)
     assert not torch.allclose(qk(src, tgt), kk(src, tgt))
     for block in qk.decoder:  # W_Q := W_K turns qk into kk
@@ -205,8 +230,8 @@ def test_greedy(attention):
     logits[..., [PAD, BOS]] = float("-inf")  # never generated
     assert torch.equal(logits.argmax(-1), out)
     for i in range(3):  # batched == alone
-        alone = src[i:i + 1, :4] if i == 0 else src[i:i + 1]
-        assert torch.equal(model.greedy(alone, 8), out[i:i + 1])
+        alone = src[i : i + 1, :4] if i == 0 else src[i : i + 1]
+        assert torch.equal(model.greedy(alone, 8), out[i : i + 1])
 
     # stop at <eos>: the same weights with eos_id = a token generated at step 3 of row 0
     eos = int(out[0, 2])
@@ -217,7 +242,7 @@ def test_greedy(attention):
         end = row.index(eos) + 1 if eos in row else len(row)
         expected.append(row[:end] + [PAD] * (len(row) - end))
     expected = torch.tensor(expected)
-    expected = expected[:, :int((expected != PAD).sum(1).max())]
+    expected = expected[:, : int((expected != PAD).sum(1).max())]
     got = stop.greedy(src, 8)
     assert torch.equal(got, expected) and well_formed(got, eos)
     assert (got[0, :3] == eos).any() and (got[0, 3:] == PAD).all()
@@ -241,13 +266,19 @@ def test_beam_search(attention):
     allowed = [t for t in range(8) if t not in (PAD, BOS)]  # 6 tokens
     best = model.beam_search(src, beam=36, max_new=3, length_penalty=0.0)
     for i in range(2):
-        sequences = {(a,) if a == EOS else (a, b) if b == EOS else (a, b, c)
-                     for a in allowed for b in allowed for c in allowed}  # every ending
+        sequences = {
+            (a,) if a == EOS else (a, b) if b == EOS else (a, b, c)
+            for a in allowed
+            for b in allowed
+            for c in allowed
+        }  # every ending
         sequences = torch.tensor([list(s) + [PAD] * (3 - len(s)) for s in sorted(sequences)])
-        scores = sequence_logprob(model, src[i:i + 1].expand(len(sequences), -1), sequences)
-        mine = sequence_logprob(model, src[i:i + 1], best[i:i + 1])
+        scores = sequence_logprob(model, src[i : i + 1].expand(len(sequences), -1), sequences)
+        mine = sequence_logprob(model, src[i : i + 1], best[i : i + 1])
         torch.testing.assert_close(mine, scores.max()[None])
-        assert mine >= sequence_logprob(model, src[i:i + 1], model.greedy(src[i:i + 1], 3)) - 1e-6
+        assert (
+            mine >= sequence_logprob(model, src[i : i + 1], model.greedy(src[i : i + 1], 3)) - 1e-6
+        )
     wide = model.beam_search(src, beam=4, max_new=6)
     assert wide.shape[0] == 2 and wide.shape[1] <= 6 and well_formed(wide)
 
@@ -265,17 +296,23 @@ def test_xavier_init(attention, monkeypatch):
                 assert p.abs().max() > 0.8 * bound, name
     monkeypatch.setattr(Translator, "init_weights", lambda self: None)
     own = translator(attention)
-    redrawn = {n for n, p in own.named_parameters() if "attn" in n and p.dim() > 1
-               and not torch.equal(p, model.get_parameter(n))}
+    redrawn = {
+        n
+        for n, p in own.named_parameters()
+        if "attn" in n and p.dim() > 1 and not torch.equal(p, model.get_parameter(n))
+    }
     assert redrawn == {n for n, p in own.named_parameters() if "attn" in n and p.dim() > 1}
     assert (own.decoder[0].cross_attn.k_proj.bias == 0).all()
     bias = model.decoder[0].cross_attn.k_proj.bias
-    assert (bias != 0).all() and bias.abs().max() <= 16 ** -0.5
+    assert (bias != 0).all() and bias.abs().max() <= 16**-0.5
 
 
 @pytest.mark.parametrize("attention,cross", CASES)
 def test_fused_and_manual_agree(attention, cross):
-    fused, manual = translator(attention, cross).eval(), translator(attention, cross, sdpa=False).eval()
+    fused, manual = (
+        translator(attention, cross).eval(),
+        translator(attention, cross, sdpa=False).eval(),
+    )
     manual.load_state_dict(fused.state_dict())
     src = torch.cat((ids(3, 6, 1), pads(3, 2)), 1)
     tgt = torch.cat((ids(3, 5, 2, bos=True), pads(3, 1)), 1)

@@ -10,7 +10,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from kvt.data import fixtures as FX
 from kvt.data import vision as V
 
@@ -39,8 +38,11 @@ def write_archives(name, folder, seed=3, mtime=0) -> dict[str, Path]:
                 for rel in spec.files:
                     tar.add(files / rel, arcname=rel)
         else:
-            path.write_bytes(gzip.compress((files / spec.tv_class / "raw" / archive[:-3]).read_bytes(),
-                                           mtime=mtime))
+            path.write_bytes(
+                gzip.compress(
+                    (files / spec.tv_class / "raw" / archive[:-3]).read_bytes(), mtime=mtime
+                )
+            )
         out[archive] = path
     return out
 
@@ -60,7 +62,11 @@ def official_files(monkeypatch, root, name) -> None:
 
 
 def _tree(folder) -> dict:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
@@ -83,11 +89,21 @@ def test_prepare_stages_before_downloading_and_records_the_source(tmp_path, monk
     official_files(monkeypatch, tmp_path / "archives" / "unpacked", "fashion_mnist")
     monkeypatch.setattr(V, "download", lambda *a, **k: pytest.fail("downloaded"))
     root = tmp_path / "data"
-    info = V.prepare("fashion_mnist", root, download_missing=True, fixtures=False,
-                     archives=[tmp_path / "nothing here", tmp_path / "archives"])
+    info = V.prepare(
+        "fashion_mnist",
+        root,
+        download_missing=True,
+        fixtures=False,
+        archives=[tmp_path / "nothing here", tmp_path / "archives"],
+    )
     assert info["source"] == "archive" and len(info["files"]) == 4
-    again = V.prepare("fashion_mnist", root, download_missing=True, fixtures=False,
-                      archives=[tmp_path / "archives"])
+    again = V.prepare(
+        "fashion_mnist",
+        root,
+        download_missing=True,
+        fixtures=False,
+        archives=[tmp_path / "archives"],
+    )
     assert again["source"] == "staged" and again["files"] == info["files"]
 
 
@@ -99,17 +115,21 @@ def test_only_missing_files_are_unpacked(tmp_path, monkeypatch):
     kept = root / "MNIST/raw/train-images-idx3-ubyte"
     before = kept.stat().st_mtime_ns
     (root / "MNIST/raw/t10k-labels-idx1-ubyte").unlink()
-    assert V.stage("mnist", root, [tmp_path / "archives"]) == [root / "MNIST/raw/t10k-labels-idx1-ubyte"]
+    assert V.stage("mnist", root, [tmp_path / "archives"]) == [
+        root / "MNIST/raw/t10k-labels-idx1-ubyte"
+    ]
     assert kept.stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("name,archive", [("mnist", "t10k-labels-idx1-ubyte.gz"),
-                                          ("cifar100", "cifar-100-python.tar.gz")])
+@pytest.mark.parametrize(
+    "name,archive",
+    [("mnist", "t10k-labels-idx1-ubyte.gz"), ("cifar100", "cifar-100-python.tar.gz")],
+)
 def test_truncated_archive_is_refused_and_nothing_is_placed(tmp_path, monkeypatch, name, archive):
     archives = write_archives(name, tmp_path / "archives")
     official_archives(monkeypatch, archives, name)
     path = archives[archive]  # MNIST: the last of four, after three good ones were unpacked
-    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     root = tmp_path / "data"
     with pytest.raises(V.DataCorruptError, match=f"archive {path} is truncated or altered") as e:
         V.stage(name, root, [tmp_path / "archives"])
@@ -118,8 +138,10 @@ def test_truncated_archive_is_refused_and_nothing_is_placed(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archives", "data"]
 
 
-@pytest.mark.parametrize("name,archive", [("fashion_mnist", "train-images-idx3-ubyte.gz"),
-                                          ("cifar10", "cifar-10-python.tar.gz")])
+@pytest.mark.parametrize(
+    "name,archive",
+    [("fashion_mnist", "train-images-idx3-ubyte.gz"), ("cifar10", "cifar-10-python.tar.gz")],
+)
 def test_altered_archive_is_refused(tmp_path, monkeypatch, name, archive):
     """One bit flipped inside the compressed data: the md5 differs, and gzip's CRC (or the unpacked
     files' sums) fails."""
@@ -172,7 +194,9 @@ def test_another_datasets_archives_of_the_same_name_are_passed_over(tmp_path, mo
     assert V.stage("mnist", root, [tmp_path / "fashion"]) == []
     assert _tree(root) == {}
     with pytest.raises(V.DataMissingError, match="data.archives"):
-        V.prepare("mnist", root, download_missing=False, fixtures=False, archives=[tmp_path / "fashion"])
+        V.prepare(
+            "mnist", root, download_missing=False, fixtures=False, archives=[tmp_path / "fashion"]
+        )
     mnist = write_archives("mnist", tmp_path / "mnist", seed=2)
     official_archives(monkeypatch, mnist, "mnist")
     assert len(V.stage("mnist", root, [tmp_path / "fashion", tmp_path / "mnist"])) == 4
@@ -184,8 +208,11 @@ def test_debian_fashion_mnist_package(tmp_path):
     """The real archives of the package (recompressed in 0.0~git20200523.55506a9-1: md5s not
     torchvision's, contents official) unpack to the official files."""
     root = tmp_path / "data"
-    info = V.prepare("fashion_mnist", root, download_missing=False, fixtures=False, archives=[DEBIAN])
+    info = V.prepare(
+        "fashion_mnist", root, download_missing=False, fixtures=False, archives=[DEBIAN]
+    )
     assert info["source"] == "archive"
     assert {rel: m["sha256"] for rel, m in info["files"].items()} == {
-        rel: V.OFFICIAL_SHA256[rel] for rel in V.spec_of("fashion_mnist").files}
+        rel: V.OFFICIAL_SHA256[rel] for rel in V.spec_of("fashion_mnist").files
+    }
     assert V.stage("mnist", root, [DEBIAN]) == []  # Fashion-MNIST's files are not MNIST's

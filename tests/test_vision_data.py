@@ -10,7 +10,6 @@ import pytest
 import torch
 import torchvision.datasets as tvd
 import torchvision.transforms.v2.functional as TF
-
 from kvt.data import acquire
 from kvt.data import fixtures as FX
 from kvt.data import vision as V
@@ -48,9 +47,11 @@ def test_fixture_round_trip(data_root, name):
     s = V.load_splits(name, data_root, val_size=20, split_seed=5, verify=False)
     train_idx, val_idx = _split_indices(N_TRAIN, 20, 5)
     shape = (spec.channels, spec.image_size, spec.image_size)
-    for split, (x, y), (ex, ey) in (("train", s["train"], (xtr[train_idx], ytr[train_idx])),
-                                    ("val", s["val"], (xtr[val_idx], ytr[val_idx])),
-                                    ("test", s["test"], (xte, yte))):
+    for split, (x, y), (ex, ey) in (
+        ("train", s["train"], (xtr[train_idx], ytr[train_idx])),
+        ("val", s["val"], (xtr[val_idx], ytr[val_idx])),
+        ("test", s["test"], (xte, yte)),
+    ):
         assert x.dtype == torch.uint8 and y.dtype == torch.int64, split
         assert x.shape == (len(ey),) + shape, split
         assert 0 <= int(y.min()) and int(y.max()) < spec.classes
@@ -64,10 +65,15 @@ def test_torchvision_reads_the_files(data_root, monkeypatch):
     read = tvd.mnist.read_image_file
     monkeypatch.setattr(tvd.mnist, "read_image_file", lambda p: calls.append(p) or read(p))
     load_meta = tvd.CIFAR10._load_meta
-    monkeypatch.setattr(tvd.CIFAR10, "_load_meta", lambda self: calls.append(type(self)) or load_meta(self))
+    monkeypatch.setattr(
+        tvd.CIFAR10, "_load_meta", lambda self: calls.append(type(self)) or load_meta(self)
+    )
     V.load_splits("fashion_mnist", data_root, val_size=10, split_seed=0)
     V.load_splits("cifar100", data_root, val_size=10, split_seed=0, verify=False)
-    assert [os.path.basename(c) for c in calls[:2]] == ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"]
+    assert [os.path.basename(c) for c in calls[:2]] == [
+        "train-images-idx3-ubyte",
+        "t10k-images-idx3-ubyte",
+    ]
     assert "FashionMNIST" in calls[0]
     assert all(issubclass(c, tvd.CIFAR100) for c in calls[2:]) and len(calls) == 4
 
@@ -93,7 +99,9 @@ def test_verify_checks_md5(data_root, name):
     with pytest.raises(V.DataCorruptError, match="md5") as e:
         V.load_splits(name, data_root, val_size=10, split_seed=0, verify=True)
     assert str(data_root / V.DATASETS[name].files[0]) in str(e.value)
-    assert len(V.load_splits(name, data_root, val_size=10, split_seed=0, verify=False)["val"][0]) == 10
+    assert (
+        len(V.load_splits(name, data_root, val_size=10, split_seed=0, verify=False)["val"][0]) == 10
+    )
 
 
 def test_sizes_take_seeded_subsets(data_root):
@@ -121,13 +129,23 @@ def test_missing_files_error_names_them(tmp_path):
     root = _fresh(tmp_path, "cifar10")
     for f in ("data_batch_3", "batches.meta"):
         (root / "cifar-10-batches-py" / f).unlink()
-    assert V.missing_files("cifar10", root) == [root / "cifar-10-batches-py/data_batch_3",
-                                                root / "cifar-10-batches-py/batches.meta"]
+    assert V.missing_files("cifar10", root) == [
+        root / "cifar-10-batches-py/data_batch_3",
+        root / "cifar-10-batches-py/batches.meta",
+    ]
     with pytest.raises(V.DataMissingError) as e:
         V.load_splits("cifar10", root, val_size=10, split_seed=0, verify=False)
     msg = str(e.value)
     assert isinstance(e.value, FileNotFoundError)
-    for part in ("cifar10", "data_batch_3", "batches.meta", str(root), "data rule", "data.download: true", "copy"):
+    for part in (
+        "cifar10",
+        "data_batch_3",
+        "batches.meta",
+        str(root),
+        "data rule",
+        "data.download: true",
+        "copy",
+    ):
         assert part in msg
     assert "data_batch_1" not in msg
     assert f"python -m kvt.data.acquire stage cifar10 FOLDER --root {root}" in msg
@@ -161,12 +179,17 @@ def test_digits():
     assert s["train"][0].shape[1:] == (1, 8, 8) and s["train"][0].dtype == torch.uint8
     assert int(s["train"][0].max()) == 255 and len(s["test"][1]) == V.DIGITS_TEST
     other = V.load_splits("digits", "/nonexistent", val_size=200, split_seed=1)
-    assert torch.equal(s["test"][0], other["test"][0]) and not torch.equal(s["val"][0], other["val"][0])
+    assert torch.equal(s["test"][0], other["test"][0]) and not torch.equal(
+        s["val"][0], other["val"][0]
+    )
     # the spec's constants are the statistics of the fixed training images (train + val)
     x = torch.cat((s["train"][0], s["val"][0])).float() / 255
     spec = V.DATASETS["digits"]
     assert abs(x.mean().item() - spec.mean[0]) < 1e-3 and abs(x.std().item() - spec.std[0]) < 1e-3
-    assert spec.image_size // spec.patch == 4 and FX.write_image_fixture("digits", "/nonexistent") == []
+    assert (
+        spec.image_size // spec.patch == 4
+        and FX.write_image_fixture("digits", "/nonexistent") == []
+    )
 
 
 # ---------------------------------------------------------------- download
@@ -184,8 +207,13 @@ def _offline(partial_name):
     return fake
 
 
-@pytest.mark.parametrize("name,module,partial", [("mnist", tvd.mnist, "train-images-idx3-ubyte"),
-                                                 ("cifar100", tvd.cifar, "cifar-100-python.tar.gz")])
+@pytest.mark.parametrize(
+    "name,module,partial",
+    [
+        ("mnist", tvd.mnist, "train-images-idx3-ubyte"),
+        ("cifar100", tvd.cifar, "cifar-100-python.tar.gz"),
+    ],
+)
 def test_download_offline_leaves_nothing(tmp_path, monkeypatch, name, module, partial):
     monkeypatch.setattr(module, "download_and_extract_archive", _offline(partial))
     sleeps = []
@@ -214,8 +242,10 @@ def test_download_places_only_missing_files(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", fake)
     assert V.download("mnist", root) == [root / "MNIST/raw/t10k-images-idx3-ubyte"]
     assert kept.stat().st_mtime_ns == before and V.missing_files("mnist", root) == []
-    assert torch.equal(V.load_splits("mnist", root, val_size=10, split_seed=0)["test"][0],
-                       torch.from_numpy(FX.fixture_arrays("mnist", N_TRAIN, N_TEST, seed=9)[2]))
+    assert torch.equal(
+        V.load_splits("mnist", root, val_size=10, split_seed=0)["test"][0],
+        torch.from_numpy(FX.fixture_arrays("mnist", N_TRAIN, N_TEST, seed=9)[2]),
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # temporary folder gone
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", _offline("x"))
     assert V.download("mnist", root) == []  # nothing missing: no download attempted
@@ -239,9 +269,13 @@ def test_augment_shape_changes_and_determinism():
 
 def test_augment_identity_without_crop_or_flip():
     x = _images()
-    out = V.augment(x, torch.Generator().manual_seed(0), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0)
+    out = V.augment(
+        x, torch.Generator().manual_seed(0), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0
+    )
     assert torch.allclose(out, x, atol=1e-5)
-    flipped = V.augment(x, torch.Generator().manual_seed(0), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0)
+    flipped = V.augment(
+        x, torch.Generator().manual_seed(0), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0
+    )
     assert torch.allclose(flipped, x.flip(-1), atol=1e-5)
 
 
@@ -254,8 +288,16 @@ def test_resized_crop_matches_torchvision():
     flip = torch.tensor([True, False] * 4)
     out = V._resized_crop(x, boxes, flip)
     for b in range(8):
-        ref = TF.resized_crop(x[b], int(top[b]), int(left[b]), int(h[b]), int(w[b]), [32, 32],
-                              interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
+        ref = TF.resized_crop(
+            x[b],
+            int(top[b]),
+            int(left[b]),
+            int(h[b]),
+            int(w[b]),
+            [32, 32],
+            interpolation=TF.InterpolationMode.BILINEAR,
+            antialias=False,
+        )
         ref = TF.horizontal_flip(ref) if flip[b] else ref
         assert torch.allclose(out[b], ref, atol=1e-5), b
 
@@ -275,7 +317,9 @@ def test_image_batches_resume_across_epochs():
         assert torch.equal(xb, run[step][0]) and torch.equal(yb, run[step][1]), step
     # the documented formulas: epoch order seed * 100_003 + epoch, augmentation seed * 1_000_003 + step
     idx = torch.randperm(50, generator=torch.Generator().manual_seed(7 * 100_003 + 1))[16:24]
-    expected = V.augment(V.normalize(x[idx], spec), torch.Generator().manual_seed(7 * 1_000_003 + 8))
+    expected = V.augment(
+        V.normalize(x[idx], spec), torch.Generator().manual_seed(7 * 1_000_003 + 8)
+    )
     assert torch.equal(run[8][1], y[idx]) and torch.equal(run[8][0], expected)
     epoch1 = list(ib.epoch(1, start=2))
     assert len(epoch1) == 4 and all(torch.equal(a[0], b[0]) for a, b in zip(epoch1, run[8:12]))
@@ -318,8 +362,13 @@ def _tree(root):
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("name,rel", [("mnist", "MNIST/raw/train-labels-idx1-ubyte"),
-                                      ("cifar10", "cifar-10-batches-py/data_batch_1")])
+@pytest.mark.parametrize(
+    "name,rel",
+    [
+        ("mnist", "MNIST/raw/train-labels-idx1-ubyte"),
+        ("cifar10", "cifar-10-batches-py/data_batch_1"),
+    ],
+)
 def test_staged_files_that_are_not_the_official_ones_are_refused_and_kept(tmp_path, name, rel):
     """Fixture files staged as if real (no fixture mode): not the official sums, so the data rule
     stops naming the first such file, and changes nothing."""
@@ -360,9 +409,18 @@ def test_a_file_altered_after_the_data_rule_stops_the_run(tmp_path):
 
     root = tmp_path / "data"
     manifest = tmp_path / "cifar10.json"
-    manifest.write_text(json.dumps(V.prepare("cifar10", root, download_missing=False, fixtures=True)))
-    hp = {"task": "cifar10", "val_size": 20, "split_seed": 0, "train_size": None, "test_size": None,
-          "batch_size": 16, "seed": 0}
+    manifest.write_text(
+        json.dumps(V.prepare("cifar10", root, download_missing=False, fixtures=True))
+    )
+    hp = {
+        "task": "cifar10",
+        "val_size": 20,
+        "split_seed": 0,
+        "train_size": None,
+        "test_size": None,
+        "batch_size": 16,
+        "seed": 0,
+    }
     assert len(rt.splits(hp, {"data": str(manifest)})["val"][0]) == 20
     path = root / "cifar-10-batches-py/test_batch"
     data = bytearray(path.read_bytes())
@@ -397,8 +455,15 @@ REFERENCE_CIFAR = ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513
 REFERENCE_MNIST = ((0.1307,), (0.3081,))
 
 
-@pytest.mark.parametrize("name,reference", [("cifar10", REFERENCE_CIFAR), ("cifar100", REFERENCE_CIFAR),
-                                            ("mnist", REFERENCE_MNIST), ("fashion_mnist", REFERENCE_MNIST)])
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ("cifar10", REFERENCE_CIFAR),
+        ("cifar100", REFERENCE_CIFAR),
+        ("mnist", REFERENCE_MNIST),
+        ("fashion_mnist", REFERENCE_MNIST),
+    ],
+)
 def test_reference_statistics(name, reference):
     ref = V.with_stats(name, "reference")
     assert (ref.mean, ref.std) == reference
@@ -412,15 +477,18 @@ def test_reference_statistics(name, reference):
 
 
 def test_norm_stats_choices_are_the_schema_enum():
-    from kvt.families.vision import ViTTask
     from dataclasses import fields
+
+    from kvt.families.vision import ViTTask
 
     meta = next(f for f in fields(ViTTask) if f.name == "norm_stats").metadata
     assert tuple(meta["schema"]["enum"]) == V.NORM_STATS
 
 
-@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
 def test_fashion_mnist_own_statistics_are_those_of_its_training_images():
     import gzip
 
@@ -439,8 +507,12 @@ def test_runs_normalise_with_their_norm_stats(tmp_path):
     hp = {**tiny_hparams("vision"), "task": "cifar100"}
     assert hp["norm_stats"] == "reference"
     x, _ = rt.splits(hp, inputs)["val"]
-    for stats, (mean, std) in (("reference", REFERENCE_CIFAR), ("own", (V.DATASETS["cifar100"].mean,
-                                                                      V.DATASETS["cifar100"].std))):
+    for stats, (mean, std) in (
+        ("reference", REFERENCE_CIFAR),
+        ("own", (V.DATASETS["cifar100"].mean, V.DATASETS["cifar100"].std)),
+    ):
         batch = next(rt.eval_data({**hp, "norm_stats": stats}, "val", inputs)())[0]
-        expected = (x[:len(batch)].float() / 255 - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+        expected = (
+            x[: len(batch)].float() / 255 - torch.tensor(mean).view(-1, 1, 1)
+        ) / torch.tensor(std).view(-1, 1, 1)
         assert torch.allclose(batch, expected, atol=1e-6), stats

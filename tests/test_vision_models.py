@@ -12,19 +12,34 @@ weights), and resumable training batches.
 import pytest
 import torch
 import torch.nn.functional as F
-
 from kvt.attention import ATTENTION
-from kvt.data.set_anomaly import (IMAGENET_MEAN, IMAGENET_STD, SetBatches, balanced_holdout,
-                                  extract_features, make_sets, set_eval_batches)
+from kvt.data.set_anomaly import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SetBatches,
+    balanced_holdout,
+    extract_features,
+    make_sets,
+    set_eval_batches,
+)
 from kvt.models.set_anomaly import SetAnomalyConfig, SetAnomalyEncoder
-from kvt.models.vit import ViTConfig, VisionTransformer, image_to_patches
+from kvt.models.vit import VisionTransformer, ViTConfig, image_to_patches
 
 VARIANTS = sorted(ATTENTION)
 
 
 def vit(attention, seed=0, **options):
-    cfg = dict(attention=attention, image_size=8, channels=3, patch=4, classes=5, d_model=16,
-               depth=2, heads=2, pos_dim=6)
+    cfg = dict(
+        attention=attention,
+        image_size=8,
+        channels=3,
+        patch=4,
+        classes=5,
+        d_model=16,
+        depth=2,
+        heads=2,
+        pos_dim=6,
+    )
     cfg.update(options)
     torch.manual_seed(seed)
     return VisionTransformer(ViTConfig(**cfg))
@@ -82,7 +97,9 @@ def test_patch_embedding_is_per_patch_linear():
     for i in range(2):
         for r in range(2):
             for c in range(2):
-                patch = images[i, :, 4 * r:4 * r + 4, 4 * c:4 * c + 4].reshape(-1)  # C, row, col
+                patch = images[i, :, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4].reshape(
+                    -1
+                )  # C, row, col
                 torch.testing.assert_close(emb[i, 2 * r + c], w @ patch + b)
 
 
@@ -219,8 +236,9 @@ def test_balanced_holdout():
 
 
 def tiny_images(n=5, seed=0):
-    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 @pytest.mark.slow
@@ -228,7 +246,9 @@ def test_extract_features_random_weights_deterministic():
     images = tiny_images()
     lines = []
     state = torch.get_rng_state()
-    a = extract_features(images, weights="random", image_size=64, batch_size=2, progress=lines.append)
+    a = extract_features(
+        images, weights="random", image_size=64, batch_size=2, progress=lines.append
+    )
     assert torch.equal(state, torch.get_rng_state())  # the global RNG is left alone
     b = extract_features(images, weights="random", image_size=64, batch_size=4)
     assert a.shape == (5, 512) and a.dtype == torch.float32 and torch.isfinite(a).all()
@@ -268,7 +288,9 @@ def test_extract_features_imagenet_from_checkpoint_folder(tmp_path, monkeypatch)
     feats = extract_features(images, weights="imagenet", image_size=64)
     net.fc = torch.nn.Identity()
     x = F.interpolate(images.float() / 255, size=(64, 64), mode="bilinear", antialias=True)
-    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+        1, 3, 1, 1
+    )
     with torch.no_grad():
         torch.testing.assert_close(feats, net(x))
 
@@ -323,6 +345,7 @@ def test_attention_maps_are_those_of_forward(family):
             out, maps = forward(inp, mask=mask, need_weights=True, causal=causal)
             seen.append(maps)
             return out
+
         return with_maps
 
     for block in model.blocks:
@@ -351,8 +374,9 @@ def test_vit_validates_twice_per_epoch(tmp_path):
     hp = tiny_hparams("vision")  # 400 images, batch 50: 8 steps an epoch, 2 epochs
     assert hp["val_per_epoch"] == 2
     run = tmp_path / "run"
-    record = runner.train(hp, run, run / "model.pt", torch.device("cpu"),
-                          inputs=FAMILY_INPUTS["vision"](tmp_path))
+    record = runner.train(
+        hp, run, run / "model.pt", torch.device("cpu"), inputs=FAMILY_INPUTS["vision"](tmp_path)
+    )
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [0, 4, 8, 12, 16]

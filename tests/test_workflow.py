@@ -15,8 +15,17 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def dry_run(*config: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "-n", "--quiet", "rules", "--cores", "1", "--config",
-           f"results={tmp_path}/results", *config]
+    cmd = [
+        *SNAKEMAKE,
+        "-n",
+        "--quiet",
+        "rules",
+        "--cores",
+        "1",
+        "--config",
+        f"results={tmp_path}/results",
+        *config,
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -61,16 +70,20 @@ def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):
 
 def test_joint_seeds_and_groups_serve_every_family(tmp_path):
     """joint_seeds and group are settings of every family (the generic train and eval rules)."""
-    res = dry_run("families=[vision]", "vision={tasks: [digits], joint_seeds: true, group: true}",
-                  tmp_path=tmp_path)
+    res = dry_run(
+        "families=[vision]",
+        "vision={tasks: [digits], joint_seeds: true, group: true}",
+        tmp_path=tmp_path,
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["vision_train"] == counts["vision_eval"] == 1 * 3  # one configuration, 3 variants
 
 
 def test_restricting_task_variant_and_seeds(tmp_path):
-    res = dry_run("attentions=[kv]", "seeds=[1]", "synthetic={tasks: [sort], epochs: 1}",
-                  tmp_path=tmp_path)
+    res = dry_run(
+        "attentions=[kv]", "seeds=[1]", "synthetic={tasks: [sort], epochs: 1}", tmp_path=tmp_path
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == 16
@@ -91,31 +104,47 @@ def test_families_pick_what_runs(tmp_path):
 def test_presets_change_the_grid(tmp_path):
     # cpu: synthetic 5 seeds (its own), the others 2; translation en -> de only. smoke: both
     # translation directions
-    for preset, runs in (("cpu", (5 * 2 * 3 * 5, 5 * 3 * 2, 3 * 2, 3 * 2, 3 * 2)),
-                         ("smoke", (5 * 3, 5 * 3, 3, 3, 2 * 3))):
+    for preset, runs in (
+        ("cpu", (5 * 2 * 3 * 5, 5 * 3 * 2, 3 * 2, 3 * 2, 3 * 2)),
+        ("smoke", (5 * 3, 5 * 3, 3, 3, 2 * 3)),
+    ):
         res = dry_run(f"preset={preset}", tmp_path=tmp_path)
         assert res.returncode == 0, res.stderr + res.stdout
         counts = job_counts(res.stdout + res.stderr)
-        names = ("synthetic_train", "vision_train", "anomaly_train", "charlm_train",
-                 "translation_train")
+        names = (
+            "synthetic_train",
+            "vision_train",
+            "anomaly_train",
+            "charlm_train",
+            "translation_train",
+        )
         assert tuple(counts[n] for n in names) == runs, preset
 
 
-@pytest.mark.parametrize("override, named", [
-    ("preset=gpu", "unknown preset 'gpu'"),
-    ("synthetic={epoch: 1}", "'epoch' was unexpected"),
-    ("attentions=[qk]", "attentions[0]: 'qk' is not one of"),
-    ("synthetic={tasks: [sorting]}", "synthetic.tasks[0]: 'sorting'"),
-    ("synthetic={lr: fast}", "synthetic.lr: 'fast' is not of type 'number'"),
-    ("synthetic={grid: {seq_len: [64], d_model: [64], depth: [2], heads: [3]}}", "not divisible by heads=3"),
-    ("device=tpu", "device: 'tpu' is not one of"),
-    ("precision=fp16", "precision: 'fp16' is not one of"),
-    ("gpu_slots=0", "gpu_slots: 0 is less than the minimum"),
-    ("synthetic={joint_seeds: maybe}", "synthetic.joint_seeds: 'maybe' is not of type 'boolean'"),
-    ("families=[audio]", "families[0]: 'audio' is not one of"),
-    ("vision={cifar10: {lr: -1}}", "vision.cifar10.lr: -1"),
-    ("data={download: maybe}", "data.download: 'maybe' is not of type 'boolean'"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("preset=gpu", "unknown preset 'gpu'"),
+        ("synthetic={epoch: 1}", "'epoch' was unexpected"),
+        ("attentions=[qk]", "attentions[0]: 'qk' is not one of"),
+        ("synthetic={tasks: [sorting]}", "synthetic.tasks[0]: 'sorting'"),
+        ("synthetic={lr: fast}", "synthetic.lr: 'fast' is not of type 'number'"),
+        (
+            "synthetic={grid: {seq_len: [64], d_model: [64], depth: [2], heads: [3]}}",
+            "not divisible by heads=3",
+        ),
+        ("device=tpu", "device: 'tpu' is not one of"),
+        ("precision=fp16", "precision: 'fp16' is not one of"),
+        ("gpu_slots=0", "gpu_slots: 0 is less than the minimum"),
+        (
+            "synthetic={joint_seeds: maybe}",
+            "synthetic.joint_seeds: 'maybe' is not of type 'boolean'",
+        ),
+        ("families=[audio]", "families[0]: 'audio' is not one of"),
+        ("vision={cifar10: {lr: -1}}", "vision.cifar10.lr: -1"),
+        ("data={download: maybe}", "data.download: 'maybe' is not of type 'boolean'"),
+    ],
+)
 def test_bad_config_stops_with_a_message_naming_it(tmp_path, override, named):
     res = dry_run(override, tmp_path=tmp_path)
     assert res.returncode != 0

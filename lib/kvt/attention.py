@@ -43,7 +43,11 @@ def options_of(cls) -> set[str]:
         if init is None:
             continue
         for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "d_model", "heads"):
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in (
+                "self",
+                "d_model",
+                "heads",
+            ):
                 names.add(p.name)
     return names
 
@@ -55,18 +59,28 @@ def build_attention(name: str, d_model: int, heads: int, **options) -> "SelfAtte
     registered variant takes (pos_dim for qkv) are dropped; an option no variant knows (a typo
     such as pos_dims) is an error that names it."""
     if name not in ATTENTION:
-        raise ValueError(f"unknown attention variant {name!r}; known: {', '.join(sorted(ATTENTION))}")
+        raise ValueError(
+            f"unknown attention variant {name!r}; known: {', '.join(sorted(ATTENTION))}"
+        )
     known = set().union(*(options_of(cls) for cls in ATTENTION.values()))
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"unknown attention option(s) {', '.join(unknown)} for variant {name!r}; "
-                        f"known options: {', '.join(sorted(known))}")
+        raise TypeError(
+            f"unknown attention option(s) {', '.join(unknown)} for variant {name!r}; "
+            f"known options: {', '.join(sorted(known))}"
+        )
     mine = options_of(ATTENTION[name])
     return ATTENTION[name](d_model, heads, **{k: v for k, v in options.items() if k in mine})
 
 
-def make_mask(n_q: int, n_k: int | None = None, *, causal: bool = False,
-              key_padding: torch.Tensor | None = None, device=None) -> torch.Tensor | None:
+def make_mask(
+    n_q: int,
+    n_k: int | None = None,
+    *,
+    causal: bool = False,
+    key_padding: torch.Tensor | None = None,
+    device=None,
+) -> torch.Tensor | None:
     """Additive mask M (0 or -inf), broadcastable to batch x heads x n_q x n_k, or None.
 
     key_padding: batch x n_k booleans, True where the key is padding (PyTorch's convention).
@@ -85,8 +99,18 @@ def make_mask(n_q: int, n_k: int | None = None, *, causal: bool = False,
     return mask
 
 
-def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool = True,
-           need_weights: bool = False, causal: bool = False):
+def attend(
+    q,
+    k,
+    v,
+    *,
+    bias=None,
+    mask=None,
+    dropout_p: float = 0.0,
+    fused: bool = True,
+    need_weights: bool = False,
+    causal: bool = False,
+):
     """softmax(q k^T + bias + mask) v, with q already scaled; q, k, v: batch x heads x n x d_h.
 
     bias: (1 or heads) x n_q x n_k, shared by the batch; mask: additive, from `make_mask`.
@@ -104,8 +128,9 @@ def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool
     if fast:
         if extra is not None:
             extra = extra.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=extra, dropout_p=dropout_p, scale=1.0,
-                                             is_causal=causal)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=extra, dropout_p=dropout_p, scale=1.0, is_causal=causal
+        )
         return out, None
     scores = q @ k.transpose(-2, -1)
     if extra is not None:
@@ -115,8 +140,18 @@ def attend(q, k, v, *, bias=None, mask=None, dropout_p: float = 0.0, fused: bool
     return out, attn
 
 
-def attend_column(q, k, v, col, temperature, *, mask=None, dropout_p: float = 0.0, multiple: int = 1,
-                  causal: bool = False):
+def attend_column(
+    q,
+    k,
+    v,
+    col,
+    temperature,
+    *,
+    mask=None,
+    dropout_p: float = 0.0,
+    multiple: int = 1,
+    causal: bool = False,
+):
     """softmax(t q k^T + col_j + mask) v without an n x n bias: one more channel on each side,
     [t q_i, 1] . [k_j, col_j] = t q_i . k_j + col_j, so SDPA keeps its fast kernels (an n x n bias
     that needs a gradient sends it to the slow one). temperature t: a number or (1 or heads) x 1 x
@@ -134,8 +169,9 @@ def attend_column(q, k, v, col, temperature, *, mask=None, dropout_p: float = 0.
     v = F.pad(v, (0, 1 + extra))
     if mask is not None:
         mask = mask.to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0,
-                                         is_causal=causal)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0, is_causal=causal
+    )
     return out[..., :d]
 
 
@@ -148,9 +184,18 @@ class SelfAttention(nn.Module):
 
     variant = "?"
 
-    def __init__(self, d_model: int, heads: int, *, bias: bool = True, out_bias: bool | None = None,
-                 scale: str = "head", attn_dropout: float = 0.0, fused: bool = True,
-                 init: str = "xavier"):
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        *,
+        bias: bool = True,
+        out_bias: bool | None = None,
+        scale: str = "head",
+        attn_dropout: float = 0.0,
+        fused: bool = True,
+        init: str = "xavier",
+    ):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
@@ -238,14 +283,31 @@ class SelfAttention(nn.Module):
         column = self.column_terms(m, k.shape[2]) if self.fused and not need_weights else None
         if column is not None:  # the fast exact form: a per-key bias as one more channel
             alpha, col = column
-            out = attend_column(self.query(x, k, context), k, v, col,
-                                self.scale if alpha is None else self.scale * alpha, mask=mask,
-                                dropout_p=dropout_p, multiple=8 if k.is_cuda else 1, causal=causal)
+            out = attend_column(
+                self.query(x, k, context),
+                k,
+                v,
+                col,
+                self.scale if alpha is None else self.scale * alpha,
+                mask=mask,
+                dropout_p=dropout_p,
+                multiple=8 if k.is_cuda else 1,
+                causal=causal,
+            )
             attn = None
         else:
             q, bias = self._scaled_query(x, k, context)
-            out, attn = attend(q, k, v, bias=bias, mask=mask, fused=self.fused, dropout_p=dropout_p,
-                               need_weights=need_weights, causal=causal)
+            out, attn = attend(
+                q,
+                k,
+                v,
+                bias=bias,
+                mask=mask,
+                fused=self.fused,
+                dropout_p=dropout_p,
+                need_weights=need_weights,
+                causal=causal,
+            )
         out = self.out_proj(out.transpose(1, 2).reshape(b, m, self.d_model))
         return (out, attn) if need_weights else out
 
@@ -290,8 +352,10 @@ class KVAttention(SelfAttention):
         if context is None:
             return k
         if self.cross is None:
-            raise ValueError(f"{self.variant} attention was built for self-attention only; build it "
-                             f"with cross='qk' or 'kk' to attend to a context")
+            raise ValueError(
+                f"{self.variant} attention was built for self-attention only; build it "
+                f"with cross='qk' or 'kk' to attend to a context"
+            )
         proj = self.q_proj if self.cross == "qk" else self.k_proj
         return self.split_heads(proj(x))
 
@@ -305,8 +369,17 @@ class PositionalTerm:
     pos_per_head: one map per head instead of one per layer (the char-LM reference).
     """
 
-    def __init__(self, d_model, heads, *, pos_dim: int = 10, max_len: int = 512,
-                 pos_per_head: bool = False, pos_form: str = "auto", **options):
+    def __init__(
+        self,
+        d_model,
+        heads,
+        *,
+        pos_dim: int = 10,
+        max_len: int = 512,
+        pos_per_head: bool = False,
+        pos_form: str = "auto",
+        **options,
+    ):
         super().__init__(d_model, heads, **options)
         if pos_form not in POS_FORMS:
             raise ValueError(f"pos_form must be one of {POS_FORMS}, got {pos_form!r}")
@@ -330,15 +403,18 @@ class PositionalTerm:
 
     def _check_len(self, m, n):
         if max(m, n) > self.max_len:
-            raise ValueError(f"sequence of {max(m, n)} tokens exceeds {self.variant} "
-                             f"max_len={self.max_len}")
+            raise ValueError(
+                f"sequence of {max(m, n)} tokens exceeds {self.variant} max_len={self.max_len}"
+            )
 
     def score_terms(self, m, n=None):
         n = m if n is None else n
         self._check_len(m, n)
         w, b = self.map_pos.weight, self.map_pos.bias  # maps x pos_dim, maps
         alpha = w.sum(-1)[:, None, None]
-        bias = torch.einsum("ijp,mp->mij", self.pos_table[:m, :n], w) + b[:, None, None]  # P[:m, :n]
+        bias = (
+            torch.einsum("ijp,mp->mij", self.pos_table[:m, :n], w) + b[:, None, None]
+        )  # P[:m, :n]
         return alpha, bias
 
     def column_terms(self, m, n):

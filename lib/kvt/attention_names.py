@@ -6,7 +6,6 @@ import ast
 from functools import cache
 from pathlib import Path
 
-
 # The class of attention.py whose subclasses project queries: d x d projections Q, K, V, O (4);
 # every other variant has K, V and O only (3).
 QUERY_CLASS = "QKVAttention"
@@ -21,8 +20,12 @@ def _registry() -> tuple[dict[str, str], dict[str, list[str]]]:
         if isinstance(node, ast.ClassDef):
             bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
             for deco in node.decorator_list:
-                if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "register"
-                        and deco.args and isinstance(deco.args[0], ast.Constant)):
+                if (
+                    isinstance(deco, ast.Call)
+                    and getattr(deco.func, "id", None) == "register"
+                    and deco.args
+                    and isinstance(deco.args[0], ast.Constant)
+                ):
                     registered[deco.args[0].value] = node.name
     return registered, bases
 

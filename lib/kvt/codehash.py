@@ -2,8 +2,9 @@
 
 Snakemake does not track Python imports, so every train and eval job gets, as a param, a hash of
 the package files its code can execute: the modules its entry points import, transitively
-(`import` statements anywhere in a module, lazy ones inside functions included, and the
-`__init__.py` of every package on the way, which importing a submodule runs). Editing any of them
+(`import` statements anywhere in a module, lazy ones inside functions included, but not in
+its `if __name__ == "__main__":` part, and the `__init__.py` of every package on the way, which
+importing a submodule runs). Editing any of them
 reruns the job; editing a module it cannot reach (another family's model, the report) does not.
 Read with `ast`, without importing anything: the DAG is built without torch.
 """
@@ -34,18 +35,33 @@ def _parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+def _is_main_guard(node) -> bool:
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+        and any(
+            isinstance(c, ast.Constant) and c.value == "__main__" for c in node.test.comparators
+        )
+    )
+
+
 def _imports(path: Path, module: str) -> set[str]:
     """Dotted names of the modules (and of names in modules) that the source of `module` imports."""
     is_package = path.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    # a module's `if __name__ == "__main__":` part runs as a command, never on import
+    body = [node for node in tree.body if not _is_main_guard(node)]
+    for node in (n for top in body for n in ast.walk(top)):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 anchor = package.split(".")
-                anchor = anchor[:len(anchor) - (node.level - 1)]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join(anchor + ([node.module] if node.module else []))
             else:
                 base = node.module

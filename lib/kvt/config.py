@@ -19,6 +19,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .codehash import files_hash, imported_files
 from .families import FAMILIES, ConfigError  # noqa: F401  (ConfigError is part of this API)
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -57,8 +58,10 @@ def coerce(value, schema: dict):
     if isinstance(value, dict):
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")
-        return {k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}))
-                for k, v in value.items()}
+        return {
+            k: coerce(v, props.get(k, extra if isinstance(extra, dict) else {}))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [coerce(v, schema.get("items", {})) for v in value]
     if not isinstance(value, str):
@@ -118,16 +121,22 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
     preset = overrides.get("preset", config.get("preset", "paper"))
     presets = config.get("presets", {})
     if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(presets) or '(none defined)'}")
+        raise ConfigError(
+            f"unknown preset {preset!r}; choose one of {', '.join(presets) or '(none defined)'}"
+        )
     merged = deep_merge(deep_merge(config, presets[preset]), overrides)
     for name in FAMILIES:
         if merged.get(name) is None:  # an empty section in config.yaml: all defaults
             merged[name] = {}
     merged = fill_defaults(coerce(merged, schema), schema)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(merged), key=lambda e: list(e.path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(merged), key=lambda e: list(e.path)
+    )
     if errors:
         lines = [f"  {_where(e.path)}: {e.message}" for e in errors[:10]]
-        raise ConfigError("invalid configuration (preset " + repr(preset) + "):\n" + "\n".join(lines))
+        raise ConfigError(
+            "invalid configuration (preset " + repr(preset) + "):\n" + "\n".join(lines)
+        )
     for name in merged["families"]:  # the schema checks every section; these, what will run
         if FAMILIES[name].check is not None:
             FAMILIES[name].check(merged[name])
@@ -141,7 +150,9 @@ def load_config(overrides: dict | None = None, root: Path = Path(".")) -> dict:
     path = Path(root) / "config.yaml"
     if not path.exists():
         raise ConfigError(f"no {path}: run from the repository root")
-    return resolve(deep_merge(yaml.safe_load(path.read_text()), overrides), overrides, load_schema())
+    return resolve(
+        deep_merge(yaml.safe_load(path.read_text()), overrides), overrides, load_schema()
+    )
 
 
 def parse_overrides(args, strict: bool = True) -> dict:
@@ -172,20 +183,25 @@ def code_hash(root: Path, files=None, exclude: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()[:16]
 
 
-# Modules of kvt/ that no run executes: editing them reruns no train or eval job.
-NOT_RUN_CODE = ("report", "bench", "preflight.py")
+# Parts of kvt/ that no train or eval job's result depends on: the report (hashed on its own:
+# editing it reruns tables and figures only) and the benchmarks. Their imports are not followed.
+NOT_RUN_CODE = ("report", "bench")
+
+
+def run_modules(fam) -> list[str]:
+    """The entry points of a family's jobs: its declaration (the module of its config dataclass),
+    its runtime module and the job functions the scripts call."""
+    return [fam.config.__module__, fam.module, "kvt.jobs"]
 
 
 def family_code_hashes(package: Path) -> dict[str, str]:
-    """{family: hash of its own files plus every shared module}: editing one family's model
-    reruns that family's jobs only; editing a shared module (attention, trainer) reruns all.
-    The report code is hashed on its own (it reruns tables and figures only); the benchmarks and
-    the preflight are in no run's hash."""
-    owned = {f for fam in FAMILIES.values() for f in fam.code}
-    shared = [str(p.relative_to(package)) for p in Path(package).rglob("*.py")
-              if p.relative_to(package).parts[0] not in NOT_RUN_CODE
-              and str(p.relative_to(package)) not in owned]
-    return {name: code_hash(package, shared + list(fam.code)) for name, fam in FAMILIES.items()}
+    """{family: hash of the package files its jobs can run} (kvt.codehash: its entry points and
+    everything they import): editing a family's model, data loader or any module it imports
+    reruns its jobs; editing another family's files, the report or the benchmarks does not."""
+    return {
+        name: files_hash(package, imported_files(package, run_modules(fam), skip=NOT_RUN_CODE))
+        for name, fam in FAMILIES.items()
+    }
 
 
 def main(argv=None) -> None:

@@ -27,9 +27,11 @@ def setup(job):
     torch.set_num_threads(max(1, int(job.threads)))
     device = pick_device(job.params.device, slots=int(job.config.get("gpu_slots", 1)))
     configure_precision(job.params.get("precision", "fp32"))
-    print(f"device {device}, {torch.get_num_threads()} threads, CUDA_VISIBLE_DEVICES="
-          f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}, SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
-          file=sys.stderr)
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, CUDA_VISIBLE_DEVICES="
+        f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}, SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '')}",
+        file=sys.stderr,
+    )
     return device
 
 
@@ -43,16 +45,31 @@ def train_job(job) -> None:
     device = setup(job)
     # keep_last and compile are read here, not params: toggling them reruns nothing
     keep_last = bool(job.config.get("keep_last", False))
-    options = runner.Options(precision=job.params.precision, compile=bool(job.config.get("compile")))
+    options = runner.Options(
+        precision=job.params.precision, compile=bool(job.config.get("compile"))
+    )
     if isinstance(job.params.hparams, list):
         models = [Path(m) for m in job.output.model]
-        runner.train_together([dict(hp) for hp in job.params.hparams], [m.parent for m in models],
-                              models, device, inputs=inputs(job), keep_last=keep_last,
-                              options=options)
+        runner.train_together(
+            [dict(hp) for hp in job.params.hparams],
+            [m.parent for m in models],
+            models,
+            device,
+            inputs=inputs(job),
+            keep_last=keep_last,
+            options=options,
+        )
         return
     model = Path(job.output.model)
-    runner.train(dict(job.params.hparams), model.parent, model, device, inputs=inputs(job),
-                 keep_last=keep_last, options=options)
+    runner.train(
+        dict(job.params.hparams),
+        model.parent,
+        model,
+        device,
+        inputs=inputs(job),
+        keep_last=keep_last,
+        options=options,
+    )
 
 
 def eval_job(job) -> None:
@@ -61,6 +78,7 @@ def eval_job(job) -> None:
     models, results = job.input.model, job.output.result
     pairs = zip(models, results) if isinstance(models, list) else [(models, results)]
     for model, out in pairs:
-        result = runner.test(Path(model), Path(out), device, inputs=inputs(job),
-                             precision=job.params.precision)
+        result = runner.test(
+            Path(model), Path(out), device, inputs=inputs(job), precision=job.params.precision
+        )
         print(f"test {model}: {result}", file=sys.stderr)

@@ -23,8 +23,11 @@ def failed(results, since: float = 0.0) -> list[str]:
     """Datasets whose data job wrote a log at or after `since` but left no manifest, sorted."""
     results = Path(results)
     logs = sorted((results / "logs" / "data").glob("*.log"))
-    return [log.stem for log in logs
-            if log.stat().st_mtime >= since and not (results / "data" / f"{log.stem}.json").is_file()]
+    return [
+        log.stem
+        for log in logs
+        if log.stat().st_mtime >= since and not (results / "data" / f"{log.stem}.json").is_file()
+    ]
 
 
 def folder_holds(dataset: str) -> str | None:
@@ -74,8 +77,12 @@ def report(results, data_dir: str, since: float = 0.0) -> str:
     names = failed(results, since)
     if not names:
         return ""
-    lines = [(f"kvt: {len(names)} dataset(s) could not be prepared, so the jobs that need them "
-              "did not run (every other job did):")]
+    lines = [
+        (
+            f"kvt: {len(names)} dataset(s) could not be prepared, so the jobs that need them "
+            "did not run (every other job did):"
+        )
+    ]
     for name in names:
         log = results / "logs" / "data" / f"{name}.log"
         lines.append(f"  {name}: its data job failed ({log}: {why(log)})")
@@ -85,8 +92,10 @@ def report(results, data_dir: str, since: float = 0.0) -> str:
             continue
         lines.append(f"    stage it: {stage_command(name, data_dir, python=python_command())}")
         lines.append(f"    FOLDER holds {holds}")
-    lines.append("  Then run the same command again: what finished is not run again. "
-                 "docs/data.md: where each dataset comes from.")
+    lines.append(
+        "  Then run the same command again: what finished is not run again. "
+        "docs/data.md: where each dataset comes from."
+    )
     return "\n".join(lines)
 
 
@@ -98,7 +107,7 @@ def main(argv=None) -> int:
     if "--since" in args:
         at = args.index("--since")
         since = float(args[at + 1])
-        del args[at:at + 2]
+        del args[at : at + 2]
     try:
         config = load_config(parse_overrides(args, strict=False))
     except ConfigError:

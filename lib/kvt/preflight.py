@@ -36,12 +36,18 @@ def gpus() -> list[str]:
         out = subprocess.run([exe, "-L"], check=False, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return [line for line in out.stdout.splitlines() if line.startswith("GPU")] if out.returncode == 0 else []
+    return (
+        [line for line in out.stdout.splitlines() if line.startswith("GPU")]
+        if out.returncode == 0
+        else []
+    )
 
 
 def core_gflops(seconds: float = 0.3) -> float:
     """One core's float32 matmul rate (GFLOP/s), measured now: best of repeated 256^3 products."""
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ[
+        "MKL_NUM_THREADS"
+    ] = "1"
     import numpy as np  # after the thread settings: BLAS reads them when it loads
 
     a = np.random.default_rng(0).standard_normal((256, 256), dtype=np.float32)
@@ -50,7 +56,7 @@ def core_gflops(seconds: float = 0.3) -> float:
         t = time.perf_counter()
         a @ a
         best = min(best, time.perf_counter() - t)
-    return 2 * 256 ** 3 / best / 1e9
+    return 2 * 256**3 / best / 1e9
 
 
 def workload(config: dict) -> dict[str, tuple[int, float]]:
@@ -62,8 +68,14 @@ def workload(config: dict) -> dict[str, tuple[int, float]]:
     for name in config["families"]:
         fam, section = FAMILIES[name], config[name]
         runs = fam.runs(section, config["attentions"], config["seeds"])
-        flops = sum(train_flops(hp, fam.workload(hp, section)) for hp in
-                    (fam.hparams(section, *run) for run in runs)) if fam.workload else 0.0
+        flops = (
+            sum(
+                train_flops(hp, fam.workload(hp, section))
+                for hp in (fam.hparams(section, *run) for run in runs)
+            )
+            if fam.workload
+            else 0.0
+        )
         out[name] = (len(runs), flops)
     return out
 
@@ -78,10 +90,16 @@ def notice(config: dict, gflops: float, cores: int) -> str:
     """What the configured preset costs on this machine's CPUs, per family."""
     work = cpu_hours(config, gflops)
     total = sum(hours for _, hours in work.values())
-    lines = [(f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
-              f"{config['preset']!r} preset would train on the CPU."),
-             (f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
-              f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):")]
+    lines = [
+        (
+            f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
+            f"{config['preset']!r} preset would train on the CPU."
+        ),
+        (
+            f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
+            f"hours on this machine's {cores} cores (one core: {gflops:.0f} GFLOP/s measured):"
+        ),
+    ]
     for name, (runs, hours) in work.items():
         lines.append(f"    {name:<12} {runs:>4} runs  {_hours(hours):>8} CPU-hours")
     return "\n".join(lines)
@@ -93,12 +111,16 @@ def _hours(h: float) -> str:
 
 def gpu_hint(config: dict, found: list[str]) -> str | None:
     """How small runs can share a GPU, unless the config already shares it."""
-    if config["gpu_slots"] > 1 or any(config[name].get("joint_seeds") for name in config["families"]):
+    if config["gpu_slots"] > 1 or any(
+        config[name].get("joint_seeds") for name in config["families"]
+    ):
         return None
-    return ("kvt: one job per GPU at a time. Small runs can share a GPU: add --config gpu_slots=8 "
-            "and `joint_seeds: true` in a family's section (e.g. \"<family>={joint_seeds: true}\"), "
-            f"and --resources gpu={8 * len(found)} (and precision=bf16 for speed over the paper's "
-            "float32 numbers); docs/performance.md: On a GPU.")
+    return (
+        "kvt: one job per GPU at a time. Small runs can share a GPU: add --config gpu_slots=8 "
+        'and `joint_seeds: true` in a family\'s section (e.g. "<family>={joint_seeds: true}"), '
+        f"and --resources gpu={8 * len(found)} (and precision=bf16 for speed over the paper's "
+        "float32 numbers); docs/performance.md: On a GPU."
+    )
 
 
 AUTO_FROM, AUTO_TO = "paper", "cpu"  # without a GPU, a preset not asked for on the command line
@@ -126,21 +148,30 @@ def main(argv=None) -> int:
     print(notice(config, gflops, cores), file=sys.stderr)
     if "preset" not in overrides and config["preset"] == AUTO_FROM:
         try:
-            auto = load_config({**overrides, "preset": AUTO_TO})  # the cpu preset with these overrides
+            auto = load_config(
+                {**overrides, "preset": AUTO_TO}
+            )  # the cpu preset with these overrides
         except ConfigError as err:
             print(err, file=sys.stderr)
             return 1
         hours = sum(h for _, h in cpu_hours(auto, gflops).values())
-        print(f"  So this runs the {AUTO_TO!r} preset instead: every task and variant, reduced "
-              f"(estimate: {_hours(hours)} CPU-hours, about {_hours(hours / cores)} hours here; "
-              "README: Presets). `make run PRESET=paper` runs the paper preset here anyway; "
-              "docs/cluster.md: a SLURM cluster.", file=sys.stderr)
+        print(
+            f"  So this runs the {AUTO_TO!r} preset instead: every task and variant, reduced "
+            f"(estimate: {_hours(hours)} CPU-hours, about {_hours(hours / cores)} hours here; "
+            "README: Presets). `make run PRESET=paper` runs the paper preset here anyway; "
+            "docs/cluster.md: a SLURM cluster.",
+            file=sys.stderr,
+        )
         print(AUTO_TO)
         return 0
     dry = any(a in ("-n", "--dry-run", "--dryrun") for a in args)
     if config["preset"] == AUTO_FROM and sys.stdin.isatty() and not dry:
-        print(f"  Starting in {WAIT_S} s; press Ctrl-C to stop (`make run` without PRESET runs "
-              f"the {AUTO_TO!r} preset here).", file=sys.stderr, flush=True)
+        print(
+            f"  Starting in {WAIT_S} s; press Ctrl-C to stop (`make run` without PRESET runs "
+            f"the {AUTO_TO!r} preset here).",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             time.sleep(WAIT_S)
         except KeyboardInterrupt:

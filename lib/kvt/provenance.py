@@ -14,8 +14,9 @@ def _git(*args: str, cwd: Path) -> str | None:
     try:
         # No optional index lock: concurrent jobs in one checkout all ask git at their start.
         env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-        out = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -38,7 +39,9 @@ def provenance(device, cwd: Path | None = None) -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "host": platform.node(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "threads": torch.get_num_threads(),

@@ -8,16 +8,29 @@ from .jsonfiles import write_json
 from .provenance import now, provenance
 
 
-def start_record(run_dir: Path, hparams: dict, device, n_params: int, previous: dict,
-                 flops: int | None = None, options: dict | None = None) -> dict:
+def start_record(
+    run_dir: Path,
+    hparams: dict,
+    device,
+    n_params: int,
+    previous: dict,
+    flops: int | None = None,
+    options: dict | None = None,
+) -> dict:
     """run.json at the start of a run; `previous` is the record a resumed checkpoint carried;
     flops: matmul FLOPs of one forward pass on one example; options: how it computes
     (runner.Options)."""
-    record = {"status": "running", "hparams": hparams, "options": options or {},
-              "n_params": n_params, "flops": flops,
-              **provenance(device),
-              "start_time": previous.get("start_time", now()), "end_time": None,
-              "resumed_at": previous.get("resumed_at", []) + ([now()] if previous else [])}
+    record = {
+        "status": "running",
+        "hparams": hparams,
+        "options": options or {},
+        "n_params": n_params,
+        "flops": flops,
+        **provenance(device),
+        "start_time": previous.get("start_time", now()),
+        "end_time": None,
+        "resumed_at": previous.get("resumed_at", []) + ([now()] if previous else []),
+    }
     write_json(record, Path(run_dir) / "run.json")
     return record
 

@@ -14,10 +14,18 @@ import torch
 from .experiments.base import Experiment
 from .families import family
 from .jsonfiles import write_json
+from .precision import autocast
+from .precision import check as check_precision
 from .runfiles import finish_record, load_weights, start_record
-from .precision import autocast, check as check_precision
-from .trainer import (Trainer, TrainConfig, atomic_save, evaluate, fit_together, load_checkpoint,
-                      seed_everything)
+from .trainer import (
+    TrainConfig,
+    Trainer,
+    atomic_save,
+    evaluate,
+    fit_together,
+    load_checkpoint,
+    seed_everything,
+)
 
 
 def experiment(name: str) -> Experiment:
@@ -25,8 +33,10 @@ def experiment(name: str) -> Experiment:
     module = family(name).module
     found = getattr(importlib.import_module(module), "EXPERIMENT", None)
     if not isinstance(found, Experiment):
-        raise TypeError(f"family {name!r}: its runtime module {module} defines no EXPERIMENT, an "
-                        "instance of kvt.experiments.base.Experiment")
+        raise TypeError(
+            f"family {name!r}: its runtime module {module} defines no EXPERIMENT, an "
+            "instance of kvt.experiments.base.Experiment"
+        )
     return found
 
 
@@ -39,6 +49,7 @@ class Options:
     """How a run computes, beside its hparams (the config's top level; recorded in run.json).
     precision: kvt.precision's fp32 | tf32 | bf16 (changes the numbers: a run's checkpoint is
     resumed only with the same precision). compile: torch.compile the model for training."""
+
     precision: str = "fp32"
     compile: bool = False
 
@@ -49,14 +60,23 @@ class Options:
 @dataclass
 class Prepared:
     """A run set up to train: its trainer, run.json record and paths."""
+
     hp: dict
     trainer: Trainer
     record: dict
     model_path: Path
 
 
-def prepare(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inputs=None,
-            options: Options = Options(), label: str = "") -> Prepared:
+def prepare(
+    hp: dict,
+    run_dir: Path,
+    model_path: Path,
+    device,
+    on_step=None,
+    inputs=None,
+    options: Options = Options(),
+    label: str = "",
+) -> Prepared:
     """Seed, build the model and data, and a trainer that resumes from run_dir/last.pt if there
     is one; write run.json (status running)."""
     rt, run_dir, inputs = experiment(hp["family"]), Path(run_dir), dict(inputs or {})
@@ -69,14 +89,28 @@ def prepare(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inp
     flops = forward_flops(model, next(train_data.batches(0)), rt.step)
     if options.compile:
         model.compile()  # in place: the state_dict keeps its names
-    trainer = Trainer(model, train_data, rt.eval_data(hp, "val", inputs), rt.step,
-                      train_config(hp), run_dir, device, on_step=on_step,
-                      select_on=rt.select_on(hp), val_metrics=rt.val_scorer(hp, inputs, device),
-                      precision=options.precision, label=label)
-    record = start_record(run_dir, hp, device, n_params, previous=trainer.meta, flops=flops,
-                          options=asdict(options))
-    trainer.meta = {**{k: record[k] for k in ("start_time", "resumed_at")}, "hparams": hp,
-                    "options": asdict(options)}
+    trainer = Trainer(
+        model,
+        train_data,
+        rt.eval_data(hp, "val", inputs),
+        rt.step,
+        train_config(hp),
+        run_dir,
+        device,
+        on_step=on_step,
+        select_on=rt.select_on(hp),
+        val_metrics=rt.val_scorer(hp, inputs, device),
+        precision=options.precision,
+        label=label,
+    )
+    record = start_record(
+        run_dir, hp, device, n_params, previous=trainer.meta, flops=flops, options=asdict(options)
+    )
+    trainer.meta = {
+        **{k: record[k] for k in ("start_time", "resumed_at")},
+        "hparams": hp,
+        "options": asdict(options),
+    }
     return Prepared(hp, trainer, record, Path(model_path))
 
 
@@ -84,18 +118,36 @@ def conclude(run: Prepared, chosen: dict) -> dict:
     """Write the chosen weights and the finished run.json; return the record. The weights file
     also holds the last weights (`last`) where they are not the chosen ones, and the last step
     (`last_step`), so that the eval job tests both: the reference tested its last weights."""
-    weights = {"model": chosen["state"], "hparams": run.hp, "step": chosen["step"],
-               "select": chosen["select"], "last_step": run.trainer.step}
+    weights = {
+        "model": chosen["state"],
+        "hparams": run.hp,
+        "step": chosen["step"],
+        "select": chosen["select"],
+        "last_step": run.trainer.step,
+    }
     if chosen["step"] != run.trainer.step:
         weights["last"] = run.trainer.last()["state"]
     atomic_save(weights, run.model_path)
     result = {k: v for k, v in chosen.items() if k != "state"}
-    return finish_record(run.trainer.run_dir, run.record, selected=result, steps=run.trainer.step,
-                         train_seconds=round(run.trainer.elapsed, 3))
+    return finish_record(
+        run.trainer.run_dir,
+        run.record,
+        selected=result,
+        steps=run.trainer.step,
+        train_seconds=round(run.trainer.elapsed, 3),
+    )
 
 
-def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, inputs=None,
-          keep_last: bool = False, options: Options = Options()) -> dict:
+def train(
+    hp: dict,
+    run_dir: Path,
+    model_path: Path,
+    device,
+    on_step=None,
+    inputs=None,
+    keep_last: bool = False,
+    options: Options = Options(),
+) -> dict:
     """Train one run; write metrics.csv, last.pt, run.json and the selected weights to model_path.
     keep_last: keep last.pt after the run completes (not a hyperparameter: toggling it reruns
     nothing)."""
@@ -106,15 +158,24 @@ def train(hp: dict, run_dir: Path, model_path: Path, device, on_step=None, input
     return record
 
 
-def train_together(hps: list[dict], run_dirs: list[Path], model_paths: list[Path], device,
-                   on_step=None, inputs=None, keep_last: bool = False,
-                   options: Options = Options()) -> list[dict]:
+def train_together(
+    hps: list[dict],
+    run_dirs: list[Path],
+    model_paths: list[Path],
+    device,
+    on_step=None,
+    inputs=None,
+    keep_last: bool = False,
+    options: Options = Options(),
+) -> list[dict]:
     """Train several runs (the seeds of one configuration) in one process, step by step in turn
     (trainer.fit_together): each writes exactly the files, and numbers, of `train` alone. Every
     last.pt stays until all runs are done: a job killed after some runs finished resumes those at
     their end and writes their files again, without training them again."""
-    runs = [prepare(hp, d, m, device, on_step, inputs, options, label=f"seed {hp['seed']}: ")
-            for hp, d, m in zip(hps, run_dirs, model_paths)]
+    runs = [
+        prepare(hp, d, m, device, on_step, inputs, options, label=f"seed {hp['seed']}: ")
+        for hp, d, m in zip(hps, run_dirs, model_paths)
+    ]
     chosen = fit_together([run.trainer for run in runs])
     records = [conclude(run, c) for run, c in zip(runs, chosen)]
     if not keep_last:
@@ -149,8 +210,11 @@ def forward_flops(model, batch, step_fn) -> int:
             total += 2 * m * n * module.map_pos.in_features * module.map_pos.out_features
 
     hooks = [m.register_forward_hook(linear) for m in model.modules() if isinstance(m, nn.Linear)]
-    hooks += [m.register_forward_hook(attention, with_kwargs=True) for m in model.modules()
-              if isinstance(m, SelfAttention)]
+    hooks += [
+        m.register_forward_hook(attention, with_kwargs=True)
+        for m in model.modules()
+        if isinstance(m, SelfAttention)
+    ]
     training = model.training
     model.eval()
     try:
@@ -176,8 +240,11 @@ def drop_stale_checkpoint(run_dir: Path, hp: dict, options: Options = Options())
     if old != hp:
         changed = sorted(k for k in set(old) | set(hp) if old.get(k) != hp.get(k))
         last.replace(last.with_name("last.stale.pt"))
-        print(f"{last} was written with other hparams ({', '.join(changed)}): starting afresh; "
-              "the old checkpoint is kept as last.stale.pt", file=sys.stderr)
+        print(
+            f"{last} was written with other hparams ({', '.join(changed)}): starting afresh; "
+            "the old checkpoint is kept as last.stale.pt",
+            file=sys.stderr,
+        )
 
 
 def load_model(model_path: Path, device):
@@ -214,10 +281,14 @@ def test(model_path: Path, out_path: Path, device, inputs=None, precision: str =
             last = measure(model, hp, inputs, device, Path(tmp), precision)
     elif "last_step" in ckpt:
         last = metrics
-    result = {**{f"test_{k}": v for k, v in metrics.items()},
-              **{f"last_test_{k}": v for k, v in last.items()},
-              "test_size": hp.get("test_size"), "step": ckpt["step"], "select": ckpt["select"],
-              **({"last_step": ckpt["last_step"]} if last else {}),
-              "n_params": sum(p.numel() for p in model.parameters())}
+    result = {
+        **{f"test_{k}": v for k, v in metrics.items()},
+        **{f"last_test_{k}": v for k, v in last.items()},
+        "test_size": hp.get("test_size"),
+        "step": ckpt["step"],
+        "select": ckpt["select"],
+        **({"last_step": ckpt["last_step"]} if last else {}),
+        "n_params": sum(p.numel() for p in model.parameters()),
+    }
     write_json(result, Path(out_path))
     return result

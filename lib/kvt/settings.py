@@ -23,42 +23,55 @@ def setting(default, doc: str, *, run: bool = True, **schema):
 
 
 def scale_setting(default: str):
-    return setting(default, "Score scale, head (1/sqrt(d/h)) or model (1/sqrt(d)).",
-                   enum=["head", "model"])
+    return setting(
+        default, "Score scale, head (1/sqrt(d/h)) or model (1/sqrt(d)).", enum=["head", "model"]
+    )
 
 
 def pos_dim_setting(default: int):
     return setting(default, "Channels p of the 2D table of kv_pos.", minimum=1)
 
 
-def pos_per_head_setting(default: bool = False,
-                         doc: str = "One map_pos per head instead of one per layer."):
+def pos_per_head_setting(
+    default: bool = False, doc: str = "One map_pos per head instead of one per layer."
+):
     return setting(default, doc)
 
 
 def init_setting(default: str):
-    return setting(default, "Initialisation of the attention projections: fused (the reference's "
-                   "tutorial-6 init: [W_Q; W_K; W_V] or [W_K; W_V] as one xavier-uniform matrix, "
-                   "W_O xavier, biases zero, map_pos xavier), xavier (each matrix on its own, "
-                   "map_pos PyTorch's default) or torch (PyTorch's defaults).",
-                   enum=["fused", "xavier", "torch"])
+    return setting(
+        default,
+        "Initialisation of the attention projections: fused (the reference's "
+        "tutorial-6 init: [W_Q; W_K; W_V] or [W_K; W_V] as one xavier-uniform matrix, "
+        "W_O xavier, biases zero, map_pos xavier), xavier (each matrix on its own, "
+        "map_pos PyTorch's default) or torch (PyTorch's defaults).",
+        enum=["fused", "xavier", "torch"],
+    )
 
 
 def sdpa_setting():
-    return setting(True, "Use PyTorch's scaled_dot_product_attention (false: the manual path, "
-                   "which computes the same attention step by step).")
+    return setting(
+        True,
+        "Use PyTorch's scaled_dot_product_attention (false: the manual path, "
+        "which computes the same attention step by step).",
+    )
 
 
 def pos_form_setting():
-    return setting("auto", "How the sdpa path adds kv_pos's positional term (docs/attention.md): "
-                   "channel (one more channel of q and k), bias (an n x n bias into SDPA), or "
-                   "auto (channel once the keys outnumber twice the head width). The same "
-                   "numbers up to rounding; a speed choice.", enum=list(POS_FORMS))
+    return setting(
+        "auto",
+        "How the sdpa path adds kv_pos's positional term (docs/attention.md): "
+        "channel (one more channel of q and k), bias (an n x n bias into SDPA), or "
+        "auto (channel once the keys outnumber twice the head width). The same "
+        "numbers up to rounding; a speed choice.",
+        enum=list(POS_FORMS),
+    )
 
 
 @dataclass(kw_only=True)
 class AttentionSettings:
     """The attention layers' settings (defaults: a family overrides where its reference differs)."""
+
     scale: str = scale_setting("head")
     pos_dim: int = pos_dim_setting(10)
     pos_per_head: bool = pos_per_head_setting()
@@ -68,5 +81,11 @@ class AttentionSettings:
 
     def attention_options(self) -> dict:
         """The keyword options of kvt.attention.build_attention these settings make."""
-        return {"scale": self.scale, "pos_dim": self.pos_dim, "pos_per_head": self.pos_per_head,
-                "fused": self.sdpa, "init": self.init, "pos_form": self.pos_form}
+        return {
+            "scale": self.scale,
+            "pos_dim": self.pos_dim,
+            "pos_per_head": self.pos_per_head,
+            "fused": self.sdpa,
+            "init": self.init,
+            "pos_form": self.pos_form,
+        }

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .precision import autocast, check as check_precision
+from .precision import autocast
+from .precision import check as check_precision
 
 CHECKPOINT_VERSION = 3  # 3: plain types only, loaded with weights_only=True
 OPTIMIZERS = ("adam", "adamw")
@@ -90,7 +91,7 @@ class TensorBatches:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.tensors[0]), generator=gen).to(self.tensors[0].device)
         for i in range(start, self.steps_per_epoch):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
 
     def batches(self, start_step: int = 0):
@@ -114,7 +115,10 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
             ramp = min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0
             return ramp * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
         if cfg.schedule == "noam":
-            return min((step + 1) / max(1, cfg.warmup_steps), math.sqrt(max(1, cfg.warmup_steps) / (step + 1)))
+            return min(
+                (step + 1) / max(1, cfg.warmup_steps),
+                math.sqrt(max(1, cfg.warmup_steps) / (step + 1)),
+            )
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         return 1.0
@@ -125,8 +129,11 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 def rng_state() -> dict:
     """Every RNG's state in types torch.load(weights_only=True) accepts (tensors, tuples, ints)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -160,14 +167,21 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, foreign or older file: say which, never train over it
         code = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        detail = (f"it holds a {code.group(1)} object, not plain data" if code else
-                  str(err).splitlines()[0])
-        raise RuntimeError(f"cannot read checkpoint {path} (a checkpoint of this version "
-                           f"({CHECKPOINT_VERSION}) holds tensors and plain data only): {detail}. "
-                           "Delete it to start this run from scratch.") from err
+        detail = (
+            f"it holds a {code.group(1)} object, not plain data"
+            if code
+            else str(err).splitlines()[0]
+        )
+        raise RuntimeError(
+            f"cannot read checkpoint {path} (a checkpoint of this version "
+            f"({CHECKPOINT_VERSION}) holds tensors and plain data only): {detail}. "
+            "Delete it to start this run from scratch."
+        ) from err
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
-        raise RuntimeError(f"{path} is not a checkpoint of this version ({CHECKPOINT_VERSION}); "
-                           "delete it to start this run from scratch")
+        raise RuntimeError(
+            f"{path} is not a checkpoint of this version ({CHECKPOINT_VERSION}); "
+            "delete it to start this run from scratch"
+        )
     return ckpt
 
 
@@ -185,7 +199,9 @@ class Progress:
             return
         rate = step / max(1e-9, time.time() - self.t0)
         bar = "#" * int(30 * step / self.total)
-        self.stream.write(f"\r[{bar:<30}] {step}/{self.total} loss {float(loss):.4f} {rate:.1f} it/s")
+        self.stream.write(
+            f"\r[{bar:<30}] {step}/{self.total} loss {float(loss):.4f} {rate:.1f} it/s"
+        )
         self.stream.flush()
 
     def message(self, text: str) -> None:
@@ -194,7 +210,9 @@ class Progress:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, step_fn, device, precision: str = "fp32") -> dict[str, float]:
+def evaluate(
+    model: nn.Module, batches, step_fn, device, precision: str = "fp32"
+) -> dict[str, float]:
     """{metric: value} over `batches`, with the model in eval mode. step_fn returns `loss` (the
     batch mean), `count` (items in the batch) and named sums over the items (e.g. `acc`: the
     number correct); loss becomes the item-weighted mean, every sum a mean per item."""
@@ -233,16 +251,32 @@ class Trainer:
     and `done` let `fit_together` interleave several trainers step by step.
     """
 
-    def __init__(self, model: nn.Module, train, val_batches: Callable[[], object], step_fn,
-                 cfg: TrainConfig, run_dir: Path, device, on_step=None,
-                 select_on: tuple[str, str] = ("val_acc", "max"), val_metrics=None,
-                 precision: str = "fp32", label: str = ""):
+    def __init__(
+        self,
+        model: nn.Module,
+        train,
+        val_batches: Callable[[], object],
+        step_fn,
+        cfg: TrainConfig,
+        run_dir: Path,
+        device,
+        on_step=None,
+        select_on: tuple[str, str] = ("val_acc", "max"),
+        val_metrics=None,
+        precision: str = "fp32",
+        label: str = "",
+    ):
         self.model, self.train, self.val_batches = model.to(device), train, val_batches
         if hasattr(train, "to"):
             train.to(device)  # data held in memory live on the device: no copy per step
         self.precision, self.label = check_precision(precision), label
         self.val_metrics = val_metrics
-        self.step_fn, self.cfg, self.device, self.on_step = step_fn, cfg, torch.device(device), on_step
+        self.step_fn, self.cfg, self.device, self.on_step = (
+            step_fn,
+            cfg,
+            torch.device(device),
+            on_step,
+        )
         if select_on[1] not in ("max", "min"):
             raise ValueError(f"select_on direction must be max or min, got {select_on[1]!r}")
         self.select_on = select_on
@@ -253,9 +287,16 @@ class Trainer:
         self.spe = getattr(train, "steps_per_epoch", None)
         self.total_steps, self.val_steps = self._schedule()
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                             weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.total_steps))
+        self.optimizer = opt(
+            model.parameters(),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(cfg, self.total_steps)
+        )
         self.step, self.elapsed = 0, 0.0
         self.best = {"step": -1, "state": None, "metrics": None}
         # Summed on the device (float64: as Python floats summed the values), read at validations
@@ -290,11 +331,20 @@ class Trainer:
         return torch.zeros((), dtype=dtype, device=self.device)
 
     def _state(self) -> dict:
-        return {"version": CHECKPOINT_VERSION, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "step": self.step, "elapsed": self.elapsed, "best": self.best, "rng": rng_state(),
-                "loss_sum": float(self.loss_sum), "loss_count": self.loss_count, "rows": self.rows,
-                "meta": self.meta}
+        return {
+            "version": CHECKPOINT_VERSION,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "best": self.best,
+            "rng": rng_state(),
+            "loss_sum": float(self.loss_sum),
+            "loss_count": self.loss_count,
+            "rows": self.rows,
+            "meta": self.meta,
+        }
 
     def _resume(self) -> bool:
         if not self.last_path.exists():
@@ -345,11 +395,14 @@ class Trainer:
         raise FloatingPointError(
             f"non-finite training loss ({float(self._bad_loss)}) at step {bad}{epoch}; the last "
             f"good checkpoint (step {self.saved_step}) stays in {self.last_path}. Lower the "
-            "learning rate or check the data.")
+            "learning rate or check the data."
+        )
 
     def _validate(self) -> None:
         self._check_finite()
-        metrics = evaluate(self.model, self.val_batches(), self.step_fn, self.device, self.precision)
+        metrics = evaluate(
+            self.model, self.val_batches(), self.step_fn, self.device, self.precision
+        )
         val = {f"val_{k}": v for k, v in metrics.items()}
         if self.val_metrics is not None:
             self.model.eval()
@@ -358,8 +411,14 @@ class Trainer:
         train_loss = float(self.loss_sum) / self.loss_count if self.loss_count else float("nan")
         self.loss_sum, self.loss_count = self._zero(), 0
         epoch = round(self.step / self.spe, 4) if self.spe else None
-        row = {"step": self.step, "epoch": epoch, "wall_time": round(self.elapsed, 3),
-               "train_loss": train_loss, **val, "lr": self.optimizer.param_groups[0]["lr"]}
+        row = {
+            "step": self.step,
+            "epoch": epoch,
+            "wall_time": round(self.elapsed, 3),
+            "train_loss": train_loss,
+            **val,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
         self.rows.append(row)
         self._write_metrics([row])
         if self._better(val):
@@ -367,8 +426,10 @@ class Trainer:
             self.best = {"step": self.step, "state": state, "metrics": val}
         where = f"epoch {epoch:.2f} " if epoch is not None else ""
         scores = " ".join(f"{k[4:]} {v:.4f}" for k, v in val.items())
-        self.log.message(f"{self.label}step {self.step}/{self.total_steps} {where}train {train_loss:.4f} "
-                         f"val {scores} ({self.elapsed:.0f}s)")
+        self.log.message(
+            f"{self.label}step {self.step}/{self.total_steps} {where}train {train_loss:.4f} "
+            f"val {scores} ({self.elapsed:.0f}s)"
+        )
         atomic_save(self._state(), self.last_path)
         self.saved_step = self.step
 
@@ -441,8 +502,12 @@ class Trainer:
         """The weights chosen by cfg.select, with the step and validation scores they had."""
         if self.cfg.select == "last":
             return {**self.last(), "select": "last"}
-        return {"state": self.best["state"], "step": self.best["step"], "select": "best",
-                **self.best["metrics"]}
+        return {
+            "state": self.best["state"],
+            "step": self.best["step"],
+            "select": "best",
+            **self.best["metrics"],
+        }
 
 
 @contextlib.contextmanager

@@ -3,9 +3,8 @@ random tokens it must echo."""
 
 import torch
 import torch.nn.functional as F
-
 from kvt.experiments.base import Experiment
-from kvt.experiments.common import fields_from
+from kvt.models.config import fields_from
 from kvt.models.synthetic import SequenceClassifier, SyntheticModelConfig
 from kvt.trainer import TensorBatches
 

@@ -4,10 +4,22 @@ per-token classifier copies random tokens. Its runtime: toy_experiment.py."""
 
 from dataclasses import dataclass
 
-from kvt.families.base import (AttentionSettings, Family, TableRecipe, TinyCase, Workload, axis,
-                               eval_runtime_setting, group_setting, joint_seeds_setting,
-                               mem_mb_setting, pos_dim_setting, runtime_setting, select_setting,
-                               setting)
+from kvt.families.base import (
+    AttentionSettings,
+    Family,
+    TableRecipe,
+    TinyCase,
+    Workload,
+    axis,
+    eval_runtime_setting,
+    group_setting,
+    joint_seeds_setting,
+    mem_mb_setting,
+    pos_dim_setting,
+    runtime_setting,
+    select_setting,
+    setting,
+)
 
 TASKS = ("echo",)
 
@@ -21,7 +33,9 @@ class ToyGrid:
 
 @dataclass
 class ToyConfig(AttentionSettings):
-    tasks: list[str] = setting(list(TASKS), "Tasks to run.", run=False, minItems=1, uniqueItems=True)
+    tasks: list[str] = setting(
+        list(TASKS), "Tasks to run.", run=False, minItems=1, uniqueItems=True
+    )
     grid: ToyGrid = setting(ToyGrid(), "Hyperparameter grid.", run=False)
     seq_len: int = setting(8, "Tokens per sequence.", minimum=1)
     train_size: int = setting(256, "Training sequences.", minimum=1)
@@ -42,8 +56,12 @@ class ToyConfig(AttentionSettings):
 
 
 def workload(hp: dict, section: dict) -> Workload:
-    return Workload(tokens=hp["epochs"] * hp["train_size"] * hp["seq_len"], seq=hp["seq_len"],
-                    mlp=2, blocks=hp["depth"])
+    return Workload(
+        tokens=hp["epochs"] * hp["train_size"] * hp["seq_len"],
+        seq=hp["seq_len"],
+        mlp=2,
+        blocks=hp["depth"],
+    )
 
 
 FAMILY = Family(
@@ -52,7 +70,6 @@ FAMILY = Family(
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
     module="toy_experiment",
-    code=(),
     table=TableRecipe(metric="test_acc", label="per-token accuracy"),
     doc="A toy experiment from the test suite (tests/plugins).",
     order=99,

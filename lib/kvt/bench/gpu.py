@@ -29,12 +29,14 @@ from ..preflight import workload
 from ..report.tables import markdown
 from . import write_rows
 from .step import CASES, VARIANTS, prepare
-from .timing import sync, device_meta
+from .timing import device_meta, sync
 
-NOTE = ("GPU-hours: each family's training matmul FLOPs in the paper preset (as kvt.preflight counts "
-        "them) / the harmonic mean of the GFLOP/s measured for it here. Training matmuls only: no "
-        "evaluation, data loading or per-job overhead. Runs sharing a GPU (config gpu_slots) can "
-        "lower the wall time further.")
+NOTE = (
+    "GPU-hours: each family's training matmul FLOPs in the paper preset (as kvt.preflight counts "
+    "them) / the harmonic mean of the GFLOP/s measured for it here. Training matmuls only: no "
+    "evaluation, data loading or per-job overhead. Runs sharing a GPU (config gpu_slots) can "
+    "lower the wall time further."
+)
 
 
 def device_name(device: torch.device) -> str:
@@ -44,7 +46,9 @@ def device_name(device: torch.device) -> str:
         return name
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         return name
     return f"{model}, {name}"
@@ -76,23 +80,33 @@ def seconds_per_step(call, device: torch.device, steps: int, warmup: int) -> flo
     return (time.perf_counter() - start) / steps
 
 
-def run_variant(config: dict, case, variant: str, precision: str, device: torch.device,
-                steps: int, warmup: int) -> dict:
+def run_variant(
+    config: dict, case, variant: str, precision: str, device: torch.device, steps: int, warmup: int
+) -> dict:
     bench = prepare(config, case, variant, device, precision)
     t = seconds_per_step(bench.call, device, steps, warmup)
     b = bench.hp["batch_size"]
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-    return {"family": case.family, "task": case.task, "cfg": bench.hp["cfg"], "variant": variant,
-            "precision": precision, "batch": b, "samples_per_s": round(b / t, 1),
-            "tokens_per_s": round(tokens_per_sample(bench.model, bench.batch) * b / t),
-            "gflop_per_s": round(3 * bench.flops * b / t / 1e9, 2),
-            "peak_mib": None if peak is None else round(peak, 1)}
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {
+        "family": case.family,
+        "task": case.task,
+        "cfg": bench.hp["cfg"],
+        "variant": variant,
+        "precision": precision,
+        "batch": b,
+        "samples_per_s": round(b / t, 1),
+        "tokens_per_s": round(tokens_per_sample(bench.model, bench.batch) * b / t),
+        "gflop_per_s": round(3 * bench.flops * b / t / 1e9, 2),
+        "peak_mib": None if peak is None else round(peak, 1),
+    }
 
 
 def progress(row: dict) -> str:
     peak = "" if row["peak_mib"] is None else f", peak {row['peak_mib']:,.0f} MiB"
-    return (f"{row['precision']} {row['family']} {row['task']} {row['cfg']} {row['variant']}: "
-            f"{row['samples_per_s']:,.0f} samples/s, {row['gflop_per_s']:,.1f} GFLOP/s{peak}")
+    return (
+        f"{row['precision']} {row['family']} {row['task']} {row['cfg']} {row['variant']}: "
+        f"{row['samples_per_s']:,.0f} samples/s, {row['gflop_per_s']:,.1f} GFLOP/s{peak}"
+    )
 
 
 def estimate(config: dict, rows: list[dict]) -> list[dict]:
@@ -103,21 +117,42 @@ def estimate(config: dict, rows: list[dict]) -> list[dict]:
         part = []
         for family in dict.fromkeys(r["family"] for r in rows if r["family"] in work):
             # harmonic mean: the time of equal FLOPs at each measured rate
-            rate = statistics.harmonic_mean([r["gflop_per_s"] for r in rows if r["family"] == family
-                                             and r["precision"] == precision])
+            rate = statistics.harmonic_mean(
+                [
+                    r["gflop_per_s"]
+                    for r in rows
+                    if r["family"] == family and r["precision"] == precision
+                ]
+            )
             runs, flops = work[family]
-            part.append({"family": family, "precision": precision, "runs": runs,
-                         "train_pflop": round(flops / 1e15, 1), "gflop_per_s": round(rate, 2),
-                         "gpu_hours": round(flops / (rate * 1e9) / 3600, 2)})
-        out += part + [{"family": "total", "precision": precision, "runs": sum(p["runs"] for p in part),
-                        "train_pflop": round(sum(p["train_pflop"] for p in part), 1),
-                        "gflop_per_s": None, "gpu_hours": round(sum(p["gpu_hours"] for p in part), 2)}]
+            part.append(
+                {
+                    "family": family,
+                    "precision": precision,
+                    "runs": runs,
+                    "train_pflop": round(flops / 1e15, 1),
+                    "gflop_per_s": round(rate, 2),
+                    "gpu_hours": round(flops / (rate * 1e9) / 3600, 2),
+                }
+            )
+        out += part + [
+            {
+                "family": "total",
+                "precision": precision,
+                "runs": sum(p["runs"] for p in part),
+                "train_pflop": round(sum(p["train_pflop"] for p in part), 1),
+                "gflop_per_s": None,
+                "gpu_hours": round(sum(p["gpu_hours"] for p in part), 2),
+            }
+        ]
     return out
 
 
 def table(rows: list[dict]) -> str:
-    cells = [["" if v is None else f"{v:,}" if isinstance(v, (int, float)) else v for v in r.values()]
-             for r in rows]
+    cells = [
+        ["" if v is None else f"{v:,}" if isinstance(v, (int, float)) else v for v in r.values()]
+        for r in rows
+    ]
     align = "".join("r" if isinstance(v, (int, float)) else "l" for v in rows[0].values())
     return markdown(list(rows[0]), cells, align)
 
@@ -135,8 +170,14 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per family and variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
     parser.add_argument("--precision", nargs="+", choices=prec.PRECISIONS, default=["fp32"])
-    parser.add_argument("--cases", nargs="+", metavar="FAMILY", choices=sorted({c.family for c in CASES}),
-                        default=sorted({c.family for c in CASES}), help="families to run")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="FAMILY",
+        choices=sorted({c.family for c in CASES}),
+        default=sorted({c.family for c in CASES}),
+        help="families to run",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench/gpu.csv"))
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
@@ -152,11 +193,18 @@ def main(argv=None) -> None:
                 row = run_variant(config, case, variant, precision, device, args.steps, args.warmup)
                 print(progress(row), file=sys.stderr, flush=True)
                 rows.append({"gpu": meta["gpu"], **row, "date": meta["date"]})
-    steps = (f"{args.steps} timed step(s) after {args.warmup} warm-up step(s) per case and variant, "
-             f"random data of each task's shapes, at its paper configuration (torch {meta['torch']}).")
+    steps = (
+        f"{args.steps} timed step(s) after {args.warmup} warm-up step(s) per case and variant, "
+        f"random data of each task's shapes, at its paper configuration (torch {meta['torch']})."
+    )
     print(write(rows, args.out, f"Training throughput on {meta['gpu']}: {steps}"))
-    print(write(estimate(config, rows), args.out.with_name("gpu_hours.csv"),
-                f"Paper preset on {meta['gpu']}. {NOTE}"))
+    print(
+        write(
+            estimate(config, rows),
+            args.out.with_name("gpu_hours.csv"),
+            f"Paper preset on {meta['gpu']}. {NOTE}",
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def literal_kv_pos(module, x, mask=None, context=None):
     k = module.split_heads(module.k_proj(source))
     v = module.split_heads(module.v_proj(source))
     q = module.query(x, k, context)
-    z = (module.scale * q @ k.transpose(-2, -1))[..., None] + module.pos_table[:m, :k.shape[2]]
+    z = (module.scale * q @ k.transpose(-2, -1))[..., None] + module.pos_table[:m, : k.shape[2]]
     w, bias = module.map_pos.weight, module.map_pos.bias  # maps x pos_dim
     if w.shape[0] == 1:
         scores = z @ w[0] + bias[0]
@@ -90,6 +90,7 @@ def candidates(shape: Shape, device) -> dict[str, tuple[str, nn.Module, callable
     """{candidate: (variant, module, forward(x, mask, context) -> out)}. A causal shape's mask is
     the causal one: our modules get causal=True instead, as the models call them, and
     MultiheadAttention the mask with its is_causal hint."""
+
     def ours(x, mask, ctx, m):
         return m(x, mask=None if shape.causal else mask, context=ctx, causal=shape.causal)
 
@@ -97,19 +98,36 @@ def candidates(shape: Shape, device) -> dict[str, tuple[str, nn.Module, callable
     for variant in ("qkv", "kv", "kv_pos"):
         for path in ("fused", "manual"):
             module = _variant(variant, shape, device, fused=path == "fused")
-            out[f"{variant} {path}"] = (variant, module, lambda x, mask, ctx, m=module: ours(x, mask, ctx, m))
+            out[f"{variant} {path}"] = (
+                variant,
+                module,
+                lambda x, mask, ctx, m=module: ours(x, mask, ctx, m),
+            )
     for form in ("channel", "bias"):
         module = _variant("kv_pos", shape, device, fused=True, pos_form=form)
-        out[f"kv_pos fused, {form} form"] = ("kv_pos", module,
-                                              lambda x, mask, ctx, m=module: ours(x, mask, ctx, m))
+        out[f"kv_pos fused, {form} form"] = (
+            "kv_pos",
+            module,
+            lambda x, mask, ctx, m=module: ours(x, mask, ctx, m),
+        )
     literal = _variant("kv_pos", shape, device, fused=False)
-    out["kv_pos literal"] = ("kv_pos", literal, lambda x, mask, ctx, m=literal: literal_kv_pos(m, x, mask, ctx))
+    out["kv_pos literal"] = (
+        "kv_pos",
+        literal,
+        lambda x, mask, ctx, m=literal: literal_kv_pos(m, x, mask, ctx),
+    )
     mha = nn.MultiheadAttention(shape.d_model, shape.heads, batch_first=True).to(device)
 
     def torch_mha(x, mask, ctx, m=mha):
         kv = x if ctx is None else ctx
-        return m(x, kv, kv, attn_mask=None if mask is None else mask[0, 0], need_weights=False,
-                 is_causal=shape.causal)[0]
+        return m(
+            x,
+            kv,
+            kv,
+            attn_mask=None if mask is None else mask[0, 0],
+            need_weights=False,
+            is_causal=shape.causal,
+        )[0]
 
     out["qkv torch.nn.MultiheadAttention"] = ("qkv", mha, torch_mha)
     return out
@@ -120,7 +138,11 @@ def run_shape(shape: Shape, device, repeats: int, warmup: int) -> list[dict]:
     x = torch.randn(shape.batch, shape.n, shape.d_model, generator=gen).to(device).requires_grad_()
     ctx = None
     if shape.context:
-        ctx = torch.randn(shape.batch, shape.context, shape.d_model, generator=gen).to(device).requires_grad_()
+        ctx = (
+            torch.randn(shape.batch, shape.context, shape.d_model, generator=gen)
+            .to(device)
+            .requires_grad_()
+        )
     mask = make_mask(shape.n, causal=True, device=device) if shape.causal else None
     grad = torch.randn(shape.batch, shape.n, shape.d_model, generator=gen).to(device)
     cands = candidates(shape, device)
@@ -128,20 +150,32 @@ def run_shape(shape: Shape, device, repeats: int, warmup: int) -> list[dict]:
     def step(fn):
         def call():
             fn(x, mask, ctx).backward(grad)
+
         return call
 
     def forward(fn):
         return lambda: fn(x, mask, ctx)
 
-    times = interleaved({name: step(fn) for name, (_, _, fn) in cands.items()}, device,
-                        repeats=repeats, warmup=warmup)
+    times = interleaved(
+        {name: step(fn) for name, (_, _, fn) in cands.items()},
+        device,
+        repeats=repeats,
+        warmup=warmup,
+    )
     rows = []
     for name, (variant, module, fn) in cands.items():
         peak = peak_bytes(step(fn), device)
-        rows.append({"shape": shape.name, "dims": shape.label(), "candidate": name, "variant": variant,
-                     "ms": round(times[name] * 1e3, 3),
-                     "saved_mib": round(saved_bytes(forward(fn)) / 2 ** 20, 2),
-                     "peak_mib": None if peak is None else round(peak / 2 ** 20, 2)})
+        rows.append(
+            {
+                "shape": shape.name,
+                "dims": shape.label(),
+                "candidate": name,
+                "variant": variant,
+                "ms": round(times[name] * 1e3, 3),
+                "saved_mib": round(saved_bytes(forward(fn)) / 2**20, 2),
+                "peak_mib": None if peak is None else round(peak / 2**20, 2),
+            }
+        )
     return rows
 
 
@@ -149,7 +183,12 @@ RATIOS = (  # (label, numerator, denominator, target or None)
     ("kv_pos / kv (fused)", "kv_pos fused", "kv fused", "<= 1.15"),
     ("kv / qkv (fused)", "kv fused", "qkv fused", None),
     ("qkv fused / MultiheadAttention", "qkv fused", "qkv torch.nn.MultiheadAttention", "<= 1.0"),
-    ("kv_pos bias form / channel form", "kv_pos fused, bias form", "kv_pos fused, channel form", None),
+    (
+        "kv_pos bias form / channel form",
+        "kv_pos fused, bias form",
+        "kv_pos fused, channel form",
+        None,
+    ),
     ("kv_pos literal / kv_pos fused", "kv_pos literal", "kv_pos fused", None),
 )
 
@@ -159,8 +198,14 @@ def ratios(rows: list[dict]) -> list[dict]:
     for shape in dict.fromkeys(r["shape"] for r in rows):
         ms = {r["candidate"]: r["ms"] for r in rows if r["shape"] == shape}
         for label, num, den, target in RATIOS:
-            out.append({"shape": shape, "ratio": label, "value": round(ms[num] / ms[den], 3),
-                        "target": target or ""})
+            out.append(
+                {
+                    "shape": shape,
+                    "ratio": label,
+                    "value": round(ms[num] / ms[den], 3),
+                    "target": target or "",
+                }
+            )
     return out
 
 
@@ -170,16 +215,29 @@ def markdown(rows: list[dict], summary: list[dict], meta: dict) -> str:
     labels = list(dict.fromkeys(s["ratio"] for s in summary))
     value = {(s["shape"], s["ratio"]): s["value"] for s in summary}
     target = {s["ratio"]: s["target"] for s in summary}
-    lines = [f"Attention layer, forward + backward, float32, on {meta['device']} (torch "
-             f"{meta['torch']}, {meta['date']}); medians of interleaved repetitions.", "",
-             "| ratio | " + " | ".join(shapes) + " | target |",
-             "| :-- | " + " | ".join("--:" for _ in shapes) + " | :-- |"]
-    lines += [f"| {label} | " + " | ".join(f"{value[(s, label)]:.2f}" for s in shapes)
-              + f" | {target[label]} |" for label in labels]
-    lines += ["", "| shape | candidate | ms | saved for backward (MiB) | peak (MiB) |",
-              "| :-- | :-- | --: | --: | --: |"]
-    lines += [f"| {r['shape']} ({r['dims']}) | {r['candidate']} | {r['ms']:.2f} | {r['saved_mib']:.1f} | "
-              f"{'' if r['peak_mib'] is None else r['peak_mib']} |" for r in rows]
+    lines = [
+        f"Attention layer, forward + backward, float32, on {meta['device']} (torch "
+        f"{meta['torch']}, {meta['date']}); medians of interleaved repetitions.",
+        "",
+        "| ratio | " + " | ".join(shapes) + " | target |",
+        "| :-- | " + " | ".join("--:" for _ in shapes) + " | :-- |",
+    ]
+    lines += [
+        f"| {label} | "
+        + " | ".join(f"{value[(s, label)]:.2f}" for s in shapes)
+        + f" | {target[label]} |"
+        for label in labels
+    ]
+    lines += [
+        "",
+        "| shape | candidate | ms | saved for backward (MiB) | peak (MiB) |",
+        "| :-- | :-- | --: | --: | --: |",
+    ]
+    lines += [
+        f"| {r['shape']} ({r['dims']}) | {r['candidate']} | {r['ms']:.2f} | {r['saved_mib']:.1f} | "
+        f"{'' if r['peak_mib'] is None else r['peak_mib']} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -188,8 +246,9 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--shapes", nargs="+", choices=[s.name for s in SHAPES],
-                        default=[s.name for s in SHAPES])
+    parser.add_argument(
+        "--shapes", nargs="+", choices=[s.name for s in SHAPES], default=[s.name for s in SHAPES]
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench/layer.csv"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)

@@ -41,9 +41,17 @@ def job_times(results: Path) -> list[dict]:
             if not records or not all(r.exists() for r in records):
                 continue
             inside = sum(json.loads(r.read_text()).get("train_seconds") for r in records)
-        rows.append({"family": family, "kind": kind, "run": run, "runs": len(folders),
-                     "wall_s": wall, "train_s": inside,
-                     "overhead_s": (wall - (inside or 0.0)) / len(folders)})
+        rows.append(
+            {
+                "family": family,
+                "kind": kind,
+                "run": run,
+                "runs": len(folders),
+                "wall_s": wall,
+                "train_s": inside,
+                "overhead_s": (wall - (inside or 0.0)) / len(folders),
+            }
+        )
     return rows
 
 
@@ -54,10 +62,16 @@ def summarize(rows: list[dict]) -> list[dict]:
         if not part:
             continue
         inside = [r["train_s"] for r in part if r["train_s"] is not None]
-        out.append({"kind": kind, "jobs": len(part), "runs": sum(r["runs"] for r in part),
-                    "median_wall_s": round(statistics.median(r["wall_s"] for r in part), 3),
-                    "median_train_s": round(statistics.median(inside), 3) if inside else None,
-                    "median_overhead_s": round(statistics.median(r["overhead_s"] for r in part), 3)})
+        out.append(
+            {
+                "kind": kind,
+                "jobs": len(part),
+                "runs": sum(r["runs"] for r in part),
+                "median_wall_s": round(statistics.median(r["wall_s"] for r in part), 3),
+                "median_train_s": round(statistics.median(inside), 3) if inside else None,
+                "median_overhead_s": round(statistics.median(r["overhead_s"] for r in part), 3),
+            }
+        )
     return out
 
 
@@ -68,16 +82,20 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     rows = job_times(args.results)
     if not rows:
-        sys.exit(f"no job benchmark files under {args.results / 'benchmarks'}: run the pipeline first")
+        sys.exit(
+            f"no job benchmark files under {args.results / 'benchmarks'}: run the pipeline first"
+        )
     out = args.out or args.results / "bench" / "overhead.csv"
     summary = summarize(rows)
     write_rows(rows, out)
     write_rows(summary, out.with_name(out.stem + "_summary.csv"))
     for s in summary:
-        print(f"{s['kind']:<5} {s['jobs']:>4} jobs, {s['runs']:>4} runs: median wall "
-              f"{s['median_wall_s']:.2f} s, in training "
-              f"{s['median_train_s'] if s['median_train_s'] is not None else '-'} s, overhead per "
-              f"run {s['median_overhead_s']:.2f} s (target for the smoke preset: < 2.5 s)")
+        print(
+            f"{s['kind']:<5} {s['jobs']:>4} jobs, {s['runs']:>4} runs: median wall "
+            f"{s['median_wall_s']:.2f} s, in training "
+            f"{s['median_train_s'] if s['median_train_s'] is not None else '-'} s, overhead per "
+            f"run {s['median_overhead_s']:.2f} s (target for the smoke preset: < 2.5 s)"
+        )
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -55,8 +55,10 @@ def run(family: str, cfg: str | None, variant: str, device, steps: int, top: int
     groups = defaultdict(float)
     for name, t in events:
         groups[group_of(name)] += t
-    print(f"{family} {hp['cfg']} {variant} on {device}: {total / steps / 1e3:.1f} ms of operator "
-          f"self time per step (batch {hp['batch_size']})")
+    print(
+        f"{family} {hp['cfg']} {variant} on {device}: {total / steps / 1e3:.1f} ms of operator "
+        f"self time per step (batch {hp['batch_size']})"
+    )
     for g, t in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"  {g:<10} {100 * t / total:5.1f}%")
     print("top operators by self time:")
@@ -75,8 +77,10 @@ def main(argv=None) -> None:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
     if args.cfg and not any(c.cfg == args.cfg for c in CASES):
-        parser.error(f"--cfg {args.cfg} is not a benchmark case; known: "
-                     f"{', '.join(c.cfg for c in CASES if c.cfg)}")
+        parser.error(
+            f"--cfg {args.cfg} is not a benchmark case; known: "
+            f"{', '.join(c.cfg for c in CASES if c.cfg)}"
+        )
     run(args.family, args.cfg, args.variant, torch.device(args.device), args.steps, args.top)
 
 

@@ -42,8 +42,9 @@ def cases() -> tuple[Case, ...]:
     """Every family's benchmark cases (its declaration's bench_cases), in the registry's order."""
     from ..families import FAMILIES
 
-    return tuple(Case(name, task, cfg) for name, fam in FAMILIES.items()
-                 for task, cfg in fam.bench_cases)
+    return tuple(
+        Case(name, task, cfg) for name, fam in FAMILIES.items() for task, cfg in fam.bench_cases
+    )
 
 
 CASES = cases()
@@ -67,6 +68,7 @@ def random_batch(hp: dict, gen: torch.Generator):
 class Bench:
     """One variant of a case, ready to time: `call()` runs one training step as the trainer does
     (forward and loss under the precision's autocast, backward, clip, Adam) on a fixed batch."""
+
     hp: dict
     model: nn.Module
     batch: tuple
@@ -91,6 +93,7 @@ def prepare(config: dict, case: Case, variant: str, device, precision: str = "fp
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
+
     return Bench(hp, model, batch, flops, call)
 
 
@@ -98,7 +101,7 @@ def _matmul(device, size: int = 1024):
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device)
     b = torch.randn(size, size, generator=gen).to(device)
-    return (lambda: a @ b), 2 * size ** 3
+    return (lambda: a @ b), 2 * size**3
 
 
 def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> list[dict]:
@@ -106,8 +109,12 @@ def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> lis
     for variant in VARIANTS:
         bench = prepare(config, case, variant, device)
         calls[variant] = bench.call
-        info[variant] = {"cfg": bench.hp["cfg"], "batch": bench.hp["batch_size"], "flops": bench.flops,
-                         "params": sum(p.numel() for p in bench.model.parameters())}
+        info[variant] = {
+            "cfg": bench.hp["cfg"],
+            "batch": bench.hp["batch_size"],
+            "flops": bench.flops,
+            "params": sum(p.numel() for p in bench.model.parameters()),
+        }
     peak_call, peak_flops = _matmul(device)
     calls[PEAK] = peak_call
     times = interleaved(calls, device, repeats=repeats, warmup=warmup)
@@ -116,10 +123,21 @@ def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> lis
     for variant in VARIANTS:
         i, t = info[variant], times[variant]
         achieved = 3 * i["flops"] * i["batch"] / t
-        rows.append({"family": case.family, "task": case.task, "cfg": i["cfg"], "variant": variant,
-                     "batch": i["batch"], "params": i["params"], "ms": round(t * 1e3, 3),
-                     "samples_per_s": round(i["batch"] / t, 1), "gflop_per_s": round(achieved / 1e9, 2),
-                     "peak_gflop_per_s": round(peak / 1e9, 2), "share_of_peak": float(f"{achieved / peak:.3g}")})
+        rows.append(
+            {
+                "family": case.family,
+                "task": case.task,
+                "cfg": i["cfg"],
+                "variant": variant,
+                "batch": i["batch"],
+                "params": i["params"],
+                "ms": round(t * 1e3, 3),
+                "samples_per_s": round(i["batch"] / t, 1),
+                "gflop_per_s": round(achieved / 1e9, 2),
+                "peak_gflop_per_s": round(peak / 1e9, 2),
+                "share_of_peak": float(f"{achieved / peak:.3g}"),
+            }
+        )
     return rows
 
 
@@ -128,20 +146,41 @@ def ratios(rows: list[dict]) -> list[dict]:
     for key in dict.fromkeys((r["family"], r["task"], r["cfg"]) for r in rows):
         ms = {r["variant"]: r for r in rows if (r["family"], r["task"], r["cfg"]) == key}
         name = f"{key[0]} {key[1]} {key[2]}"
-        out += [{"case": name, "ratio": "kv / qkv step", "value": round(ms["kv"]["ms"] / ms["qkv"]["ms"], 3)},
-                {"case": name, "ratio": "kv_pos / kv step", "value": round(ms["kv_pos"]["ms"] / ms["kv"]["ms"], 3)},
-                {"case": name, "ratio": "qkv share of matmul peak", "value": ms["qkv"]["share_of_peak"]}]
+        out += [
+            {
+                "case": name,
+                "ratio": "kv / qkv step",
+                "value": round(ms["kv"]["ms"] / ms["qkv"]["ms"], 3),
+            },
+            {
+                "case": name,
+                "ratio": "kv_pos / kv step",
+                "value": round(ms["kv_pos"]["ms"] / ms["kv"]["ms"], 3),
+            },
+            {
+                "case": name,
+                "ratio": "qkv share of matmul peak",
+                "value": ms["qkv"]["share_of_peak"],
+            },
+        ]
     return out
 
 
 def markdown(rows: list[dict], summary: list[dict], meta: dict) -> str:
-    lines = [f"Training step (forward, loss, backward, clip, Adam), float32, on {meta['device']} "
-             f"(torch {meta['torch']}, {meta['date']}); medians of interleaved repetitions, random "
-             "data of each task's shapes.", "",
-             "| family | task | configuration | variant | batch | ms / step | samples / s | GFLOP/s | "
-             "share of matmul peak |", "| :-- | :-- | :-- | :-- | --: | --: | --: | --: | --: |"]
-    lines += [f"| {r['family']} | {r['task']} | {r['cfg']} | {r['variant']} | {r['batch']} | {r['ms']:.1f} | "
-              f"{r['samples_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['share_of_peak']:.0%} |" for r in rows]
+    lines = [
+        f"Training step (forward, loss, backward, clip, Adam), float32, on {meta['device']} "
+        f"(torch {meta['torch']}, {meta['date']}); medians of interleaved repetitions, random "
+        "data of each task's shapes.",
+        "",
+        "| family | task | configuration | variant | batch | ms / step | samples / s | GFLOP/s | "
+        "share of matmul peak |",
+        "| :-- | :-- | :-- | :-- | --: | --: | --: | --: | --: |",
+    ]
+    lines += [
+        f"| {r['family']} | {r['task']} | {r['cfg']} | {r['variant']} | {r['batch']} | {r['ms']:.1f} | "
+        f"{r['samples_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['share_of_peak']:.0%} |"
+        for r in rows
+    ]
     lines += ["", "| case | ratio | value |", "| :-- | :-- | --: |"]
     lines += [f"| {s['case']} | {s['ratio']} | {s['value']:.3f} |" for s in summary]
     return "\n".join(lines) + "\n"

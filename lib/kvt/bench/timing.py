@@ -16,14 +16,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(candidates: dict[str, Callable[[], object]], device: torch.device, *,
-                repeats: int = 15, warmup: int = 3) -> dict[str, float]:
+def interleaved(
+    candidates: dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    repeats: int = 15,
+    warmup: int = 3,
+) -> dict[str, float]:
     """{name: median seconds of one call}, each candidate called warmup + repeats times, the
     order rotated every repetition."""
     names = list(candidates)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(warmup + repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             sync(device)
             start = time.perf_counter()
@@ -65,6 +70,9 @@ def device_meta(device: torch.device) -> dict:
     """What a benchmark's rows record about where they ran."""
     from datetime import date
 
-    name = (torch.cuda.get_device_name(device) if device.type == "cuda" else
-            f"cpu ({torch.get_num_threads()} threads)")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
     return {"device": name, "torch": torch.__version__, "date": date.today().isoformat()}

@@ -12,7 +12,6 @@ nothing here knows a dataset. Nothing here modifies a file already in the data f
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
@@ -79,16 +78,22 @@ def verified_root(manifest: str) -> Path:
     root = Path(info["root"])
     for rel, meta in info["files"].items():
         if not isinstance(meta, dict) or "sha256" not in meta:
-            raise ChecksumError(f"{manifest} records no sha256 for {rel} (an older format): delete "
-                                "it and rerun the pipeline to check the files again")
+            raise ChecksumError(
+                f"{manifest} records no sha256 for {rel} (an older format): delete "
+                "it and rerun the pipeline to check the files again"
+            )
         path = root / rel
         if not path.is_file():
-            raise FileNotFoundError(f"{path} (listed in {manifest}) is missing; stage it again, or "
-                                    "delete the manifest and rerun the data rule")
+            raise FileNotFoundError(
+                f"{path} (listed in {manifest}) is missing; stage it again, or "
+                "delete the manifest and rerun the data rule"
+            )
         if sha256(path) != meta["sha256"]:
-            raise ChecksumError(f"{path} changed since the data rule checked it (sha256 differs "
-                                f"from {manifest}); it was not used. Restore it or delete it and "
-                                "the manifest to fetch it again.")
+            raise ChecksumError(
+                f"{path} changed since the data rule checked it (sha256 differs "
+                f"from {manifest}); it was not used. Restore it or delete it and "
+                "the manifest to fetch it again."
+            )
     return root
 
 
@@ -148,8 +153,9 @@ def source_path(base, rel: str) -> str:
     if not is_url(base):
         return str(Path(base) / rel)
     if not base.lower().startswith(("http://", "https://", "file://")):
-        raise ValueError(f"base {base!r}: only http://, https://, file:// URLs or a local folder "
-                         "are supported")
+        raise ValueError(
+            f"base {base!r}: only http://, https://, file:// URLs or a local folder are supported"
+        )
     return f"{base.rstrip('/')}/{rel}"
 
 
@@ -165,12 +171,20 @@ class GaveUp(Exception):
     """`retry` stopped: `error` is the last attempt's, after `tries` attempts."""
 
     def __init__(self, error: BaseException, tries: int):
-        super().__init__(f"{tries} {'try' if tries == 1 else 'tries'}: {type(error).__name__}: {error}")
+        super().__init__(
+            f"{tries} {'try' if tries == 1 else 'tries'}: {type(error).__name__}: {error}"
+        )
         self.error, self.tries = error, tries
 
 
-def retry(attempt, *, retries: int, wait: float, errors=(OSError, http.client.HTTPException),
-          retryable=lambda error: True):
+def retry(
+    attempt,
+    *,
+    retries: int,
+    wait: float,
+    errors=(OSError, http.client.HTTPException),
+    retryable=lambda error: True,
+):
     """attempt()'s result, calling it up to `retries` times, `wait` seconds apart, while it raises
     one of `errors` that `retryable` accepts; then raise GaveUp (from the last error). Any other
     error propagates at once."""
@@ -209,15 +223,24 @@ def _copy_checked(source: str, dest: Path, expected: str, algorithm: str) -> Pat
         if actual != expected:
             raise ChecksumError(
                 f"{source} is truncated or altered: {algorithm} {actual}, expected {expected}. "
-                f"Nothing was written to {dest}; fix or replace the source.")
+                f"Nothing was written to {dest}; fix or replace the source."
+            )
         os.replace(tmp, dest)  # atomic: same folder, same filesystem
         return dest
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def fetch(source: str, dest, expected: str, *, algorithm: str = "sha256", retries: int = 3,
-          wait: float = 5.0, hint: str = "") -> Path:
+def fetch(
+    source: str,
+    dest,
+    expected: str,
+    *,
+    algorithm: str = "sha256",
+    retries: int = 3,
+    wait: float = 5.0,
+    hint: str = "",
+) -> Path:
     """dest, present and matching `expected` (its `algorithm` sum).
 
     An existing file is verified, never replaced: a mismatch raises ChecksumError (delete the file
@@ -232,53 +255,26 @@ def fetch(source: str, dest, expected: str, *, algorithm: str = "sha256", retrie
         if actual != expected:
             raise ChecksumError(
                 f"{dest} is truncated or altered: {algorithm} {actual}, expected {expected}. It was "
-                "not used. Delete it to fetch it again.")
+                "not used. Delete it to fetch it again."
+            )
         return dest
     if not is_url(source) and not Path(source).is_file():
-        raise FetchError(f"cannot fetch {source}: it does not exist; destination {dest} was not "
-                         f"written. {hint}".rstrip())
+        raise FetchError(
+            f"cannot fetch {source}: it does not exist; destination {dest} was not "
+            f"written. {hint}".rstrip()
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return retry(lambda: _copy_checked(source, dest, expected, algorithm), retries=retries,
-                     wait=wait, retryable=lambda e: _retryable(e, source))
+        return retry(
+            lambda: _copy_checked(source, dest, expected, algorithm),
+            retries=retries,
+            wait=wait,
+            retryable=lambda e: _retryable(e, source),
+        )
     except GaveUp as e:  # URLError, HTTPError, timeouts, short reads
-        raise FetchError(f"could not fetch {source} ({e}). Destination {dest} was not written. "
-                         f"{hint}".rstrip()) from e.error
-
-
-# ---------------------------------------------------------------------------------------------
-# The command line: stage one dataset from a local folder; what the data folder holds
-
-# A dataset's state, from the states of its files (the format modules' file_states).
-STATES = {"verified": "present and verified", "fixture": "fixtures (smoke preset / tests)",
-          "missing": "missing", "corrupt": "corrupt"}
-
-
-def _formats() -> dict:
-    """{dataset: its format module} of every dataset a data rule knows."""
-    from . import text, vision
-
-    return {**{name: vision for name in vision.DATASETS}, **{name: text for name in text.DATASET_SOURCES}}
-
-
-def dataset_state(states: dict[str, str]) -> str:
-    """One word for a dataset from {rel: verified | fixture | missing | corrupt} of its files:
-    corrupt if any file is, missing if any is (some present: say which in the details), else
-    fixture if any is, else verified (also for a dataset without files)."""
-    values = set(states.values())
-    for state in ("corrupt", "missing", "fixture"):
-        if state in values:
-            return state
-    return "verified"
-
-
-def _default_root() -> Path:
-    from ..config import ConfigError, load_config
-
-    try:
-        return Path(load_config()["data"]["dir"])
-    except ConfigError as e:
-        raise SystemExit(f"--root not given and the configuration cannot be read ({e}); give --root") from e
+        raise FetchError(
+            f"could not fetch {source} ({e}). Destination {dest} was not written. {hint}".rstrip()
+        ) from e.error
 
 
 def stage_command(dataset: str, root="data", folder: str = "FOLDER", python: str = "python") -> str:
@@ -286,67 +282,7 @@ def stage_command(dataset: str, root="data", folder: str = "FOLDER", python: str
     return f"{python} -m kvt.data.acquire stage {dataset} {folder} --root {root}"
 
 
-def _stage_command(args) -> int:
-    formats = _formats()
-    if args.dataset not in formats:
-        print(f"unknown dataset {args.dataset!r}; known: {', '.join(formats)}", file=sys.stderr)
-        return 2
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        print(f"{folder} is not a folder", file=sys.stderr)
-        return 2
-    root = Path(args.root) if args.root else _default_root()
-    try:
-        info = formats[args.dataset].stage_from(args.dataset, root, folder)
-    except (DataMissingError, DataCorruptError, ChecksumError, FetchError) as e:
-        print(f"{args.dataset}: not staged from {folder}.\n{e}", file=sys.stderr)
-        return 1
-    if not info["files"]:
-        print(f"{args.dataset}: nothing to stage ({info['source']} data, no files)")
-        return 0
-    print(f"{args.dataset}: {len(info['files'])} file(s) present and verified in {root}:")
-    for rel, meta in info["files"].items():
-        print(f"  {rel}  sha256 {meta['sha256'][:12]}")
-    return 0
+if __name__ == "__main__":  # the command line: kvt.data.commands (not part of any job's code)
+    from kvt.data.commands import main
 
-
-def _status_command(args) -> int:
-    root = Path(args.root) if args.root else _default_root()
-    print(f"data folder {root}:")
-    corrupt = False
-    for name, module in _formats().items():
-        states = module.file_states(name, root)
-        if not states:
-            print(f"  {name:14} no files (bundled with its library)")
-            continue
-        state = dataset_state(states)
-        corrupt |= state == "corrupt"
-        shown = [rel for rel, s in states.items() if s == state]
-        count = f" ({len(shown)} of {len(states)} files)" if state in ("missing", "corrupt") else ""
-        print(f"  {name:14} {STATES[state]}{count}")
-        if state == "corrupt" or (state == "missing" and len(shown) < len(states)):
-            print("".join(f"      {state}: {root / rel}\n" for rel in shown), end="")
-        if state != "verified" and state != "fixture":
-            print(f"      to stage: {stage_command(name, root)}")
-    return 1 if corrupt else 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kvt.data.acquire", description="Stage a "
-                                     "dataset from a local folder; the data folder's state.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    stage = commands.add_parser("stage", help="stage and verify one dataset from a local folder")
-    stage.add_argument("dataset", help="a dataset of the data rules: " + ", ".join(_formats()))
-    stage.add_argument("folder", help="the publishers' image archives, or a text mirror laid out "
-                       "like the raw-file URLs (data.text_base)")
-    status = commands.add_parser("status", help="per dataset: present and verified, missing, corrupt")
-    for sub in (stage, status):
-        sub.add_argument("--root", help="the data folder (default: the configuration's data.dir)")
-    args = parser.parse_args(argv)
-    return _stage_command(args) if args.command == "stage" else _status_command(args)
-
-
-if __name__ == "__main__":
-    from kvt.data import acquire  # the package's module, not this __main__ copy (one set of classes)
-
-    sys.exit(acquire.main())
+    sys.exit(main())

@@ -83,17 +83,26 @@ def _pickle_py2(obj) -> bytes:
 
 def _idx(array: np.ndarray) -> bytes:
     """IDX file: magic 0x0000 08 ndim (uint8), big-endian int32 dims, then the bytes."""
-    return struct.pack(">i", 0x800 + array.ndim) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
+    return (
+        struct.pack(">i", 0x800 + array.ndim)
+        + struct.pack(f">{array.ndim}i", *array.shape)
+        + array.tobytes()
+    )
 
 
 def _cifar_batch(x, y, label_key: str, batch_label: str, start: int, extra=None) -> dict:
-    entry = {"batch_label": batch_label, label_key: [int(v) for v in y],
-             "data": np.ascontiguousarray(x.reshape(len(x), -1)),  # N x 3072: R plane, G, B
-             "filenames": [f"fixture_{start + i:05d}.png" for i in range(len(x))]}
+    entry = {
+        "batch_label": batch_label,
+        label_key: [int(v) for v in y],
+        "data": np.ascontiguousarray(x.reshape(len(x), -1)),  # N x 3072: R plane, G, B
+        "filenames": [f"fixture_{start + i:05d}.png" for i in range(len(x))],
+    }
     return {**entry, **(extra or {})}
 
 
-def write_image_fixture(name: str, root, n_train: int = 600, n_test: int = 200, seed: int = 0) -> list[Path]:
+def write_image_fixture(
+    name: str, root, n_train: int = 600, n_test: int = 200, seed: int = 0
+) -> list[Path]:
     """Write small files of `name` under root in the exact formats torchvision reads (data from
     fixture_arrays); returns their paths. Not the real data: CIFAR loads need verify=False."""
     spec, root = spec_of(name), Path(root)
@@ -110,17 +119,43 @@ def write_image_fixture(name: str, root, n_train: int = 600, n_test: int = 200, 
         folder, parts = "cifar-10-batches-py", np.array_split(np.arange(n_train), 5)
         for b, idx in enumerate(parts, 1):
             files[f"{folder}/data_batch_{b}"] = _pickle_py2(
-                _cifar_batch(xtr[idx], ytr[idx], "labels", f"training batch {b} of 5", int(idx[0]) if len(idx) else 0))
-        files[f"{folder}/test_batch"] = _pickle_py2(_cifar_batch(xte, yte, "labels", "testing batch 1 of 1", 0))
+                _cifar_batch(
+                    xtr[idx],
+                    ytr[idx],
+                    "labels",
+                    f"training batch {b} of 5",
+                    int(idx[0]) if len(idx) else 0,
+                )
+            )
+        files[f"{folder}/test_batch"] = _pickle_py2(
+            _cifar_batch(xte, yte, "labels", "testing batch 1 of 1", 0)
+        )
         files[f"{folder}/batches.meta"] = _pickle_py2(
-            {"num_cases_per_batch": len(parts[0]), "label_names": [f"class_{i}" for i in range(10)], "num_vis": 3072})
+            {
+                "num_cases_per_batch": len(parts[0]),
+                "label_names": [f"class_{i}" for i in range(10)],
+                "num_vis": 3072,
+            }
+        )
     else:  # CIFAR100: fine labels 0..99; coarse = fine // 5 (20 superclasses)
         folder = "cifar-100-python"
         for fname, x, y, label in (("train", xtr, ytr, "training"), ("test", xte, yte, "testing")):
-            files[f"{folder}/{fname}"] = _pickle_py2(_cifar_batch(
-                x, y, "fine_labels", f"{label} batch 1 of 1", 0, {"coarse_labels": [int(v) // 5 for v in y]}))
-        files[f"{folder}/meta"] = _pickle_py2({"fine_label_names": [f"fine_{i}" for i in range(100)],
-                                               "coarse_label_names": [f"coarse_{i}" for i in range(20)]})
+            files[f"{folder}/{fname}"] = _pickle_py2(
+                _cifar_batch(
+                    x,
+                    y,
+                    "fine_labels",
+                    f"{label} batch 1 of 1",
+                    0,
+                    {"coarse_labels": [int(v) // 5 for v in y]},
+                )
+            )
+        files[f"{folder}/meta"] = _pickle_py2(
+            {
+                "fine_label_names": [f"fine_{i}" for i in range(100)],
+                "coarse_label_names": [f"coarse_{i}" for i in range(20)],
+            }
+        )
     return [write_atomic(root / rel, data) for rel, data in files.items()]
 
 
@@ -131,34 +166,63 @@ def image_counts(name: str) -> tuple[int, int]:
 def image_fixture_sums(name: str) -> dict[str, str]:
     """{rel: sha256} of the fixture files the data rule writes for `name` (deterministic)."""
     with tempfile.TemporaryDirectory() as tmp:
-        return {str(p.relative_to(tmp)): sha256(p) for p in write_image_fixture(name, tmp, *image_counts(name))}
+        return {
+            str(p.relative_to(tmp)): sha256(p)
+            for p in write_image_fixture(name, tmp, *image_counts(name))
+        }
 
 
 # ---------------------------------------------------------------------------------------------
 # Text: Tiny Shakespeare and Multi30k stand-ins
 
 _PLAY_NAMES = ["First Citizen", "Second Citizen", "Menenius", "Marcius", "Volumnia", "All"]
-_PLAY_WORDS = ("the and of to my i you that is in not be me it with your his this but for have he "
-               "what so will as our lord good king thy thee shall love come speak now well here "
-               "let must we no make more than all say know why tell hear").split()
+_PLAY_WORDS = (
+    "the and of to my i you that is in not be me it with your his this but for have he "
+    "what so will as our lord good king thy thee shall love come speak now well here "
+    "let must we no make more than all say know why tell hear"
+).split()
 # Parallel German/English pieces, so a model can learn a word-for-word mapping (with agreement).
 # nouns: (de singular, de plural, gender, en singular, en plural)
-_NOUNS = [("Hund", "Hunde", "m", "dog", "dogs"), ("Mann", "Männer", "m", "man", "men"),
-          ("Junge", "Jungen", "m", "boy", "boys"), ("Frau", "Frauen", "f", "woman", "women"),
-          ("Katze", "Katzen", "f", "cat", "cats"), ("Kind", "Kinder", "n", "child", "children"),
-          ("Mädchen", "Mädchen", "n", "girl", "girls")]
-_ADJECTIVES = [("groß", "big"), ("klein", "small"), ("braun", "brown"), ("jung", "young"), ("alt", "old")]
+_NOUNS = [
+    ("Hund", "Hunde", "m", "dog", "dogs"),
+    ("Mann", "Männer", "m", "man", "men"),
+    ("Junge", "Jungen", "m", "boy", "boys"),
+    ("Frau", "Frauen", "f", "woman", "women"),
+    ("Katze", "Katzen", "f", "cat", "cats"),
+    ("Kind", "Kinder", "n", "child", "children"),
+    ("Mädchen", "Mädchen", "n", "girl", "girls"),
+]
+_ADJECTIVES = [
+    ("groß", "big"),
+    ("klein", "small"),
+    ("braun", "brown"),
+    ("jung", "young"),
+    ("alt", "old"),
+]
 _NUMBERS = [("Zwei", "Two"), ("Drei", "Three")]
-_VERBS = [("läuft", "laufen", "runs", "run"), ("springt", "springen", "jumps", "jump"),
-          ("sitzt", "sitzen", "sits", "sit"), ("schläft", "schlafen", "sleeps", "sleep"),
-          ("spielt", "spielen", "plays", "play"), ("steht", "stehen", "stands", "stand")]
-_PLACES = [("im Park", "in the park"), ("am Strand", "on the beach"), ("auf der Straße", "on the street"),
-           ("im Schnee", "in the snow"), ("im Wasser", "in the water"), ("vor dem Haus", "in front of the house")]
+_VERBS = [
+    ("läuft", "laufen", "runs", "run"),
+    ("springt", "springen", "jumps", "jump"),
+    ("sitzt", "sitzen", "sits", "sit"),
+    ("schläft", "schlafen", "sleeps", "sleep"),
+    ("spielt", "spielen", "plays", "play"),
+    ("steht", "stehen", "stands", "stand"),
+]
+_PLACES = [
+    ("im Park", "in the park"),
+    ("am Strand", "on the beach"),
+    ("auf der Straße", "on the street"),
+    ("im Schnee", "in the snow"),
+    ("im Wasser", "in the water"),
+    ("vor dem Haus", "in front of the house"),
+]
 PAIR_COUNTS = {"train": 400, "val": 60, "test": 60}  # sentence pairs per Multi30k split
 
 
 def _pick(rng, items):
-    return items[int(rng.random() * len(items))]  # random() only: its sequence is stable across Pythons
+    return items[
+        int(rng.random() * len(items))
+    ]  # random() only: its sequence is stable across Pythons
 
 
 def _fixture_play(rng, n_chars: int = 8000) -> str:
@@ -181,8 +245,11 @@ def _fixture_pair(rng) -> tuple[str, str]:
         de = [num_de] + ([adj[0] + "e"] if adj else []) + [de_pl]
         en = [num_en] + ([adj[1]] if adj else []) + [en_pl]
     else:
-        de = [{"m": "Ein", "f": "Eine", "n": "Ein"}[gender]] + ([adj[0] + {"m": "er", "f": "e", "n": "es"}[gender]]
-                                                                 if adj else []) + [de_sg]
+        de = (
+            [{"m": "Ein", "f": "Eine", "n": "Ein"}[gender]]
+            + ([adj[0] + {"m": "er", "f": "e", "n": "es"}[gender]] if adj else [])
+            + [de_sg]
+        )
         en = ["An" if adj and adj[1][0] in "aeiou" else "A"] + ([adj[1]] if adj else []) + [en_sg]
     verb, place = _pick(rng, _VERBS), _pick(rng, _PLACES)
     de += [verb[1] if plural else verb[0], place[0]]
@@ -199,8 +266,10 @@ def write_text_fixtures(root, seed: int = 0) -> dict:
     targets = [root / rel for rel, _ in SOURCES.values()]
     present = [str(p) for p in targets if p.exists()]
     if present:
-        raise FileExistsError(f"write_text_fixtures({root}): refusing to overwrite existing data files "
-                              f"(fixtures go in a folder of their own): {', '.join(present)}")
+        raise FileExistsError(
+            f"write_text_fixtures({root}): refusing to overwrite existing data files "
+            f"(fixtures go in a folder of their own): {', '.join(present)}"
+        )
     rng = random.Random(seed)
     files = {SHAKESPEARE: _fixture_play(rng).encode("utf-8")}
     pairs, seen = [], set()
@@ -211,11 +280,13 @@ def write_text_fixtures(root, seed: int = 0) -> dict:
             pairs.append(pair)
     start = 0
     for split, n in PAIR_COUNTS.items():
-        chunk = pairs[start:start + n]
+        chunk = pairs[start : start + n]
         start += n
         for i, lang in enumerate(("de", "en")):
             text = "".join(pair[i] + "\n" for pair in chunk)
-            files[f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"] = gzip.compress(text.encode("utf-8"), mtime=0)
+            files[f"{MULTI30K}/{MULTI30K_SPLITS[split]}.{lang}.gz"] = gzip.compress(
+                text.encode("utf-8"), mtime=0
+            )
     manifest = {}
     for rel, data in files.items():
         write_atomic(root / rel, data)

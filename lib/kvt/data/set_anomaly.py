@@ -25,7 +25,9 @@ RANDOM_WEIGHTS_SEED = 0
 def _labels_array(labels) -> np.ndarray:
     labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be a 1D integer array, got shape {labels.shape} {labels.dtype}")
+        raise ValueError(
+            f"labels must be a 1D integer array, got shape {labels.shape} {labels.dtype}"
+        )
     return labels.astype(np.int64)
 
 
@@ -45,8 +47,10 @@ class SetSampler:
         self.set_size, self.n_classes, k = set_size, len(classes), set_size - 1
         if self.counts.min() < k:
             small = classes[self.counts < k]
-            raise ValueError(f"class(es) {small[:10].tolist()} have fewer than set_size-1={k} images "
-                             f"(smallest: {self.counts.min()})")
+            raise ValueError(
+                f"class(es) {small[:10].tolist()} have fewer than set_size-1={k} images "
+                f"(smallest: {self.counts.min()})"
+            )
         self.by_class = np.argsort(self.cls, kind="stable")  # image indices grouped by class
         self.starts = np.concatenate(([0], np.cumsum(self.counts)[:-1]))
 
@@ -63,7 +67,9 @@ class SetSampler:
             t = rng.integers(0, j + 1)
             taken = (local[:, :s] == t[:, None]).any(axis=1)
             local[:, s] = np.where(taken, j, t)
-        rows = np.concatenate((self.by_class[self.starts[set_cls][:, None] + local], odd[:, None]), axis=1)
+        rows = np.concatenate(
+            (self.by_class[self.starts[set_cls][:, None] + local], odd[:, None]), axis=1
+        )
         # Shuffle each row; the odd one (last column before the shuffle) lands uniformly anywhere.
         perm = np.argsort(rng.random((n_sets, self.set_size)), axis=1)
         members = np.take_along_axis(rows, perm, axis=1)
@@ -113,7 +119,9 @@ def _resnet34(weights: str):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             return resnet34(weights=None)
     if weights != "imagenet":
-        raise ValueError(f"unknown feature weights {weights!r}; choices: {', '.join(FEATURE_WEIGHTS)}")
+        raise ValueError(
+            f"unknown feature weights {weights!r}; choices: {', '.join(FEATURE_WEIGHTS)}"
+        )
     url = ResNet34_Weights.IMAGENET1K_V1.url
     path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
     model = resnet34(weights=None)
@@ -121,25 +129,36 @@ def _resnet34(weights: str):
         state = torch.load(path, map_location="cpu", weights_only=True)
     else:
         try:
-            state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False,
-                                                       check_hash=True)
+            state = torch.hub.load_state_dict_from_url(
+                url, map_location="cpu", progress=False, check_hash=True
+            )
         except Exception as err:
             raise RuntimeError(
                 f"the ImageNet ResNet-34 weights are not on this machine and the download failed "
                 f"(offline?): {err}. Fetch {url} elsewhere and place it at {path} (or set "
-                f"TORCH_HOME); `weights: random` runs without them (tests, smoke).") from err
+                f"TORCH_HOME); `weights: random` runs without them (tests, smoke)."
+            ) from err
     model.load_state_dict(state)
     return model
 
 
 @torch.no_grad()
-def extract_features(images: torch.Tensor, *, weights: str, image_size: int = 224, device="cpu",
-                     batch_size: int = 256, progress=None) -> torch.Tensor:
+def extract_features(
+    images: torch.Tensor,
+    *,
+    weights: str,
+    image_size: int = 224,
+    device="cpu",
+    batch_size: int = 256,
+    progress=None,
+) -> torch.Tensor:
     """N x 512 float32 features of a frozen ResNet-34 (fc removed), images N x 3 x H x W uint8
     resized to image_size (bilinear, antialiased) and ImageNet-normalised. progress: a callable
     given a line about every 10% of the batches."""
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected uint8 images N x 3 x H x W, got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"expected uint8 images N x 3 x H x W, got {images.dtype} {tuple(images.shape)}"
+        )
     model = _resnet34(weights)
     model.fc = torch.nn.Identity()
     model.eval().to(device)
@@ -149,9 +168,10 @@ def extract_features(images: torch.Tensor, *, weights: str, image_size: int = 22
     every = max(1, math.ceil(total / 10))
     out = []
     for i in range(total):
-        x = images[i * batch_size:(i + 1) * batch_size].to(device).float() / 255.0
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False,
-                          antialias=True)
+        x = images[i * batch_size : (i + 1) * batch_size].to(device).float() / 255.0
+        x = F.interpolate(
+            x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
+        )
         out.append(model((x - mean) / std).float().cpu())
         if progress is not None and ((i + 1) % every == 0 or i + 1 == total):
             progress(f"features: {i + 1}/{total} batches")
@@ -165,7 +185,12 @@ class _SetEpochs:
     partial batch (the tutorial's loader too). Subclasses turn a step's item indices into a batch."""
 
     def __init__(self, features: torch.Tensor, n_items: int, batch_size: int, seed: int):
-        self.features, self.batch_size, self.seed, self.n_items = features, batch_size, seed, n_items
+        self.features, self.batch_size, self.seed, self.n_items = (
+            features,
+            batch_size,
+            seed,
+            n_items,
+        )
         self.steps_per_epoch = n_items // batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n_items} training sets make no batch of {batch_size}")
@@ -179,15 +204,19 @@ class _SetEpochs:
 
     def _on_device(self, members: torch.Tensor, target: torch.Tensor):
         device = self.features.device
-        return (self.features[members.to(device, non_blocking=True)],
-                target.to(device, non_blocking=True))
+        return (
+            self.features[members.to(device, non_blocking=True)],
+            target.to(device, non_blocking=True),
+        )
 
     def epoch(self, epoch: int, start: int = 0):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(self.n_items, generator=gen)
         for i in range(start, self.steps_per_epoch):
-            yield self._batch(order[i * self.batch_size:(i + 1) * self.batch_size],
-                              epoch * self.steps_per_epoch + i)
+            yield self._batch(
+                order[i * self.batch_size : (i + 1) * self.batch_size],
+                epoch * self.steps_per_epoch + i,
+            )
 
     def batches(self, start_step: int = 0):
         """Endless batches of the global steps start_step, start_step + 1, ..."""
@@ -201,11 +230,19 @@ class SetBatches(_SetEpochs):
     """Batches of fixed sets (members, target as make_sets gives them), the same every epoch in
     another order (`resample_train: false`)."""
 
-    def __init__(self, features: torch.Tensor, members: torch.Tensor, target: torch.Tensor,
-                 batch_size: int, seed: int):
+    def __init__(
+        self,
+        features: torch.Tensor,
+        members: torch.Tensor,
+        target: torch.Tensor,
+        batch_size: int,
+        seed: int,
+    ):
         if members.dim() != 2 or target.shape != members.shape[:1]:
-            raise ValueError(f"members {tuple(members.shape)} and target {tuple(target.shape)} "
-                             "do not describe the same sets")
+            raise ValueError(
+                f"members {tuple(members.shape)} and target {tuple(target.shape)} "
+                "do not describe the same sets"
+            )
         super().__init__(features, len(members), batch_size, seed)
         self.members, self.target = members, target
 
@@ -230,18 +267,22 @@ class FreshSetBatches(_SetEpochs):
     def step_generator(self, step: int) -> np.random.Generator:
         """The generator of a step's draws: spawn_key keeps it apart from every other seed's and
         step's streams, and from the fixed sets' generators (plain integer seeds)."""
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(step,))))
+        return np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(step,)))
+        )
 
     def _batch(self, odd: torch.Tensor, step: int):
         members, target = self.sampler.draw(self.step_generator(step), odd.numpy())
         return self._on_device(torch.from_numpy(members), torch.from_numpy(target))
 
 
-def set_eval_batches(features: torch.Tensor, members: torch.Tensor, target: torch.Tensor,
-                     batch_size: int):
+def set_eval_batches(
+    features: torch.Tensor, members: torch.Tensor, target: torch.Tensor, batch_size: int
+):
     """A zero-argument callable returning the (x, y) batches of all sets, in order (validation/test)."""
+
     def batches():
         for i in range(0, len(members), batch_size):
-            yield features[members[i:i + batch_size]], target[i:i + batch_size]
+            yield features[members[i : i + batch_size]], target[i : i + batch_size]
 
     return batches

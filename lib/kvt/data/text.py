@@ -33,15 +33,34 @@ MULTI30K = "multi30k/dataset/master/data/task1/raw"
 MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 
 SOURCES: dict[str, tuple[str, str]] = {
-    "tinyshakespeare": (SHAKESPEARE, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
-    "multi30k.train.de": (f"{MULTI30K}/train.de.gz", "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6"),
-    "multi30k.train.en": (f"{MULTI30K}/train.en.gz", "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f"),
-    "multi30k.val.de": (f"{MULTI30K}/val.de.gz", "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a"),
-    "multi30k.val.en": (f"{MULTI30K}/val.en.gz", "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28"),
-    "multi30k.test.de": (f"{MULTI30K}/test_2016_flickr.de.gz",
-                         "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8"),
-    "multi30k.test.en": (f"{MULTI30K}/test_2016_flickr.en.gz",
-                         "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9"),
+    "tinyshakespeare": (
+        SHAKESPEARE,
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    ),
+    "multi30k.train.de": (
+        f"{MULTI30K}/train.de.gz",
+        "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    ),
+    "multi30k.train.en": (
+        f"{MULTI30K}/train.en.gz",
+        "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    ),
+    "multi30k.val.de": (
+        f"{MULTI30K}/val.de.gz",
+        "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    ),
+    "multi30k.val.en": (
+        f"{MULTI30K}/val.en.gz",
+        "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    ),
+    "multi30k.test.de": (
+        f"{MULTI30K}/test_2016_flickr.de.gz",
+        "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    ),
+    "multi30k.test.en": (
+        f"{MULTI30K}/test_2016_flickr.en.gz",
+        "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    ),
 }
 
 
@@ -54,20 +73,30 @@ def _expected(rel_path: str) -> str:
     raise KeyError(f"{rel_path!r} is not a known source; known:\n{known}")
 
 
-def fetch(rel_path: str, base=DEFAULT_BASE, dest_root=".", *, retries: int = 3, wait: float = 5.0) -> Path:
+def fetch(
+    rel_path: str, base=DEFAULT_BASE, dest_root=".", *, retries: int = 3, wait: float = 5.0
+) -> Path:
     """dest_root/rel_path, present and matching its recorded sha256, copied from `base` (a URL:
     http://, https://, file://; or a local folder laid out like the URLs) if missing. An existing
     file is verified, never replaced; see acquire.fetch."""
     expected = _expected(rel_path)
-    return acquire.fetch(acquire.source_path(base, rel_path), Path(dest_root) / rel_path, expected,
-                         retries=retries, wait=wait, hint=f"`base` {base} must be a URL or a folder laid "
-                         f"out like the raw-file URLs (<owner>/<repo>/<branch>/<path>); without network, "
-                         f"point it at a local copy holding {rel_path}.")
+    return acquire.fetch(
+        acquire.source_path(base, rel_path),
+        Path(dest_root) / rel_path,
+        expected,
+        retries=retries,
+        wait=wait,
+        hint=f"`base` {base} must be a URL or a folder laid "
+        f"out like the raw-file URLs (<owner>/<repo>/<branch>/<path>); without network, "
+        f"point it at a local copy holding {rel_path}.",
+    )
 
 
 def _missing(path: Path, rel_path: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{path} does not exist. Run the data rule (kvt.data.text.fetch({rel_path!r}, "
-                             f"base, root)) or copy it there from a machine that has it, same relative path.")
+    return FileNotFoundError(
+        f"{path} does not exist. Run the data rule (kvt.data.text.fetch({rel_path!r}, "
+        f"base, root)) or copy it there from a machine that has it, same relative path."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +139,9 @@ class CharVocab:
         return "".join(self.chars[i] for i in ids)
 
 
-def char_splits(text: str, train_fraction: float = 0.9) -> tuple[CharVocab, torch.Tensor, torch.Tensor]:
+def char_splits(
+    text: str, train_fraction: float = 0.9
+) -> tuple[CharVocab, torch.Tensor, torch.Tensor]:
     """(vocab, train ids, val ids): the first train_fraction of the text trains, the rest validates
     (contiguous, as the reference split it: no shuffling, so val is unseen text)."""
     vocab = CharVocab(text)
@@ -119,7 +150,9 @@ def char_splits(text: str, train_fraction: float = 0.9) -> tuple[CharVocab, torc
     return vocab, ids[:n], ids[n:]
 
 
-def _blocks(ids: torch.Tensor, offsets: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _blocks(
+    ids: torch.Tensor, offsets: torch.Tensor, block: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     idx = offsets.unsqueeze(-1) + torch.arange(block)
     return ids[idx], ids[idx + 1]
 
@@ -156,8 +189,9 @@ class BlockBatches:
             step += 1
 
 
-def fixed_batches(ids: torch.Tensor, block: int, batch_size: int, n_batches: int,
-                  seed: int = 0) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+def fixed_batches(
+    ids: torch.Tensor, block: int, batch_size: int, n_batches: int, seed: int = 0
+) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """A callable giving, each time, the same n_batches batches (offsets drawn once from a generator
     seeded with `seed`): every variant and seed is then scored on the same text."""
     _check_len(ids, block)
@@ -206,8 +240,10 @@ def read_pairs(root, split: str, src: str = "de", tgt: str = "en") -> list[tuple
     test_2016_flickr) under the data folder root (URL layout, as `fetch` writes it)."""
     (p_src, s), (p_tgt, t) = _side(root, split, src), _side(root, split, tgt)
     if len(s) != len(t):
-        raise ValueError(f"Multi30k {split}: {p_src} has {len(s)} lines but {p_tgt} has {len(t)}; "
-                         f"the sides must be line-aligned (a truncated or mismatched file?)")
+        raise ValueError(
+            f"Multi30k {split}: {p_src} has {len(s)} lines but {p_tgt} has {len(t)}; "
+            f"the sides must be line-aligned (a truncated or mismatched file?)"
+        )
     return list(zip(s, t))
 
 
@@ -215,12 +251,22 @@ def read_pairs(root, split: str, src: str = "de", tgt: str = "en") -> list[tuple
 # The data rule: a dataset's files present and checked, whatever their origin. Every translation
 # task (multi30k_en_de, multi30k_de_en) reads the one dataset multi30k.
 
-DATASET_SOURCES = {"shakespeare": ("tinyshakespeare",),
-                   "multi30k": tuple(name for name in SOURCES if name.startswith("multi30k."))}
+DATASET_SOURCES = {
+    "shakespeare": ("tinyshakespeare",),
+    "multi30k": tuple(name for name in SOURCES if name.startswith("multi30k.")),
+}
 
 
-def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtures: bool = False,
-            retries: int = 3, wait: float = 5.0) -> dict:
+def prepare(
+    task: str,
+    root,
+    *,
+    base=DEFAULT_BASE,
+    download: bool = True,
+    fixtures: bool = False,
+    retries: int = 3,
+    wait: float = 5.0,
+) -> dict:
     """The files of dataset `task` (shakespeare, multi30k) under root, each matching its recorded
     sha256 -> a manifest {task, root, source, files: {rel_path: {sha256, bytes, source}}} (the
     train jobs check the files against it).
@@ -241,9 +287,11 @@ def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtur
         if dest.exists():
             actual = sha256(dest)
             if actual not in (recorded, fixture_sums.get(rel)):
-                raise ChecksumError(f"{dest} is truncated or altered (it is not the recorded {rel}): "
-                                    f"sha256 {actual}, expected {recorded}. It was not used. Delete "
-                                    "it to fetch it again.")
+                raise ChecksumError(
+                    f"{dest} is truncated or altered (it is not the recorded {rel}): "
+                    f"sha256 {actual}, expected {recorded}. It was not used. Delete "
+                    "it to fetch it again."
+                )
             origin = "fixture" if actual == fixture_sums.get(rel) else "checked"
         elif download:
             fetch(rel, base, root, retries=retries, wait=wait)
@@ -257,7 +305,8 @@ def prepare(task: str, root, *, base=DEFAULT_BASE, download: bool = True, fixtur
             f"{task}: {len(missing)} data file(s) missing and downloads are off (data.download: "
             f"false):\n" + "\n".join(f"  {p}" for p in missing) + f"\nStage them under {root} at "
             f"these paths (a copy of {base}; from a local copy: {acquire.stage_command(task, root)}), "
-            f"or set data.download: true where there is network.")
+            f"or set data.download: true where there is network."
+        )
     source = "fixture" if any(f["source"] == "fixture" for f in files.values()) else "checked"
     return manifest(root.resolve(), source, files, task=task)
 
@@ -297,6 +346,11 @@ def file_states(task: str, root) -> dict[str, str]:
         if sha != recorded and fixture_sums is None:
             with tempfile.TemporaryDirectory() as tmp:
                 fixture_sums = {r: m["sha256"] for r, m in write_text_fixtures(tmp).items()}
-        states[rel] = ("verified" if sha == recorded else
-                       "fixture" if fixture_sums.get(rel) == sha else "corrupt")
+        states[rel] = (
+            "verified"
+            if sha == recorded
+            else "fixture"
+            if fixture_sums.get(rel) == sha
+            else "corrupt"
+        )
     return states

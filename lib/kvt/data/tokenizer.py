@@ -18,31 +18,49 @@ import torch
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")  # pieces of ids 0..3
-RULE = ("the tokenizer rule (kvt.data.tokenizer.train_tokenizer on the source and target sentences "
-        "of the Multi30k train split)")
+RULE = (
+    "the tokenizer rule (kvt.data.tokenizer.train_tokenizer on the source and target sentences "
+    "of the Multi30k train split)"
+)
 
 
-def train_tokenizer(sentences: list[str], vocab_size: int, path, model_type: str = "bpe") -> "Tokenizer":
+def train_tokenizer(
+    sentences: list[str], vocab_size: int, path, model_type: str = "bpe"
+) -> "Tokenizer":
     """Learn a model of vocab_size pieces (specials included) from `sentences` and write it to `path`
     atomically (temporary file in the same folder, then os.replace); returns the loaded Tokenizer."""
     path = Path(path)
     buf = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size, model_type=model_type,
+            sentence_iterator=iter(sentences),
+            model_writer=buf,
+            vocab_size=vocab_size,
+            model_type=model_type,
             num_threads=1,  # multi-threaded training may order merges differently
-            input_sentence_size=0, shuffle_input_sentence=False,  # use every sentence, no random sampling
+            input_sentence_size=0,
+            shuffle_input_sentence=False,  # use every sentence, no random sampling
             character_coverage=1.0,  # every character of the train split gets a piece (umlauts, ß)
             # identity + kept whitespace: decode(encode(s)) == s. The default NFKC rule and
             # whitespace squeezing change 130 of the 58,000 Multi30k train sentences (double spaces).
-            normalization_rule_name="identity", remove_extra_whitespaces=False,
-            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-            pad_piece=SPECIALS[PAD], unk_piece=SPECIALS[UNK], bos_piece=SPECIALS[BOS], eos_piece=SPECIALS[EOS],
-            minloglevel=2)  # quiet: warnings and errors only
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            pad_id=PAD,
+            unk_id=UNK,
+            bos_id=BOS,
+            eos_id=EOS,
+            pad_piece=SPECIALS[PAD],
+            unk_piece=SPECIALS[UNK],
+            bos_piece=SPECIALS[BOS],
+            eos_piece=SPECIALS[EOS],
+            minloglevel=2,
+        )  # quiet: warnings and errors only
     except RuntimeError as e:
         what = f"vocab_size={vocab_size}, model_type={model_type!r}, {len(sentences)} sentences"
         if "Vocabulary size too high" in str(e):
-            raise ValueError(f"vocab_size={vocab_size} is too large for this corpus ({what}): {e}") from None
+            raise ValueError(
+                f"vocab_size={vocab_size} is too large for this corpus ({what}): {e}"
+            ) from None
         raise ValueError(f"tokenizer training failed ({what}): {e}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -68,13 +86,18 @@ class Tokenizer:
             raise FileNotFoundError(f"tokenizer model {path} does not exist; it is made by {RULE}.")
         try:
             sp = spm.SentencePieceProcessor(model_proto=path.read_bytes())
-            ok = sp.vocab_size() > len(SPECIALS) and all(sp.id_to_piece(i) == p for i, p in enumerate(SPECIALS))
+            ok = sp.vocab_size() > len(SPECIALS) and all(
+                sp.id_to_piece(i) == p for i, p in enumerate(SPECIALS)
+            )
         except (RuntimeError, OSError) as e:
-            raise ValueError(f"{path} is not a readable SentencePiece model ({e}); "
-                             f"delete it and rerun {RULE}.") from None
+            raise ValueError(
+                f"{path} is not a readable SentencePiece model ({e}); delete it and rerun {RULE}."
+            ) from None
         if not ok:  # e.g. an empty file parses as an empty model
-            raise ValueError(f"{path} is not a tokenizer model of this project (specials {SPECIALS} at ids 0-3 "
-                             f"expected); delete it and rerun {RULE}.")
+            raise ValueError(
+                f"{path} is not a tokenizer model of this project (specials {SPECIALS} at ids 0-3 "
+                f"expected); delete it and rerun {RULE}."
+            )
         return cls(sp, path)
 
     @property
@@ -99,7 +122,7 @@ class Tokenizer:
             if ids and ids[0] == BOS:
                 ids = ids[1:]
             if EOS in ids:
-                ids = ids[:ids.index(EOS)]
+                ids = ids[: ids.index(EOS)]
             out.append([i for i in ids if i not in (PAD, BOS)])
         return self.sp.decode(out) if out else []
 

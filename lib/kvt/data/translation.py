@@ -13,19 +13,22 @@ import torch
 
 from .tokenizer import BOS, EOS, PAD, Tokenizer
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (src B x S, tgt_in B x T-1, tgt_out B x T-1)
+Batch = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]  # (src B x S, tgt_in B x T-1, tgt_out B x T-1)
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], tok: Tokenizer,
-                 max_len: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]], tok: Tokenizer, max_len: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(sources, targets) as 1-D LongTensors: source = ids + [EOS], target = [BOS] + ids + [EOS],
     each cut to at most max_len tokens with the final EOS kept (the model still learns to stop)."""
     if max_len < 2:
         raise ValueError(f"max_len={max_len}: a target needs at least BOS and EOS")
     src_ids = tok.encode([s for s, _ in pairs])
     tgt_ids = tok.encode([t for _, t in pairs])
-    src = [torch.tensor(ids[:max_len - 1] + [EOS], dtype=torch.long) for ids in src_ids]
-    tgt = [torch.tensor([BOS] + ids[:max_len - 2] + [EOS], dtype=torch.long) for ids in tgt_ids]
+    src = [torch.tensor(ids[: max_len - 1] + [EOS], dtype=torch.long) for ids in src_ids]
+    tgt = [torch.tensor([BOS] + ids[: max_len - 2] + [EOS], dtype=torch.long) for ids in tgt_ids]
     return src, tgt
 
 
@@ -50,7 +53,9 @@ class PairBatches:
     seed * 100_003 + epoch (as trainer.TensorBatches), so a resumed run sees the same batches.
     Drops the last partial batch; each batch is padded to its own longest sequence."""
 
-    def __init__(self, src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor], batch_size: int, seed: int):
+    def __init__(
+        self, src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor], batch_size: int, seed: int
+    ):
         _check(src, tgt)
         self.src, self.tgt, self.batch_size, self.seed = list(src), list(tgt), batch_size, seed
         self.steps_per_epoch = len(self.src) // batch_size
@@ -61,7 +66,7 @@ class PairBatches:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.src), generator=gen).tolist()
         for i in range(start, self.steps_per_epoch):
-            yield _batch(self.src, self.tgt, order[i * self.batch_size:(i + 1) * self.batch_size])
+            yield _batch(self.src, self.tgt, order[i * self.batch_size : (i + 1) * self.batch_size])
 
     def batches(self, start_step: int = 0) -> Iterator[Batch]:
         """The batches of steps start_step, start_step + 1, ... (endless)."""
@@ -71,8 +76,9 @@ class PairBatches:
             epoch, start = epoch + 1, 0
 
 
-def eval_batches(src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor],
-                 batch_size: int) -> Callable[[], Iterator[Batch]]:
+def eval_batches(
+    src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor], batch_size: int
+) -> Callable[[], Iterator[Batch]]:
     """A callable giving, each time, the same batches in data order, the last partial one included
     (every pair is scored, and hypotheses line up with the references)."""
     _check(src, tgt)

@@ -27,8 +27,20 @@ import torch.nn.functional as F
 import torchvision.datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
-from .acquire import (DataCorruptError, DataMissingError, FetchError, GaveUp, digest, file_record,
-                      manifest, move_into, retry, scratch, sha256, stage_command)
+from .acquire import (
+    DataCorruptError,
+    DataMissingError,
+    FetchError,
+    GaveUp,
+    digest,
+    file_record,
+    manifest,
+    move_into,
+    retry,
+    scratch,
+    sha256,
+    stage_command,
+)
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -48,12 +60,21 @@ class VisionData:
 
 
 def _mnist_files(folder: str) -> tuple[str, ...]:
-    return tuple(f"{folder}/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+    return tuple(
+        f"{folder}/raw/{f}"
+        for f in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+    )
 
 
-_CIFAR10_FILES = tuple(f"cifar-10-batches-py/{f}" for f in
-                       [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"])
+_CIFAR10_FILES = tuple(
+    f"cifar-10-batches-py/{f}"
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+)
 _CIFAR100_FILES = tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta"))
 
 # digits has no official test split: a fixed seeded permutation (independent of split_seed, so
@@ -63,14 +84,46 @@ DIGITS_TEST, DIGITS_TEST_SEED = 360, 0
 # mean/std: each dataset's own training-set statistics (scaled to 0..1); which a run uses is its
 # norm_stats setting (see with_stats).
 DATASETS: dict[str, VisionData] = {
-    "mnist": VisionData("mnist", "MNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False, _mnist_files("MNIST")),
-    "fashion_mnist": VisionData("fashion_mnist", "FashionMNIST", 1, 28, 10, 7, (0.2860,), (0.3530,), False,
-                                _mnist_files("FashionMNIST")),
+    "mnist": VisionData(
+        "mnist", "MNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False, _mnist_files("MNIST")
+    ),
+    "fashion_mnist": VisionData(
+        "fashion_mnist",
+        "FashionMNIST",
+        1,
+        28,
+        10,
+        7,
+        (0.2860,),
+        (0.3530,),
+        False,
+        _mnist_files("FashionMNIST"),
+    ),
     # the reference's values to all their digits (ViT_pos.py; UvA tutorial 15)
-    "cifar10": VisionData("cifar10", "CIFAR10", 3, 32, 10, 8, (0.49139968, 0.48215841, 0.44653091),
-                          (0.24703223, 0.24348513, 0.26158784), True, _CIFAR10_FILES),
-    "cifar100": VisionData("cifar100", "CIFAR100", 3, 32, 100, 8, (0.5071, 0.4865, 0.4409),
-                           (0.2673, 0.2564, 0.2762), True, _CIFAR100_FILES),
+    "cifar10": VisionData(
+        "cifar10",
+        "CIFAR10",
+        3,
+        32,
+        10,
+        8,
+        (0.49139968, 0.48215841, 0.44653091),
+        (0.24703223, 0.24348513, 0.26158784),
+        True,
+        _CIFAR10_FILES,
+    ),
+    "cifar100": VisionData(
+        "cifar100",
+        "CIFAR100",
+        3,
+        32,
+        100,
+        8,
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+        True,
+        _CIFAR100_FILES,
+    ),
     # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1 (test_digits)
     "digits": VisionData("digits", None, 1, 8, 10, 2, (0.3057,), (0.3759,), False, ()),
 }
@@ -111,20 +164,24 @@ def _how_to_get(name: str, root: Path, files) -> str:
     spec = spec_of(name)
     listed = "\n".join(f"  {f}" for f in files)
     folders = ", ".join(sorted({f.split("/")[0] for f in spec.files}))
-    return (f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
-            f"To get them: run the pipeline's data rule with data.download: true on a machine with "
-            f"network (kvt.data.vision.download({name!r}, {str(root)!r})), or stage the publishers' "
-            f"archives ({', '.join(archive_md5s(name))}) from a folder holding them "
-            f"({stage_command(name, root)}, or list the folder in data.archives), or copy these files from a machine that has them into {root}, keeping "
-            f"the same relative paths.")
+    return (
+        f"{listed}\nThey go in {root} (torchvision's layout: {folders}/...). "
+        f"To get them: run the pipeline's data rule with data.download: true on a machine with "
+        f"network (kvt.data.vision.download({name!r}, {str(root)!r})), or stage the publishers' "
+        f"archives ({', '.join(archive_md5s(name))}) from a folder holding them "
+        f"({stage_command(name, root)}, or list the folder in data.archives), or copy these files from a machine that has them into {root}, keeping "
+        f"the same relative paths."
+    )
 
 
 def check_files(name: str, root) -> None:
     """Raise DataMissingError naming every missing file of `name` and how to get it."""
     missing = missing_files(name, root)
     if missing:
-        raise DataMissingError(f"dataset {name}: {len(missing)} file(s) missing:\n"
-                               + _how_to_get(name, Path(root), missing))
+        raise DataMissingError(
+            f"dataset {name}: {len(missing)} file(s) missing:\n"
+            + _how_to_get(name, Path(root), missing)
+        )
 
 
 # sha256 of the official MNIST and Fashion-MNIST raw files: the publishers' .gz archives (whose
@@ -157,7 +214,9 @@ def archive_md5s(name: str) -> dict[str, str]:
 
 def _provides(spec: VisionData, archive: str) -> list[str]:
     """The files (relative to root, torchvision's layout) an archive of `spec` unpacks to."""
-    return list(spec.files) if archive.endswith(".tar.gz") else [f"{spec.tv_class}/raw/{archive[:-3]}"]
+    return (
+        list(spec.files) if archive.endswith(".tar.gz") else [f"{spec.tv_class}/raw/{archive[:-3]}"]
+    )
 
 
 def _unpack(archive: Path, rels: list[str], tmp: Path) -> None:
@@ -204,11 +263,16 @@ def _unpack_checked(spec: VisionData, archive: Path, md5: str, rels: list[str], 
                 (tmp / rel).unlink()
             return False
         reason = "it unpacks to files that are not the official ones"
-    md5_note = "its md5 is torchvision's" if actual == md5 else f"its md5 {actual} is not torchvision's {md5}"
+    md5_note = (
+        "its md5 is torchvision's"
+        if actual == md5
+        else f"its md5 {actual} is not torchvision's {md5}"
+    )
     raise DataCorruptError(
         f"dataset {spec.name}: archive {archive} is truncated or altered: {md5_note}, and {reason}. "
         "Nothing was placed in the data folder. Replace it with a good copy, or remove its folder "
-        "from data.archives.")
+        "from data.archives."
+    )
 
 
 def stage(name: str, root, folders) -> list[Path]:
@@ -231,9 +295,12 @@ def stage(name: str, root, folders) -> list[Path]:
         return []
     root.mkdir(parents=True, exist_ok=True)
     with scratch(root, f"{name}-stage") as tmp:
-        placed = [rel for a, paths in candidates.items()
-                  if any(_unpack_checked(spec, p, md5s[a], wanted[a], tmp) for p in paths)
-                  for rel in wanted[a]]
+        placed = [
+            rel
+            for a, paths in candidates.items()
+            if any(_unpack_checked(spec, p, md5s[a], wanted[a], tmp) for p in paths)
+            for rel in wanted[a]
+        ]
         return move_into(tmp, root, placed)
 
 
@@ -263,12 +330,22 @@ def download(name: str, root, retries: int = 3, wait: float = 5.0) -> list[Path]
     try:
         return retry(attempt, retries=retries, wait=wait, errors=(Exception,))
     except GaveUp as e:
-        raise FetchError(f"dataset {name}: download failed after {e}\nPlace these files by hand:\n"
-                         + _how_to_get(name, root, missing_files(name, root))) from e.error
+        raise FetchError(
+            f"dataset {name}: download failed after {e}\nPlace these files by hand:\n"
+            + _how_to_get(name, root, missing_files(name, root))
+        ) from e.error
 
 
-def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries: int = 3,
-            wait: float = 5.0, archives=()) -> dict:
+def prepare(
+    name: str,
+    root,
+    *,
+    download_missing: bool,
+    fixtures: bool,
+    retries: int = 3,
+    wait: float = 5.0,
+    archives=(),
+) -> dict:
     """Make the files of `name` present under root, check them, and describe them (the data rule's
     manifest: {dataset, root, source, files: {rel: {sha256, bytes}}}; jobs check the files
     against it before they read them).
@@ -291,9 +368,10 @@ def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries:
         accepted = image_fixture_sums(name)
     if missing and fixtures:
         if len(missing) != len(spec.files):
-            raise DataMissingError(f"dataset {name}: some files exist and others do not; fixtures "
-                                   "are only written into an empty folder:\n"
-                                   + _how_to_get(name, root, missing))
+            raise DataMissingError(
+                f"dataset {name}: some files exist and others do not; fixtures "
+                "are only written into an empty folder:\n" + _how_to_get(name, root, missing)
+            )
         write_image_fixture(name, root, *image_counts(name))
         source = "fixture"
     elif missing and download_missing:
@@ -311,9 +389,11 @@ def prepare(name: str, root, *, download_missing: bool, fixtures: bool, retries:
         files[rel] = file_record(path, sha)
     if bad:
         raise DataCorruptError(
-            f"dataset {name}: {len(bad)} file(s) are not the official files:\n  " + "\n  ".join(bad)
+            f"dataset {name}: {len(bad)} file(s) are not the official files:\n  "
+            + "\n  ".join(bad)
             + f"\nThey were not used and are left as they are. Delete them and rerun the pipeline to "
-            f"download them again (data.download: true), or copy good copies into {root}.")
+            f"download them again (data.download: true), or copy good copies into {root}."
+        )
     return manifest(root, source, files, dataset=name)
 
 
@@ -323,9 +403,11 @@ def stage_from(name: str, root, folder) -> dict:
     try:
         return prepare(name, root, download_missing=False, fixtures=False, archives=[folder])
     except DataMissingError as e:
-        raise DataMissingError(f"{folder} does not hold every archive of {name} that is needed "
-                               f"({', '.join(archive_md5s(name))}; archives of another dataset under "
-                               f"the same names are passed over).\n{e}") from e
+        raise DataMissingError(
+            f"{folder} does not hold every archive of {name} that is needed "
+            f"({', '.join(archive_md5s(name))}; archives of another dataset under "
+            f"the same names are passed over).\n{e}"
+        ) from e
 
 
 def file_states(name: str, root) -> dict[str, str]:
@@ -345,6 +427,7 @@ def file_states(name: str, root) -> dict[str, str]:
             continue
         if fixture_sums is None:
             from .fixtures import image_fixture_sums
+
             fixture_sums = image_fixture_sums(name)
         states[rel] = "fixture" if fixture_sums.get(rel) == sha else "corrupt"
     return states
@@ -358,11 +441,15 @@ def _unverified(cls):
     """`cls` (CIFAR10/CIFAR100) with its md5 checks off: torchvision's check_integrity(path, None)
     only tests that the file exists. For fixture files, which are not the real archives' files and
     so cannot match torchvision's md5 sums (the smoke preset loads with verify=False)."""
-    return type(f"Unverified{cls.__name__}", (cls,), {
-        "train_list": [[f, None] for f, _ in cls.train_list],
-        "test_list": [[f, None] for f, _ in cls.test_list],
-        "meta": {**cls.meta, "md5": None},
-    })
+    return type(
+        f"Unverified{cls.__name__}",
+        (cls,),
+        {
+            "train_list": [[f, None] for f, _ in cls.train_list],
+            "test_list": [[f, None] for f, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": None},
+        },
+    )
 
 
 def _torchvision_md5(cls) -> dict[str, str]:
@@ -372,12 +459,17 @@ def _torchvision_md5(cls) -> dict[str, str]:
 
 def _md5_failures(cls, root: Path) -> list[str]:
     folder = root / cls.base_folder
-    return [str(folder / f) for f, md5 in _torchvision_md5(cls).items() if not check_integrity(folder / f, md5)]
+    return [
+        str(folder / f)
+        for f, md5 in _torchvision_md5(cls).items()
+        if not check_integrity(folder / f, md5)
+    ]
 
 
 def _first_unreadable(spec: VisionData, root: Path, train: bool) -> tuple[Path, Exception] | None:
     """Which file of the split made torchvision's reader fail (to name it in the error)."""
     from torchvision.datasets.mnist import read_image_file, read_label_file
+
     for rel in spec.files:
         path = root / rel
         try:
@@ -406,21 +498,33 @@ def _read_tv(spec: VisionData, root: Path, train: bool, verify: bool) -> Split:
         if bad_md5:
             raise DataCorruptError(
                 f"dataset {spec.name}: torchvision's md5 check fails for {', '.join(bad_md5)}. These are "
-                f"not the official files (corrupt, or test fixtures; fixtures load with verify=False)") from e
+                f"not the official files (corrupt, or test fixtures; fixtures load with verify=False)"
+            ) from e
         culprit = _first_unreadable(spec, root, train)
-        where = f"cannot read {culprit[0]}: {culprit[1]!r}" if culprit else f"cannot read files under {root}: {e!r}"
-        raise DataCorruptError(f"dataset {spec.name}: {where}. Replace the file (delete it and run the "
-                               f"data rule with data.download: true, or copy a good copy into {root})") from e
+        where = (
+            f"cannot read {culprit[0]}: {culprit[1]!r}"
+            if culprit
+            else f"cannot read files under {root}: {e!r}"
+        )
+        raise DataCorruptError(
+            f"dataset {spec.name}: {where}. Replace the file (delete it and run the "
+            f"data rule with data.download: true, or copy a good copy into {root})"
+        ) from e
     x = torch.as_tensor(np.asarray(ds.data))
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST N x H x W; CIFAR N x H x W x C
+    x = (
+        x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    )  # MNIST N x H x W; CIFAR N x H x W x C
     y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
     if len(x) != len(y):
-        raise DataCorruptError(f"dataset {spec.name}: {len(x)} images but {len(y)} labels under {root}")
+        raise DataCorruptError(
+            f"dataset {spec.name}: {len(x)} images but {len(y)} labels under {root}"
+        )
     return x.contiguous(), y
 
 
 def _digits_official() -> tuple[Split, Split]:
     from sklearn.datasets import load_digits
+
     d = load_digits()
     x = torch.from_numpy(np.rint(d.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
     y = torch.from_numpy(d.target.astype(np.int64))
@@ -439,8 +543,16 @@ def _split_indices(n: int, val_size: int, gen: torch.Generator, train_size: int 
     return perm[val_size:end].sort().values, perm[:val_size].sort().values
 
 
-def load_splits(name: str, root, *, val_size: int, split_seed: int, train_size: int | None = None,
-                test_size: int | None = None, verify: bool = True) -> dict[str, Split]:
+def load_splits(
+    name: str,
+    root,
+    *,
+    val_size: int,
+    split_seed: int,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    verify: bool = True,
+) -> dict[str, Split]:
     """{"train", "val", "test"} -> (uint8 N x C x H x W, int64 N).
 
     Val is held out from the official training set, train is the rest (or a seeded subset of
@@ -462,7 +574,11 @@ def load_splits(name: str, root, *, val_size: int, split_seed: int, train_size: 
         test = torch.randperm(len(xte), generator=gen)[:test_size].sort().values
     else:
         raise ValueError(f"test_size {test_size} must be between 1 and {len(xte)}")
-    return {"train": (xtr[train], ytr[train]), "val": (xtr[val], ytr[val]), "test": (xte[test], yte[test])}
+    return {
+        "train": (xtr[train], ytr[train]),
+        "val": (xtr[val], ytr[val]),
+        "test": (xte[test], yte[test]),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,13 +592,19 @@ def normalize(x: torch.Tensor, spec: VisionData) -> torch.Tensor:
     return (x.float() / 255 - mean) / std
 
 
-def _sample_boxes(n: int, height: int, width: int, gen: torch.Generator, scale, ratio, tries: int = 10):
+def _sample_boxes(
+    n: int, height: int, width: int, gen: torch.Generator, scale, ratio, tries: int = 10
+):
     """Crop boxes (top, left, h, w), each an int64 tensor of n, drawn as torchvision's
     RandomResizedCrop.get_params draws them (up to 10 tries, then the fallback), vectorised."""
     area = height * width
-    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64))
+    target = area * (
+        scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64)
+    )
     logr = (math.log(ratio[0]), math.log(ratio[1]))
-    aspect = torch.exp(logr[0] + (logr[1] - logr[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64))
+    aspect = torch.exp(
+        logr[0] + (logr[1] - logr[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64)
+    )
     w = torch.round(torch.sqrt(target * aspect)).long()
     h = torch.round(torch.sqrt(target / aspect)).long()
     ok = (w > 0) & (h > 0) & (w <= width) & (h <= height)
@@ -491,8 +613,13 @@ def _sample_boxes(n: int, height: int, width: int, gen: torch.Generator, scale, 
     w, h = w.gather(1, pick).squeeze(1), h.gather(1, pick).squeeze(1)
     # torchvision's fallback: a central crop of the whole image, its aspect clamped to `ratio`
     in_ratio = width / height
-    fw, fh = ((width, round(width / ratio[0])) if in_ratio < ratio[0] else
-              (round(height * ratio[1]), height) if in_ratio > ratio[1] else (width, height))
+    fw, fh = (
+        (width, round(width / ratio[0]))
+        if in_ratio < ratio[0]
+        else (round(height * ratio[1]), height)
+        if in_ratio > ratio[1]
+        else (width, height)
+    )
     none = first < 0
     w, h = torch.where(none, fw, w), torch.where(none, fh, h)
     u = torch.rand(n, 2, generator=gen, dtype=torch.float64)
@@ -519,12 +646,21 @@ def _resized_crop(x: torch.Tensor, boxes, flip: torch.Tensor | None = None) -> t
     gx, gy = _axis_coords(left, w, width), _axis_coords(top, h, height)
     if flip is not None:
         gx = torch.where(flip.unsqueeze(1), gx.flip(1), gx)
-    grid = torch.stack((gx.unsqueeze(1).expand(n, height, width), gy.unsqueeze(2).expand(n, height, width)), -1)
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    grid = torch.stack(
+        (gx.unsqueeze(1).expand(n, height, width), gy.unsqueeze(2).expand(n, height, width)), -1
+    )
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, scale=(0.8, 1.0), ratio=(0.9, 1.1),
-            flip_p: float = 0.5) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    scale=(0.8, 1.0),
+    ratio=(0.9, 1.1),
+    flip_p: float = 0.5,
+) -> torch.Tensor:
     """Random horizontal flip (p flip_p) + RandomResizedCrop(image size, scale, ratio), batched.
 
     The batched equivalent of torchvision's RandomResizedCrop(bilinear) + RandomHorizontalFlip:
@@ -556,8 +692,15 @@ class ImageBatches:
     exactly the batches an uninterrupted run sees. The last partial batch of an epoch is dropped.
     """
 
-    def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
-                 spec: VisionData, augment: bool):
+    def __init__(
+        self,
+        x_uint8: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        spec: VisionData,
+        augment: bool,
+    ):
         if len(x_uint8) != len(y):
             raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
         self.x, self.y, self.batch_size, self.seed = x_uint8, y, batch_size, seed
@@ -567,11 +710,13 @@ class ImageBatches:
             raise ValueError(f"{len(x_uint8)} training examples make no batch of {batch_size}")
 
     def _order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        return torch.randperm(
+            len(self.x), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        )
 
     def _batch(self, order: torch.Tensor, step: int):
         i = step % self.steps_per_epoch
-        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         x = normalize(self.x[idx], self.spec)
         if self.augment:
             x = augment(x, torch.Generator().manual_seed(self.seed * 1_000_003 + step))
@@ -591,19 +736,27 @@ class ImageBatches:
             epoch, start = epoch + 1, 0
 
 
-def eval_batches(x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 spec: VisionData) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+def eval_batches(
+    x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, spec: VisionData
+) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """A callable giving, each time, the normalised batches of a fixed set in order (no augmentation)."""
 
     def batches():
         for i in range(0, len(x_uint8), batch_size):
-            yield normalize(x_uint8[i:i + batch_size], spec), y[i:i + batch_size]
+            yield normalize(x_uint8[i : i + batch_size], spec), y[i : i + batch_size]
 
     return batches
 
 
-def load_official(name: str, root, *, verify: bool = True, train_size: int | None = None,
-                  test_size: int | None = None, seed: int = 0) -> dict[str, Split]:
+def load_official(
+    name: str,
+    root,
+    *,
+    verify: bool = True,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, Split]:
     """{"train", "test"}: the official splits of a file-based dataset (seeded subsets of
     train_size / test_size images when given), for the set-anomaly features."""
     spec, root = spec_of(name), Path(root)

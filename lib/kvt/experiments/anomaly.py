@@ -9,11 +9,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.set_anomaly import (FreshSetBatches, SetBatches, SetSampler, balanced_holdout,
-                                extract_features, make_sets, set_eval_batches)
+from ..data.set_anomaly import (
+    FreshSetBatches,
+    SetBatches,
+    SetSampler,
+    balanced_holdout,
+    extract_features,
+    make_sets,
+    set_eval_batches,
+)
+from ..models.config import fields_from
 from ..models.set_anomaly import SetAnomalyConfig, SetAnomalyEncoder
 from .base import Experiment
-from .common import fields_from
 
 SELECT_ON = ("val_acc", "max")
 TRAIN = {"optimizer": "adam", "schedule": "cosine"}
@@ -28,15 +35,31 @@ def step(model, batch) -> dict:
     """Softmax over the set positions; the target is the odd one's position."""
     x, y = batch
     scores = model(x)
-    return {"loss": F.cross_entropy(scores, y), "count": len(y), "acc": (scores.argmax(-1) == y).sum()}
+    return {
+        "loss": F.cross_entropy(scores, y),
+        "count": len(y),
+        "acc": (scores.argmax(-1) == y).sum(),
+    }
 
 
-def compute_features(images: dict, *, backbone: str, image_size: int, batch_size: int, device,
-                     progress=None) -> dict:
+def compute_features(
+    images: dict, *, backbone: str, image_size: int, batch_size: int, device, progress=None
+) -> dict:
     """{split: (features, labels)} of {split: (uint8 images, labels)} (the feature rule)."""
-    return {split: (extract_features(x, weights=backbone, image_size=image_size, device=device,
-                                     batch_size=batch_size, progress=progress), y)
-            for split, (x, y) in images.items()}
+    return {
+        split: (
+            extract_features(
+                x,
+                weights=backbone,
+                image_size=image_size,
+                device=device,
+                batch_size=batch_size,
+                progress=progress,
+            ),
+            y,
+        )
+        for split, (x, y) in images.items()
+    }
 
 
 @lru_cache(maxsize=1)
@@ -46,13 +69,18 @@ def _splits(path, val_fraction, split_seed) -> dict:
     feats = torch.load(path, map_location="cpu", weights_only=True)
     (xtr, ytr), (xte, yte) = feats["train"], feats["test"]
     train_idx, val_idx = balanced_holdout(ytr, val_fraction, split_seed)
-    return {"train": (xtr[train_idx], ytr[train_idx]), "val": (xtr[val_idx], ytr[val_idx]),
-            "test": (xte, yte)}
+    return {
+        "train": (xtr[train_idx], ytr[train_idx]),
+        "val": (xtr[val_idx], ytr[val_idx]),
+        "test": (xte, yte),
+    }
 
 
 def _split_error(path, split, err) -> ValueError:
-    return ValueError(f"{path}, {split} split: {err}; use more images (anomaly.train_images, "
-                      "test_images) or a larger anomaly.val_fraction")
+    return ValueError(
+        f"{path}, {split} split: {err}; use more images (anomaly.train_images, "
+        "test_images) or a larger anomaly.val_fraction"
+    )
 
 
 @lru_cache(maxsize=3)
@@ -75,8 +103,9 @@ def _features_path(inputs: dict) -> str:
 
 def fixed_sets(hp: dict, inputs: dict, split: str):
     """A split's fixed sets (features, members, target); the same for every variant and seed."""
-    return _fixed_sets(_features_path(inputs), hp["set_size"], hp["val_fraction"], hp["split_seed"],
-                       split)
+    return _fixed_sets(
+        _features_path(inputs), hp["set_size"], hp["val_fraction"], hp["split_seed"], split
+    )
 
 
 def train_data(hp: dict, inputs: dict) -> SetBatches | FreshSetBatches:
@@ -108,16 +137,28 @@ def features_job(job) -> None:
     device = setup(job)
     p = job.params
     root = verified_root(str(job.input.data))  # the files the data rule checked, unchanged since
-    images = load_official(job.wildcards.task, root, verify=False,  # checked: see vision._splits
-                           train_size=p.train_images, test_size=p.test_images, seed=p.split_seed)
-    feats = compute_features(images, backbone=p.backbone, image_size=p.image_size,
-                             batch_size=p.feature_batch, device=device,
-                             progress=lambda line: print(line, file=sys.stderr))
+    images = load_official(
+        job.wildcards.task,
+        root,
+        verify=False,  # checked: see vision._splits
+        train_size=p.train_images,
+        test_size=p.test_images,
+        seed=p.split_seed,
+    )
+    feats = compute_features(
+        images,
+        backbone=p.backbone,
+        image_size=p.image_size,
+        batch_size=p.feature_batch,
+        device=device,
+        progress=lambda line: print(line, file=sys.stderr),
+    )
     atomic_save(feats, Path(job.output.features))
 
 
 class Anomaly(Experiment):
     """Set anomaly detection on cached features (kvt.experiments.base)."""
+
     build_model = staticmethod(build_model)
     train_data = staticmethod(train_data)
     eval_data = staticmethod(eval_data)
@@ -131,8 +172,10 @@ class Anomaly(Experiment):
         feats = {}
         for split, n in (("train", 1200), ("test", 200)):
             y = torch.arange(n) % 10
-            feats[split] = (centers[y] + 0.5 * torch.randn(n, SetAnomalyConfig.feature_dim,
-                                                           generator=gen), y)
+            feats[split] = (
+                centers[y] + 0.5 * torch.randn(n, SetAnomalyConfig.feature_dim, generator=gen),
+                y,
+            )
         path = Path(root) / "features.pt"
         torch.save(feats, path)
         return {"features": str(path)}

@@ -40,9 +40,11 @@ class Experiment:
         super().__init_subclass__(**kwargs)
         missing = [name for name in REQUIRED if getattr(cls, name) is getattr(Experiment, name)]
         if missing:
-            raise TypeError(f"experiment {cls.__module__}.{cls.__qualname__} lacks "
-                            f"{', '.join(missing)}: every experiment defines "
-                            f"{', '.join(REQUIRED)} (kvt.experiments.base)")
+            raise TypeError(
+                f"experiment {cls.__module__}.{cls.__qualname__} lacks "
+                f"{', '.join(missing)}: every experiment defines "
+                f"{', '.join(REQUIRED)} (kvt.experiments.base)"
+            )
 
     # -- required -------------------------------------------------------------------------------
     def build_model(self, hp: dict):
@@ -81,5 +83,7 @@ class Experiment:
         return {}
 
     def random_batch(self, hp: dict, generator):
-        raise NotImplementedError(f"{type(self).__name__} supplies no random_batch: no benchmark "
-                                  "case (kvt.experiments.base)")
+        raise NotImplementedError(
+            f"{type(self).__name__} supplies no random_batch: no benchmark "
+            "case (kvt.experiments.base)"
+        )

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data import text
+from ..models.config import fields_from
 from ..models.gpt import CharGPT, GPTConfig
 from .base import Experiment
-from .common import fields_from, text_fixture_inputs, verified_data_root
+from .text_data import text_fixture_inputs, verified_data_root
 
 LN2 = math.log(2)
 SAMPLE_PROMPT = "\n"  # the sample starts from a new line, like the reference's zero token
@@ -45,14 +46,14 @@ def _consecutive_blocks(ids: torch.Tensor, block: int, batch: int):
 
     def batches():
         for i in range(0, len(starts), batch):
-            chunk = [(s, min(block, len(ids) - 1 - s)) for s in starts[i:i + batch]]
+            chunk = [(s, min(block, len(ids) - 1 - s)) for s in starts[i : i + batch]]
             full = [s for s, n in chunk if n == block]
             if full:
                 idx = torch.tensor(full)[:, None] + torch.arange(block)
                 yield ids[idx], ids[idx + 1]
             for s, n in chunk:
                 if n < block:
-                    yield ids[None, s:s + n], ids[None, s + 1:s + n + 1]
+                    yield ids[None, s : s + n], ids[None, s + 1 : s + n + 1]
 
     return batches
 
@@ -81,13 +82,14 @@ def test_extras(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
     vocab = chars(inputs)[0]
     gen = torch.Generator(device=device).manual_seed(hp["seed"])
     start = vocab.encode(SAMPLE_PROMPT)[None].to(device)
-    ids = model.generate(start, hp["sample_chars"], gen)[0, len(SAMPLE_PROMPT):]
+    ids = model.generate(start, hp["sample_chars"], gen)[0, len(SAMPLE_PROMPT) :]
     (out_dir / "sample.txt").write_text(vocab.decode(ids.cpu()), encoding="utf-8")
     return {}
 
 
 class CharLM(Experiment):
     """The char-level GPT on Tiny Shakespeare (kvt.experiments.base)."""
+
     build_model = staticmethod(build_model)
     train_data = staticmethod(train_data)
     eval_data = staticmethod(eval_data)
@@ -102,7 +104,9 @@ class CharLM(Experiment):
         return {"vocab_size": CHARS}
 
     def random_batch(self, hp: dict, generator):
-        x = torch.randint(hp["vocab_size"], (hp["batch_size"], hp["block"] + 1), generator=generator)
+        x = torch.randint(
+            hp["vocab_size"], (hp["batch_size"], hp["block"] + 1), generator=generator
+        )
         return x[:, :-1], x[:, 1:]
 
     def select_on(self, hp: dict) -> tuple[str, str]:

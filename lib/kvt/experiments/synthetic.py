@@ -3,10 +3,10 @@
 import torch.nn.functional as F
 
 from ..data.synthetic import make_split
+from ..models.config import fields_from
 from ..models.synthetic import SequenceClassifier, SyntheticModelConfig
 from ..trainer import TensorBatches
 from .base import Experiment
-from .common import fields_from
 
 EVAL_BATCH = 512
 SELECT_ON = ("val_acc", "max")
@@ -32,11 +32,14 @@ def train_data(hp: dict, inputs: dict) -> TensorBatches:
 
 def eval_data(hp: dict, split: str, inputs: dict):
     x, y = make_split(hp["task"], split, hp[f"{split}_size"], hp["seq_len"], hp["seed"])
-    return lambda: ((x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH))
+    return lambda: (
+        (x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)
+    )
 
 
 class Synthetic(Experiment):
     """The synthetic sequence tasks (kvt.experiments.base)."""
+
     build_model = staticmethod(build_model)
     train_data = staticmethod(train_data)
     eval_data = staticmethod(eval_data)

@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from ..data import text
 from ..data.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, Tokenizer
 from ..data.translation import PairBatches, encode_pairs, eval_batches, pad
+from ..families.translation import CORPUS
+from ..models.config import fields_from
 from ..models.translator import Translator, TranslatorConfig
 from .base import Experiment
-from ..families.translation import CORPUS
-from .common import fields_from, text_fixture_inputs, verified_data_root
+from .text_data import text_fixture_inputs, verified_data_root
 
 SELECT_ON = ("val_bleu", "max")
 SOURCE_LEN, TARGET_LEN = 16, 15  # about Multi30k's mean lengths in BPE pieces (benchmark batches)
@@ -98,8 +99,9 @@ def step(model, batch) -> dict:
     if model.training and model.loss_form == "kl":
         return {"loss": reference_loss(logits, tgt_out, model.label_smoothing), "count": count}
     smoothing = model.label_smoothing if model.training else 0.0
-    loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD,
-                           label_smoothing=smoothing)
+    loss = F.cross_entropy(
+        logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, label_smoothing=smoothing
+    )
     return {"loss": loss, "count": count}
 
 
@@ -116,7 +118,7 @@ def translate_ids(model, src: list, batch: int, device, beam: int = 1) -> list[l
     the model produced it within the decoding limit."""
     out = []
     for i in range(0, len(src), batch):
-        x = pad(src[i:i + batch]).to(device)
+        x = pad(src[i : i + batch]).to(device)
         limit = decode_limit(model, x.shape[1])
         ids = model.greedy(x, limit) if beam == 1 else model.beam_search(x, beam, limit)
         out += [[t for t in row if t != PAD] for row in ids.tolist()]
@@ -175,7 +177,9 @@ def nltk_bleu(hyps: list[str], refs: list[str], lang: str, vocab, finished=None)
     finished = [True] * len(hyps) if finished is None else list(finished)
 
     def tokens(sentence_words, eos):
-        return [WORD_BOS] + [w if w in vocab else WORD_UNK for w in sentence_words] + [WORD_EOS] * eos
+        return (
+            [WORD_BOS] + [w if w in vocab else WORD_UNK for w in sentence_words] + [WORD_EOS] * eos
+        )
 
     references = [[tokens(r, True)] for r in words(refs, lang)]
     hypotheses = [tokens(h, done) for h, done in zip(words(hyps, lang), finished)]
@@ -187,8 +191,9 @@ def val_scorer(hp: dict, inputs: dict, device):
     data, tok = pairs(hp, inputs)
     src, _, refs = data["val"]
     n = min(hp["val_bleu_size"], len(src))
-    return lambda model: {"bleu": bleu(translate(model, src[:n], tok, hp["eval_batch"], device),
-                                       refs[:n])[0]}
+    return lambda model: {
+        "bleu": bleu(translate(model, src[:n], tok, hp["eval_batch"], device), refs[:n])[0]
+    }
 
 
 def test_extras(model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
@@ -216,8 +221,10 @@ def tokenizer_job(job) -> None:
     train = text.read_pairs(root, "train", "de", "en")
     sentences = [s for s, _ in train] + [t for _, t in train]
     tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))
-    print(f"tokenizer: {tok.vocab_size} pieces from {len(sentences)} training sentences",
-          file=sys.stderr)
+    print(
+        f"tokenizer: {tok.vocab_size} pieces from {len(sentences)} training sentences",
+        file=sys.stderr,
+    )
 
 
 def cross_attention_panels(models: dict, inputs: dict, device, index: int = 0) -> dict:
@@ -228,11 +235,14 @@ def cross_attention_panels(models: dict, inputs: dict, device, index: int = 0) -
         data, tok = pairs(hp, inputs)
         src = data["test"][0][index][None].to(device)
         out = model.greedy(src, decode_limit(model, src.shape[1]))
-        out = out[:, :int((out[0] != PAD).sum())]  # this sentence's tokens, through its EOS
+        out = out[:, : int((out[0] != PAD).sum())]  # this sentence's tokens, through its EOS
         tgt_in = torch.cat([torch.full((1, 1), model.cfg.bos_id, device=device), out], 1)[:, :-1]
         maps = model.cross_attention(src, tgt_in)[-1][0]
-        panels[variant] = ([tok.piece(i) for i in src[0].tolist()],
-                           [tok.piece(i) for i in out[0].tolist()], maps.cpu())
+        panels[variant] = (
+            [tok.piece(i) for i in src[0].tolist()],
+            [tok.piece(i) for i in out[0].tolist()],
+            maps.cpu(),
+        )
     return panels
 
 
@@ -255,6 +265,7 @@ def cross_attention_job(job) -> None:
 
 class Translation(Experiment):
     """The Multi30k translators (kvt.experiments.base)."""
+
     build_model = staticmethod(build_model)
     train_data = staticmethod(train_data)
     eval_data = staticmethod(eval_data)

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from ..data.integrity import verified_root
 from ..data.vision import DATASETS, ImageBatches, eval_batches, load_splits, with_stats
-from ..models.vit import ViTConfig, VisionTransformer
+from ..models.config import fields_from
+from ..models.vit import VisionTransformer, ViTConfig
 from .base import Experiment
-from .common import fields_from
 
 SELECT_ON = ("val_acc", "max")
 TRAIN = {"optimizer": "adamw", "schedule": "constant"}
@@ -20,23 +20,41 @@ TRAIN = {"optimizer": "adamw", "schedule": "constant"}
 
 def build_model(hp: dict) -> VisionTransformer:
     spec = DATASETS[hp["task"]]
-    return VisionTransformer(fields_from(ViTConfig, hp, image_size=spec.image_size,
-                                         channels=spec.channels, patch=spec.patch,
-                                         classes=spec.classes))
+    return VisionTransformer(
+        fields_from(
+            ViTConfig,
+            hp,
+            image_size=spec.image_size,
+            channels=spec.channels,
+            patch=spec.patch,
+            classes=spec.classes,
+        )
+    )
 
 
 def step(model, batch) -> dict:
     x, y = batch
     logits = model(x)
-    return {"loss": F.cross_entropy(logits, y), "count": len(y), "acc": (logits.argmax(-1) == y).sum()}
+    return {
+        "loss": F.cross_entropy(logits, y),
+        "count": len(y),
+        "acc": (logits.argmax(-1) == y).sum(),
+    }
 
 
 @lru_cache(maxsize=2)
 def _splits(task, manifest, val_size, split_seed, train_size, test_size):
     # The files the data rule checked (official, or fixtures in fixture mode), unchanged since
     # (their sha256): torchvision's own md5 pass over them would only repeat that.
-    return load_splits(task, verified_root(manifest), val_size=val_size, split_seed=split_seed,
-                       train_size=train_size, test_size=test_size, verify=False)
+    return load_splits(
+        task,
+        verified_root(manifest),
+        val_size=val_size,
+        split_seed=split_seed,
+        train_size=train_size,
+        test_size=test_size,
+        verify=False,
+    )
 
 
 def data_spec(hp: dict):
@@ -48,8 +66,14 @@ def splits(hp: dict, inputs: dict) -> dict:
     """{train, val, test} of the run's dataset, read once per process from the data rule's files."""
     if "data" not in inputs:
         raise ValueError("a vision run needs the data rule's manifest as input 'data'")
-    return _splits(hp["task"], str(inputs["data"]), hp["val_size"], hp["split_seed"],
-                   hp["train_size"], hp["test_size"])
+    return _splits(
+        hp["task"],
+        str(inputs["data"]),
+        hp["val_size"],
+        hp["split_seed"],
+        hp["train_size"],
+        hp["test_size"],
+    )
 
 
 def train_data(hp: dict, inputs: dict) -> ImageBatches:
@@ -67,7 +91,9 @@ def first_layer_maps(model, hp: dict, inputs: dict, index: int = 0):
     """(image, label, maps, scores): test image `index`, and the first block's attention maps and
     pre-softmax scores (heads x n x n each) of `model` for it."""
     x, y = splits(hp, inputs)["test"]
-    image = next(iter(eval_batches(x[index:index + 1], y[index:index + 1], 1, data_spec(hp))()))[0]
+    image = next(
+        iter(eval_batches(x[index : index + 1], y[index : index + 1], 1, data_spec(hp))())
+    )[0]
     model.eval()
     with torch.no_grad():
         maps = model.attention_maps(image)[0][0]
@@ -85,10 +111,18 @@ def data_job(job) -> None:
     p = job.params
     # data.archives is read here, not a param: where checked files come from changes no result,
     # so listing another folder reruns nothing
-    info = prepare(job.wildcards.dataset, p.root, download_missing=p.download, fixtures=p.fixtures,
-                   retries=p.retries, archives=job.config["data"].get("archives", []))
-    print(f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}",
-          file=sys.stderr)
+    info = prepare(
+        job.wildcards.dataset,
+        p.root,
+        download_missing=p.download,
+        fixtures=p.fixtures,
+        retries=p.retries,
+        archives=job.config["data"].get("archives", []),
+    )
+    print(
+        f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+        file=sys.stderr,
+    )
     write_json(info, Path(job.output.manifest))
 
 
@@ -103,12 +137,15 @@ def attention_figure_job(job) -> None:
     panels = {}
     for path in job.input.models:
         model, ckpt = runner.load_model(Path(path), device)
-        panels[ckpt["hparams"]["attention"]] = first_layer_maps(model.cpu(), ckpt["hparams"], inputs(job))
+        panels[ckpt["hparams"]["attention"]] = first_layer_maps(
+            model.cpu(), ckpt["hparams"], inputs(job)
+        )
     save(attention_figure(panels, job.wildcards.task), job.output.png, job.output.pdf)
 
 
 class Vision(Experiment):
     """The ViT on image datasets (kvt.experiments.base)."""
+
     build_model = staticmethod(build_model)
     train_data = staticmethod(train_data)
     eval_data = staticmethod(eval_data)

@@ -19,8 +19,11 @@ PLUGINS_ENV = "KVT_PLUGINS"
 
 
 def _declaring_modules() -> list[str]:
-    own = [f"{__name__}.{m.name}" for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
-           if m.name != "base"]
+    own = [
+        f"{__name__}.{m.name}"
+        for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+        if m.name != "base"
+    ]
     plugins = [name.strip() for name in os.environ.get(PLUGINS_ENV, "").split(",") if name.strip()]
     return own + plugins
 
@@ -40,7 +43,8 @@ FAMILIES = dict(sorted(FAMILIES.items(), key=lambda item: (item[1].order, item[0
 # The report's groups (TableRecipe.group), in the families' order.
 GROUPS: dict[str, ReportGroup] = {
     name: report_group(name, [f for f in FAMILIES.values() if f.report_group == name])
-    for name in dict.fromkeys(f.report_group for f in FAMILIES.values())}
+    for name in dict.fromkeys(f.report_group for f in FAMILIES.values())
+}
 
 
 def group(name: str) -> ReportGroup:

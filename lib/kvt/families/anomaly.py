@@ -7,9 +7,23 @@ The family's declaration; training code: kvt.experiments.anomaly.
 
 from dataclasses import dataclass
 
-from .base import (AttentionSettings, Family, TableRecipe, TinyCase, Workload, axis, check_heads,
-                   eval_runtime_setting, group_setting, init_setting, joint_seeds_setting,
-                   mem_mb_setting, runtime_setting, select_setting, setting)
+from .base import (
+    AttentionSettings,
+    Family,
+    TableRecipe,
+    TinyCase,
+    Workload,
+    axis,
+    check_heads,
+    eval_runtime_setting,
+    group_setting,
+    init_setting,
+    joint_seeds_setting,
+    mem_mb_setting,
+    runtime_setting,
+    select_setting,
+    setting,
+)
 
 TASKS = ("cifar100",)
 
@@ -23,35 +37,61 @@ class AnomalyGrid:
 
 @dataclass
 class AnomalyConfig(AttentionSettings):
-    tasks: list[str] = setting(list(TASKS), "Datasets whose images form the sets.", run=False,
-                               minItems=1, uniqueItems=True)
+    tasks: list[str] = setting(
+        list(TASKS), "Datasets whose images form the sets.", run=False, minItems=1, uniqueItems=True
+    )
     grid: AnomalyGrid = setting(AnomalyGrid(), "Hyperparameter grid.", run=False)
-    backbone: str = setting("imagenet", "ResNet-34 weights of the features: torchvision's ImageNet "
-                            "weights, or random (a fixed seed; tests and smoke).",
-                            enum=["imagenet", "random"], run=False)
-    image_size: int = setting(224, "Images are resized to this size for the ResNet.", minimum=8,
-                              run=False)
+    backbone: str = setting(
+        "imagenet",
+        "ResNet-34 weights of the features: torchvision's ImageNet "
+        "weights, or random (a fixed seed; tests and smoke).",
+        enum=["imagenet", "random"],
+        run=False,
+    )
+    image_size: int = setting(
+        224, "Images are resized to this size for the ResNet.", minimum=8, run=False
+    )
     feature_batch: int = setting(256, "Images per batch of the feature rule.", minimum=1, run=False)
-    train_images: int | None = setting(None, "Training images used (a seeded subset, taken before "
-                                       "the features; null: all 50,000).", minimum=1, run=False)
-    test_images: int | None = setting(None, "Test images used (null: all 10,000).", minimum=1,
-                                      run=False)
+    train_images: int | None = setting(
+        None,
+        "Training images used (a seeded subset, taken before the features; null: all 50,000).",
+        minimum=1,
+        run=False,
+    )
+    test_images: int | None = setting(
+        None, "Test images used (null: all 10,000).", minimum=1, run=False
+    )
     set_size: int = setting(10, "Images per set (one of them the anomaly).", minimum=3)
-    val_fraction: float = setting(0.1, "Class-balanced share of the training images held out "
-                                  "for validation.", exclusiveMinimum=0, exclusiveMaximum=1)
-    split_seed: int = setting(0, "Seed of the hold-out and of the fixed sets (validation, test; "
-                              "training with resample_train false).", minimum=0)
-    resample_train: bool = setting(True, "Draw each training set afresh every time it is read, "
-                                   "as UvA tutorial 6 (per epoch one set per training image, its "
-                                   "odd one; the rest from a generator seeded by (seed, step)); "
-                                   "false: one fixed set per image, reused every epoch.")
+    val_fraction: float = setting(
+        0.1,
+        "Class-balanced share of the training images held out for validation.",
+        exclusiveMinimum=0,
+        exclusiveMaximum=1,
+    )
+    split_seed: int = setting(
+        0,
+        "Seed of the hold-out and of the fixed sets (validation, test; "
+        "training with resample_train false).",
+        minimum=0,
+    )
+    resample_train: bool = setting(
+        True,
+        "Draw each training set afresh every time it is read, "
+        "as UvA tutorial 6 (per epoch one set per training image, its "
+        "odd one; the rest from a generator seeded by (seed, step)); "
+        "false: one fixed set per image, reused every epoch.",
+    )
     epochs: int = setting(100, "Training epochs.", minimum=1)
     batch_size: int = setting(64, "Sets per training batch.", minimum=1)
     eval_batch: int = setting(500, "Sets per validation/test batch.", minimum=1)
     lr: float = setting(5e-4, "Peak Adam learning rate.", exclusiveMinimum=0)
-    warmup_steps: int = setting(100, "Warm-up steps: the cosine's factor is multiplied by "
-                                "step / warmup_steps until then (UvA tutorial 6's "
-                                "CosineWarmupScheduler).", minimum=0)
+    warmup_steps: int = setting(
+        100,
+        "Warm-up steps: the cosine's factor is multiplied by "
+        "step / warmup_steps until then (UvA tutorial 6's "
+        "CosineWarmupScheduler).",
+        minimum=0,
+    )
     grad_clip: float = setting(2.0, "Gradient-norm clip (0 = none).", minimum=0)
     dropout: float = setting(0.1, "Dropout in the blocks and the output net.", minimum=0, maximum=1)
     input_dropout: float = setting(0.1, "Dropout on the input features.", minimum=0, maximum=1)
@@ -72,8 +112,9 @@ def workload(hp: dict, section: dict) -> Workload:
     """One set per training image (CIFAR-100: 50,000), each of set_size feature vectors; the
     ResNet-34 feature pass, done once for all runs, is not counted."""
     sets = (section["train_images"] or 50000) * (1 - hp["val_fraction"])
-    return Workload(tokens=hp["epochs"] * sets * hp["set_size"], seq=hp["set_size"], mlp=2,
-                    blocks=hp["depth"])
+    return Workload(
+        tokens=hp["epochs"] * sets * hp["set_size"], seq=hp["set_size"], mlp=2, blocks=hp["depth"]
+    )
 
 
 FAMILY = Family(
@@ -82,18 +123,27 @@ FAMILY = Family(
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
     module="kvt.experiments.anomaly",
-    code=("families/anomaly.py", "experiments/anomaly.py", "models/set_anomaly.py",
-          "data/set_anomaly.py"),
-    table=TableRecipe(metric="test_acc", label="test accuracy (odd one found)",
-                      task_label="dataset", cfg_label="configuration (d: width, l: depth, h: heads)"),
+    table=TableRecipe(
+        metric="test_acc",
+        label="test accuracy (odd one found)",
+        task_label="dataset",
+        cfg_label="configuration (d: width, l: depth, h: heads)",
+    ),
     doc="Set anomaly detection on CIFAR-100 features (docs/protocol.md): encoder without positional "
-        "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
+    "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
     check=check,
     order=2,
     inputs={"features": "anomaly/features/{task}.pt"},
     # fake features (its runtime's fixture_inputs): 1,080 train sets, batch 64 -> 16 steps, 2 epochs
-    tiny=TinyCase({"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
-                   "batch_size": 64, "warmup_steps": 3}, "cifar100"),
+    tiny=TinyCase(
+        {
+            "grid": {"d_model": [16], "depth": [1], "heads": [2]},
+            "epochs": 2,
+            "batch_size": 64,
+            "warmup_steps": 3,
+        },
+        "cifar100",
+    ),
     bench_cases=(("cifar100", None),),
     workload=workload,
 )

@@ -4,10 +4,10 @@ A family declares, once, in a module of this package:
 - its config section as a dataclass (`Config`): field names, types, defaults and descriptions.
   The JSON Schema of the section, the defaults, the per-run hyperparameters and the test
   factories all derive from it, so a hyperparameter is written in exactly one place;
-- its task names, its grid (the axes of a configuration name such as `n64-d64-l2-h2`), the files
-  of the package that are its own (for its code hash), the runtime module that trains it
-  (`module`: its EXPERIMENT, kvt.experiments.base's typed contract), and its table recipe
-  (which metric, how labelled, which reference numbers).
+- its task names, its grid (the axes of a configuration name such as `n64-d64-l2-h2`), the
+  runtime module that trains it (`module`: its EXPERIMENT, kvt.experiments.base's typed
+  contract), and its table recipe (which metric, how labelled, which reference numbers).
+  Its jobs' code hash follows the imports of both (kvt.config.family_code_hashes).
 
 Field metadata (see `setting`): `doc` (description), `run` (False: not a hyperparameter of a run,
 e.g. the task list or cluster resources), and JSON Schema keywords (`enum`, `minimum`, ...).
@@ -22,9 +22,16 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 # the settings every family shares are declared once, in kvt.settings (re-exported here)
-from ..settings import (AttentionSettings, init_setting, pos_dim_setting,  # noqa: F401
-                        pos_form_setting, pos_per_head_setting, scale_setting, sdpa_setting,
-                        setting)
+from ..settings import (  # noqa: F401
+    AttentionSettings,
+    init_setting,
+    pos_dim_setting,
+    pos_form_setting,
+    pos_per_head_setting,
+    scale_setting,
+    sdpa_setting,
+    setting,
+)
 
 
 class ConfigError(ValueError):
@@ -38,10 +45,19 @@ JOINT_NAME = "seeds"
 # Every section may replace the top-level seeds with its own (e.g. more seeds where runs are
 # cheap); not a field of the families' dataclasses, as no run receives it (a run has its seed).
 SEEDS_KEY = "seeds"
-SEEDS_SCHEMA = {"anyOf": [{"type": "array", "minItems": 1, "uniqueItems": True,
-                           "items": {"type": "integer", "minimum": 0}}, {"type": "null"}],
-                "default": None,
-                "description": "Seeds of this family's runs; null: the top-level seeds."}
+SEEDS_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "integer", "minimum": 0},
+        },
+        {"type": "null"},
+    ],
+    "default": None,
+    "description": "Seeds of this family's runs; null: the top-level seeds.",
+}
 _SCALAR = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
@@ -112,6 +128,7 @@ def grid_name(point: dict, tags: dict) -> str:
 @dataclass(frozen=True)
 class TableRecipe:
     """How the report turns a family's runs into its tables and figures."""
+
     metric: str  # summary column of the main table (test_acc, test_bleu, ...)
     label: str  # what the metric is, for captions and axes
     task_label: str = "task"
@@ -166,6 +183,7 @@ class Workload:
     """What one run's training processes, for a rough cost estimate without torch: `tokens`
     token positions through `blocks` transformer blocks of width d_model (from the hparams), with
     sequences of `seq` tokens and an MLP of `mlp` x d_model."""
+
     tokens: float
     seq: int
     mlp: float
@@ -190,6 +208,7 @@ def train_flops(hp: dict, work: Workload) -> float:
 class TinyCase:
     """A run of the family that takes seconds on one CPU thread, for the test suite: section
     overrides, its task and attention (its runtime writes the fixture inputs it reads)."""
+
     section: dict
     task: str
     attention: str = "kv_pos"
@@ -198,12 +217,12 @@ class TinyCase:
 @dataclass(frozen=True)
 class Family:
     """One task family (see the module docstring). Subclass to override the defaults."""
+
     name: str
     config: type  # dataclass of the config section
     tasks: tuple[str, ...]  # every task the family knows, in the paper's order
     grid_tags: dict  # grid axis -> tag of the configuration name, in name order
     module: str  # its runtime module, whose EXPERIMENT is a kvt.experiments.base.Experiment (torch)
-    code: tuple[str, ...]  # files of kvt/ that are this family's own (its code hash)
     table: TableRecipe
     doc: str = ""
     check: Callable[[dict], None] | None = None  # what the schema cannot say; raise ConfigError
@@ -241,7 +260,9 @@ class Family:
     def settings(self, section: dict, task: str) -> dict:
         """The settings of one task: the section's run fields, with the task's own settings
         (per_task families) overlaid."""
-        out = {k: section[k] for k in run_fields(self.config) if k in section and k not in self.tasks}
+        out = {
+            k: section[k] for k in run_fields(self.config) if k in section and k not in self.tasks
+        }
         if self.per_task:
             out.update(section[task])
         return out
@@ -264,12 +285,24 @@ class Family:
         """Everything one run needs, as its train job receives it (and run.json records)."""
         configs = self.configs(section, task)
         if cfg not in configs:
-            raise ConfigError(f"unknown {self.name} configuration {cfg!r} of task {task!r}; "
-                              f"known: {', '.join(configs)}")
-        settings = {k: v for k, v in self.settings(section, task).items()
-                    if k not in ("grid", "runtime", "mem_mb")}
-        return {"family": self.name, "task": task, "attention": attention, "seed": int(seed),
-                "cfg": cfg, **configs[cfg], **settings}
+            raise ConfigError(
+                f"unknown {self.name} configuration {cfg!r} of task {task!r}; "
+                f"known: {', '.join(configs)}"
+            )
+        settings = {
+            k: v
+            for k, v in self.settings(section, task).items()
+            if k not in ("grid", "runtime", "mem_mb")
+        }
+        return {
+            "family": self.name,
+            "task": task,
+            "attention": attention,
+            "seed": int(seed),
+            "cfg": cfg,
+            **configs[cfg],
+            **settings,
+        }
 
     def seeds(self, section: dict, seeds: list[int]) -> list[int]:
         """The section's own seeds where it sets them, else `seeds` (the top level's)."""
@@ -279,14 +312,20 @@ class Family:
     def runs(self, section: dict, attentions, seeds) -> list[tuple[str, str, str, int]]:
         """(task, cfg, attention, seed) of every run the section asks for (`seeds`: the top
         level's, which the section's own replace)."""
-        return [(t, c, a, s) for t in section["tasks"] for c in self.configs(section, t)
-                for a in attentions for s in self.seeds(section, seeds)]
+        return [
+            (t, c, a, s)
+            for t in section["tasks"]
+            for c in self.configs(section, t)
+            for a in attentions
+            for s in self.seeds(section, seeds)
+        ]
 
 
 @dataclass(frozen=True)
 class ReportGroup:
     """What the report needs of one group of families (see TableRecipe.group), in the shape of a
     family: its name, members, tasks (each of one member), grid tags and merged table recipe."""
+
     name: str
     members: tuple[str, ...]
     tasks: tuple[str, ...]
@@ -300,32 +339,45 @@ def report_group(name: str, members: list[Family]) -> ReportGroup:
     longer (the members' metrics differ), their reference notes joined."""
     tasks = [t for fam in members for t in fam.tasks]
     if len(set(tasks)) != len(tasks):
-        raise ValueError(f"report group {name!r}: its families {[f.name for f in members]} share "
-                         "task names; a group's tables need each task once")
+        raise ValueError(
+            f"report group {name!r}: its families {[f.name for f in members]} share "
+            "task names; a group's tables need each task once"
+        )
     first = members[0].table
     if len(members) == 1:
-        return ReportGroup(name, (members[0].name,), tuple(tasks), dict(members[0].grid_tags), first)
+        return ReportGroup(
+            name, (members[0].name,), tuple(tasks), dict(members[0].grid_tags), first
+        )
     figures = {fam.table.score_figure for fam in members}
     if len(figures) > 1:
-        raise ValueError(f"report group {name!r}: its families name their score figure "
-                         f"differently ({sorted(figures)}); they share figures/{name}/")
+        raise ValueError(
+            f"report group {name!r}: its families name their score figure "
+            f"differently ({sorted(figures)}); they share figures/{name}/"
+        )
     owner = {t: fam.table for fam in members for t in fam.tasks}
 
     def union(attr):
         return tuple(dict.fromkeys(x for fam in members for x in getattr(fam.table, attr)))
 
     table = dataclasses.replace(
-        first, group=name,
+        first,
+        group=name,
         task_metrics={t: owner[t].metrics(t) for t in tasks},
-        reference=lambda task, attention, metric: owner[task].reference_of(task, attention, metric)
-        if task in owner else None,
-        reference_mean=None, mean_row=False,
-        reference_note=" ".join(fam.table.reference_note for fam in members
-                                if fam.table.reference_note),
+        reference=lambda task, attention, metric: (
+            owner[task].reference_of(task, attention, metric) if task in owner else None
+        ),
+        reference_mean=None,
+        mean_row=False,
+        reference_note=" ".join(
+            fam.table.reference_note for fam in members if fam.table.reference_note
+        ),
         bounded=all(fam.table.bounded for fam in members),
-        extras=union("extras"), model_keys=union("model_keys"), name_only=union("name_only"),
+        extras=union("extras"),
+        model_keys=union("model_keys"),
+        name_only=union("name_only"),
         lower_better=union("lower_better"),
-        task_extras={t: x for fam in members for t, x in fam.table.task_extras.items()})
+        task_extras={t: x for fam in members for t, x in fam.table.task_extras.items()},
+    )
     grid_tags = {k: v for fam in members for k, v in fam.grid_tags.items()}
     return ReportGroup(name, tuple(fam.name for fam in members), tuple(tasks), grid_tags, table)
 
@@ -337,37 +389,52 @@ def axis(default: list[int], doc: str):
 
 
 def select_setting():
-    return setting("best", "Weights tested: best on the validation metric, or last (the "
-                   "reference's choice for the synthetic tasks).", enum=["best", "last"])
+    return setting(
+        "best",
+        "Weights tested: best on the validation metric, or last (the "
+        "reference's choice for the synthetic tasks).",
+        enum=["best", "last"],
+    )
 
 
 def eval_runtime_setting(default: int):
-    return setting(default, "Minutes an eval job may take (cluster executors).", run=False,
-                   minimum=1)
+    return setting(
+        default, "Minutes an eval job may take (cluster executors).", run=False, minimum=1
+    )
 
 
 def group_setting():
-    return setting(False, "On a cluster, submit the runs of one configuration (every variant and "
-                   "seed, train then eval) as one job, a Snakemake group, instead of one job per "
-                   "run: the scheduler sees fewer, longer jobs. Needs the profile's local gpu scope "
-                   "(profiles/slurm); inactive in local runs.", run=False)
+    return setting(
+        False,
+        "On a cluster, submit the runs of one configuration (every variant and "
+        "seed, train then eval) as one job, a Snakemake group, instead of one job per "
+        "run: the scheduler sees fewer, longer jobs. Needs the profile's local gpu scope "
+        "(profiles/slurm); inactive in local runs.",
+        run=False,
+    )
 
 
 def joint_seeds_setting():
-    return setting(False, "Train every seed of a configuration and variant in one job, one "
-                   "process, step by step in turn (on a GPU each on its own CUDA stream), and test "
-                   "them in one job. Each run's files and numbers are exactly those of its own "
-                   "jobs; the seeds share the jobs' start-up and the device.", run=False)
+    return setting(
+        False,
+        "Train every seed of a configuration and variant in one job, one "
+        "process, step by step in turn (on a GPU each on its own CUDA stream), and test "
+        "them in one job. Each run's files and numbers are exactly those of its own "
+        "jobs; the seeds share the jobs' start-up and the device.",
+        run=False,
+    )
 
 
 def runtime_setting(default: int):
-    return setting(default, "Minutes a train job may take (cluster executors).", run=False,
-                   minimum=1)
+    return setting(
+        default, "Minutes a train job may take (cluster executors).", run=False, minimum=1
+    )
 
 
 def mem_mb_setting(default: int):
-    return setting(default, "Memory of a train job in MB (cluster executors).", run=False,
-                   minimum=100)
+    return setting(
+        default, "Memory of a train job in MB (cluster executors).", run=False, minimum=100
+    )
 
 
 def check_heads(where: str, grid: dict) -> None:

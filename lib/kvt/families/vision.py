@@ -7,10 +7,25 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 
 from dataclasses import dataclass
 
-from .base import (AttentionSettings, ConfigError, Family, TableRecipe, TinyCase, Workload, axis,
-                   check_heads, eval_runtime_setting, group_setting, joint_seeds_setting,
-                   mem_mb_setting, pos_dim_setting, runtime_setting, scale_setting, select_setting,
-                   setting)
+from .base import (
+    AttentionSettings,
+    ConfigError,
+    Family,
+    TableRecipe,
+    TinyCase,
+    Workload,
+    axis,
+    check_heads,
+    eval_runtime_setting,
+    group_setting,
+    joint_seeds_setting,
+    mem_mb_setting,
+    pos_dim_setting,
+    runtime_setting,
+    scale_setting,
+    select_setting,
+    setting,
+)
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
 
@@ -31,32 +46,52 @@ class ViTTask:
     lr: float = setting(1e-3, "AdamW learning rate (constant).", exclusiveMinimum=0)
     weight_decay: float = setting(0.01, "AdamW weight decay.", minimum=0)
     val_size: int = setting(5000, "Images held out of the training set for validation.", minimum=1)
-    train_size: int | None = setting(None, "Training images (a seeded subset; null: all the rest).",
-                                     minimum=1)
+    train_size: int | None = setting(
+        None, "Training images (a seeded subset; null: all the rest).", minimum=1
+    )
     test_size: int | None = setting(None, "Test images (a seeded subset; null: all).", minimum=1)
-    val_per_epoch: int = setting(2, "Validations per epoch, evenly spaced (the reference's "
-                                 "Lightning val_check_interval 0.5: 2); the weights tested are "
-                                 "the best of these.", minimum=1)
-    norm_stats: str = setting("reference", "Normalisation mean/std: reference (the reference "
-                              "code's: MNIST's for Fashion-MNIST, CIFAR-10's for CIFAR-100) or "
-                              "own (the dataset's own training-set statistics).",
-                              enum=["reference", "own"])
+    val_per_epoch: int = setting(
+        2,
+        "Validations per epoch, evenly spaced (the reference's "
+        "Lightning val_check_interval 0.5: 2); the weights tested are "
+        "the best of these.",
+        minimum=1,
+    )
+    norm_stats: str = setting(
+        "reference",
+        "Normalisation mean/std: reference (the reference "
+        "code's: MNIST's for Fashion-MNIST, CIFAR-10's for CIFAR-100) or "
+        "own (the dataset's own training-set statistics).",
+        enum=["reference", "own"],
+    )
     runtime: int = runtime_setting(120)
     mem_mb: int = mem_mb_setting(8000)
 
 
 def _mnist_like() -> ViTTask:
-    return ViTTask(grid=ViTGrid(d_model=[256, 512], depth=[4], heads=[2, 4]), epochs=20,
-                   batch_size=200, lr=1e-4)
+    return ViTTask(
+        grid=ViTGrid(d_model=[256, 512], depth=[4], heads=[2, 4]),
+        epochs=20,
+        batch_size=200,
+        lr=1e-4,
+    )
 
 
 @dataclass
 class VisionConfig(AttentionSettings):
-    tasks: list[str] = setting(["mnist", "fashion_mnist", "cifar10", "cifar100"], "Datasets to run "
-                               "(digits: beyond the paper, needs no files).", run=False, minItems=1,
-                               uniqueItems=True)
-    split_seed: int = setting(0, "Seed of the one train/val split (and test subsets), shared by "
-                              "every run so all are scored on the same images.", minimum=0)
+    tasks: list[str] = setting(
+        ["mnist", "fashion_mnist", "cifar10", "cifar100"],
+        "Datasets to run (digits: beyond the paper, needs no files).",
+        run=False,
+        minItems=1,
+        uniqueItems=True,
+    )
+    split_seed: int = setting(
+        0,
+        "Seed of the one train/val split (and test subsets), shared by "
+        "every run so all are scored on the same images.",
+        minimum=0,
+    )
     select: str = select_setting()
     scale: str = scale_setting("model")
     pos_dim: int = pos_dim_setting(50)
@@ -67,10 +102,18 @@ class VisionConfig(AttentionSettings):
     fashion_mnist: ViTTask = setting(_mnist_like(), "Fashion-MNIST settings (docs/protocol.md).")
     cifar10: ViTTask = setting(ViTTask(epochs=40), "CIFAR-10 settings (docs/protocol.md).")
     cifar100: ViTTask = setting(ViTTask(epochs=50), "CIFAR-100 settings (docs/protocol.md).")
-    digits: ViTTask = setting(ViTTask(grid=ViTGrid(d_model=[64], depth=[2], heads=[4]), epochs=30,
-                                      batch_size=64, eval_batch=512, val_size=180, runtime=10,
-                                      mem_mb=2000),
-                              "scikit-learn digits (1,797 8x8 images; 360 test, val_size val).")
+    digits: ViTTask = setting(
+        ViTTask(
+            grid=ViTGrid(d_model=[64], depth=[2], heads=[4]),
+            epochs=30,
+            batch_size=64,
+            eval_batch=512,
+            val_size=180,
+            runtime=10,
+            mem_mb=2000,
+        ),
+        "scikit-learn digits (1,797 8x8 images; 360 test, val_size val).",
+    )
 
 
 def check(section: dict) -> None:
@@ -78,13 +121,21 @@ def check(section: dict) -> None:
         s = section[task]
         check_heads(f"vision.{task}.grid", s["grid"])
         if s["train_size"] is not None and s["train_size"] < s["batch_size"]:
-            raise ConfigError(f"vision.{task}.train_size={s['train_size']} is smaller than "
-                              f"batch_size={s['batch_size']}: no training batch")
+            raise ConfigError(
+                f"vision.{task}.train_size={s['train_size']} is smaller than "
+                f"batch_size={s['batch_size']}: no training batch"
+            )
 
 
 # For cost estimates only (kvt.data.vision reads the files): official training images, and
 # tokens an image becomes (every dataset is cut into 4 x 4 patches, plus the class token).
-TRAIN_IMAGES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000, "digits": 1437}
+TRAIN_IMAGES = {
+    "mnist": 60000,
+    "fashion_mnist": 60000,
+    "cifar10": 50000,
+    "cifar100": 50000,
+    "digits": 1437,
+}
 
 
 def workload(hp: dict, section: dict) -> Workload:
@@ -98,22 +149,38 @@ FAMILY = Family(
     tasks=TASKS,
     grid_tags={"d_model": "d", "depth": "l", "heads": "h"},
     module="kvt.experiments.vision",
-    code=("families/vision.py", "experiments/vision.py", "models/vit.py", "data/vision.py"),
-    table=TableRecipe(metric="test_acc", label="top-1 test accuracy", task_label="dataset",
-                      cfg_label="configuration (d: width, l: depth, h: heads)",
-                      model_keys=("task",), extras=("figures/vision/attention_{task}.png",)),
+    table=TableRecipe(
+        metric="test_acc",
+        label="top-1 test accuracy",
+        task_label="dataset",
+        cfg_label="configuration (d: width, l: depth, h: heads)",
+        model_keys=("task",),
+        extras=("figures/vision/attention_{task}.png",),
+    ),
     doc="Vision (docs/protocol.md): a pre-norm ViT per dataset; AdamW, constant learning rate, "
-        "weights selected on validation accuracy.",
+    "weights selected on validation accuracy.",
     check=check,
     workload=workload,
     per_task=True,
     order=1,
     inputs={"data": "data/{task}.json"},
     # CIFAR-10 fixture (augmented): 400 train images, batch 50 -> 8 steps, 2 epochs
-    tiny=TinyCase({"cifar10": {"grid": {"d_model": [16], "depth": [1], "heads": [2]}, "epochs": 2,
-                               "batch_size": 50, "eval_batch": 100, "val_size": 100,
-                               "train_size": 400, "test_size": 100}}, "cifar10"),
+    tiny=TinyCase(
+        {
+            "cifar10": {
+                "grid": {"d_model": [16], "depth": [1], "heads": [2]},
+                "epochs": 2,
+                "batch_size": 50,
+                "eval_batch": 100,
+                "val_size": 100,
+                "train_size": 400,
+                "test_size": 100,
+            }
+        },
+        "cifar10",
+    ),
     bench_cases=(("mnist", None), ("cifar10", None)),
-    layer_shapes=({"batch": 128, "heads": 2, "n": 17, "d_head": 64, "pos_dim": 50,
-                   "scale": "model"},),
+    layer_shapes=(
+        {"batch": 128, "heads": 2, "n": 17, "d_head": 64, "pos_dim": 50, "scale": "model"},
+    ),
 )

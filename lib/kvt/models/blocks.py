@@ -12,14 +12,27 @@ class Block(nn.Module):
     pre-norm:  x = x + drop(attn(LN(x))); x = x + drop(mlp(LN(x)))   (ViT, GPT, translation)
     """
 
-    def __init__(self, attention: str, d_model: int, heads: int, mlp_dim: int, *,
-                 dropout: float = 0.0, activation: type[nn.Module] = nn.ReLU,
-                 post_norm: bool = False, **attention_options):
+    def __init__(
+        self,
+        attention: str,
+        d_model: int,
+        heads: int,
+        mlp_dim: int,
+        *,
+        dropout: float = 0.0,
+        activation: type[nn.Module] = nn.ReLU,
+        post_norm: bool = False,
+        **attention_options,
+    ):
         super().__init__()
         self.post_norm = post_norm
         self.attn = build_attention(attention, d_model, heads, **attention_options)
-        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_dim), activation(), nn.Dropout(dropout),
-                                 nn.Linear(mlp_dim, d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, mlp_dim),
+            activation(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_dim, d_model),
+        )
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 

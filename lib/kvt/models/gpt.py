@@ -41,10 +41,22 @@ class CharGPT(nn.Module):
         self.tok_embedding = nn.Embedding(cfg.vocab_size, d)
         self.pos_embedding = nn.Embedding(cfg.block, d)
         self.blocks = nn.ModuleList(
-            Block(cfg.attention, d, cfg.heads, 4 * d, dropout=cfg.dropout, activation=nn.ReLU,
-                  post_norm=False, bias=False, out_bias=True, max_len=cfg.block,
-                  attn_dropout=cfg.dropout, **cfg.attention_options())
-            for _ in range(cfg.depth))
+            Block(
+                cfg.attention,
+                d,
+                cfg.heads,
+                4 * d,
+                dropout=cfg.dropout,
+                activation=nn.ReLU,
+                post_norm=False,
+                bias=False,
+                out_bias=True,
+                max_len=cfg.block,
+                attn_dropout=cfg.dropout,
+                **cfg.attention_options(),
+            )
+            for _ in range(cfg.depth)
+        )
         for block in self.blocks:
             # The notebook's FeedFoward has no dropout after its ReLU (the shared Block has): an
             # Identity in its place keeps the Linear layers at mlp.0 and mlp.3 (checkpoint keys).
@@ -57,15 +69,22 @@ class CharGPT(nn.Module):
             raise ValueError(f"expected token ids of shape B x T, got {tuple(idx.shape)}")
         t = idx.shape[1]
         if t > self.cfg.block:
-            raise ValueError(f"sequence of {t} tokens exceeds the context length block={self.cfg.block}")
+            raise ValueError(
+                f"sequence of {t} tokens exceeds the context length block={self.cfg.block}"
+            )
         pos = torch.arange(t, device=idx.device)
         x = self.tok_embedding(idx) + self.pos_embedding(pos)  # not dropped (the notebook)
         for block in self.blocks:
             x = block(x, causal=True)  # SDPA's causal kernels, not an n x n mask
         return self.head(self.norm(x))
 
-    def generate(self, idx: torch.Tensor, new_tokens: int, generator: torch.Generator,
-                 temperature: float = 1.0) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        new_tokens: int,
+        generator: torch.Generator,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
         """idx followed by new_tokens sampled tokens (B x (T + new_tokens)). Each step sees only the
         last `block` tokens (the position embedding has no more rows). Sampling draws from
         `generator` alone, in eval mode (no dropout), so a seed fixes the sample; the training
@@ -77,7 +96,7 @@ class CharGPT(nn.Module):
         try:
             with torch.no_grad():
                 for _ in range(new_tokens):
-                    logits = self(idx[:, -self.cfg.block:])[:, -1] / temperature
+                    logits = self(idx[:, -self.cfg.block :])[:, -1] / temperature
                     probs = logits.softmax(dim=-1)
                     nxt = torch.multinomial(probs, 1, generator=generator)
                     idx = torch.cat((idx, nxt), dim=1)

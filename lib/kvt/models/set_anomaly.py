@@ -37,16 +37,32 @@ class SetAnomalyEncoder(nn.Module):
         d = cfg.d_model
         self.embed = nn.Sequential(nn.Dropout(cfg.input_dropout), nn.Linear(cfg.feature_dim, d))
         self.blocks = nn.ModuleList(
-            Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
-                  max_len=cfg.set_size, **cfg.attention_options())
-            for _ in range(cfg.depth))
-        self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
-                                  nn.Dropout(cfg.dropout), nn.Linear(d, 1))
+            Block(
+                cfg.attention,
+                d,
+                cfg.heads,
+                2 * d,
+                dropout=cfg.dropout,
+                post_norm=True,
+                max_len=cfg.set_size,
+                **cfg.attention_options(),
+            )
+            for _ in range(cfg.depth)
+        )
+        self.head = nn.Sequential(
+            nn.Linear(d, d),
+            nn.LayerNorm(d),
+            nn.ReLU(inplace=True),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(d, 1),
+        )
 
     def _embed(self, features):
         if features.dim() != 3 or features.shape[-1] != self.cfg.feature_dim:
-            raise ValueError(f"expected features of shape B x set x {self.cfg.feature_dim}, "
-                             f"got {tuple(features.shape)}")
+            raise ValueError(
+                f"expected features of shape B x set x {self.cfg.feature_dim}, "
+                f"got {tuple(features.shape)}"
+            )
         return self.embed(features)
 
     def forward(self, features):

@@ -33,11 +33,25 @@ class SequenceClassifier(nn.Module):
         self.embed = nn.Linear(cfg.num_classes, d)
         self.register_buffer("pos", sinusoid_1d(cfg.seq_len, d), persistent=False)
         self.blocks = nn.ModuleList(
-            Block(cfg.attention, d, cfg.heads, 2 * d, dropout=cfg.dropout, post_norm=True,
-                  max_len=cfg.seq_len, **cfg.attention_options())
-            for _ in range(cfg.depth))
-        self.head = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU(inplace=True),
-                                  nn.Dropout(cfg.dropout), nn.Linear(d, cfg.num_classes))
+            Block(
+                cfg.attention,
+                d,
+                cfg.heads,
+                2 * d,
+                dropout=cfg.dropout,
+                post_norm=True,
+                max_len=cfg.seq_len,
+                **cfg.attention_options(),
+            )
+            for _ in range(cfg.depth)
+        )
+        self.head = nn.Sequential(
+            nn.Linear(d, d),
+            nn.LayerNorm(d),
+            nn.ReLU(inplace=True),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(d, cfg.num_classes),
+        )
 
     def forward(self, tokens):
         """tokens: batch x n ints in [0, num_classes) -> batch x n x num_classes logits."""
@@ -49,7 +63,10 @@ class SequenceClassifier(nn.Module):
 
     def attention_maps(self, tokens) -> list[torch.Tensor]:
         """Per block, batch x heads x n x n attention maps (manual path), in eval mode."""
-        x = self.embed(F.one_hot(tokens, self.cfg.num_classes).float()) + self.pos[: tokens.shape[1]]
+        x = (
+            self.embed(F.one_hot(tokens, self.cfg.num_classes).float())
+            + self.pos[: tokens.shape[1]]
+        )
         maps = []
         for block in self.blocks:
             _, attn = block.attn(x, need_weights=True)

@@ -30,7 +30,9 @@ class TranslatorConfig(AttentionSettings):
     depth: int = 2  # layers of each stack
     heads: int = 1
     dropout: float = 0.1
-    cross: str = "qk"  # kv variants' cross-attention: "qk" or "kk" (docs/attention.md); qkv ignores it
+    cross: str = (
+        "qk"  # kv variants' cross-attention: "qk" or "kk" (docs/attention.md); qkv ignores it
+    )
     max_len: int = 128  # longest source or target sequence, specials included
     pad_id: int = fixed(0)
     bos_id: int = fixed(2)
@@ -44,17 +46,21 @@ class DecoderBlock(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.self_attn = build_attention(cfg.attention, d, cfg.heads, **attention_options)
-        self.cross_attn = build_attention(cfg.attention, d, cfg.heads, cross=cfg.cross,
-                                          **attention_options)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Dropout(cfg.dropout),
-                                 nn.Linear(4 * d, d))
+        self.cross_attn = build_attention(
+            cfg.attention, d, cfg.heads, cross=cfg.cross, **attention_options
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(d, 4 * d), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(4 * d, d)
+        )
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, memory, self_mask=None, cross_mask=None, need_weights: bool = False):
         """Returns (x, cross-attention maps or None)."""
         x = x + self.drop(self.self_attn(self.norm1(x), mask=self_mask))
-        out = self.cross_attn(self.norm2(x), mask=cross_mask, context=memory, need_weights=need_weights)
+        out = self.cross_attn(
+            self.norm2(x), mask=cross_mask, context=memory, need_weights=need_weights
+        )
         out, maps = out if need_weights else (out, None)
         x = x + self.drop(out)
         return x + self.drop(self.mlp(self.norm3(x))), maps
@@ -69,15 +75,26 @@ class Translator(nn.Module):
             raise ValueError(f"cross must be one of {CROSS_MODES}, got {cfg.cross!r}")
         self.cfg = cfg
         d = cfg.d_model
-        options = dict(bias=True, max_len=cfg.max_len, attn_dropout=cfg.dropout,
-                       **cfg.attention_options())
+        options = dict(
+            bias=True, max_len=cfg.max_len, attn_dropout=cfg.dropout, **cfg.attention_options()
+        )
         self.src_embedding = nn.Embedding(cfg.vocab_size, d)
         self.tgt_embedding = nn.Embedding(cfg.vocab_size, d)
         self.register_buffer("pos_table", sinusoid_1d(cfg.max_len, d), persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.encoder = nn.ModuleList(
-            Block(cfg.attention, d, cfg.heads, 4 * d, dropout=cfg.dropout, activation=nn.ReLU,
-                  post_norm=False, **options) for _ in range(cfg.depth))
+            Block(
+                cfg.attention,
+                d,
+                cfg.heads,
+                4 * d,
+                dropout=cfg.dropout,
+                activation=nn.ReLU,
+                post_norm=False,
+                **options,
+            )
+            for _ in range(cfg.depth)
+        )
         self.encoder_norm = nn.LayerNorm(d)
         self.decoder = nn.ModuleList(DecoderBlock(cfg, **options) for _ in range(cfg.depth))
         self.decoder_norm = nn.LayerNorm(d)
@@ -114,7 +131,9 @@ class Translator(nn.Module):
     def _decode(self, tgt_in, memory, src_pad, need_weights=False):
         t = tgt_in.shape[1]
         x = self._embed(tgt_in, self.tgt_embedding, "target")
-        self_mask = make_mask(t, causal=True, key_padding=tgt_in == self.cfg.pad_id, device=x.device)
+        self_mask = make_mask(
+            t, causal=True, key_padding=tgt_in == self.cfg.pad_id, device=x.device
+        )
         cross_mask = make_mask(t, memory.shape[1], key_padding=src_pad)
         maps = []
         for block in self.decoder:
@@ -144,8 +163,10 @@ class Translator(nn.Module):
 
     def _check_decoding(self, max_new: int):
         if not 0 <= max_new <= self.cfg.max_len:
-            raise ValueError(f"max_new={max_new} must be in [0, max_len={self.cfg.max_len}] "
-                             f"(the decoder sees <bos> plus max_new - 1 tokens)")
+            raise ValueError(
+                f"max_new={max_new} must be in [0, max_len={self.cfg.max_len}] "
+                f"(the decoder sees <bos> plus max_new - 1 tokens)"
+            )
 
     def _next_logprobs(self, ys, memory, src_pad):
         logp = F.log_softmax(self.decode(ys, memory, src_pad)[:, -1].float(), dim=-1)
@@ -177,7 +198,9 @@ class Translator(nn.Module):
             self.train(was_training)
 
     @torch.no_grad()
-    def beam_search(self, src, beam: int, max_new: int, length_penalty: float = 1.0) -> torch.Tensor:
+    def beam_search(
+        self, src, beam: int, max_new: int, length_penalty: float = 1.0
+    ) -> torch.Tensor:
         """Beam search, batched over B * beam rows (eval mode). Beams are ranked by summed log-prob;
         a finished beam keeps its score (it continues with <pad> at no cost). The result of each
         sentence is its final beam with the best score / length**length_penalty, length counting
@@ -209,7 +232,7 @@ class Translator(nn.Module):
                     break
             out = ys[:, 1:].view(b, beam, -1)
             length = (out != cfg.pad_id).sum(-1).clamp(min=1).float()
-            best = (score / length ** length_penalty).argmax(-1)
+            best = (score / length**length_penalty).argmax(-1)
             out = out[torch.arange(b, device=src.device), best]
             keep = int((out != cfg.pad_id).sum(-1).max()) if out.numel() else 0
             return out[:, :keep]

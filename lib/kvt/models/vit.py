@@ -52,15 +52,26 @@ class VisionTransformer(nn.Module):
         d = cfg.d_model
         mlp_dim = d if cfg.mlp_dim is None else cfg.mlp_dim
         self.n_patches = (cfg.image_size // cfg.patch) ** 2
-        self.patch_embed = nn.Linear(cfg.channels * cfg.patch ** 2, d)
+        self.patch_embed = nn.Linear(cfg.channels * cfg.patch**2, d)
         self.cls_token = nn.Parameter(torch.randn(1, 1, d))
         self.pos_embedding = nn.Parameter(torch.randn(1, self.n_tokens, d))
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
-            Block(cfg.attention, d, cfg.heads, mlp_dim, dropout=cfg.dropout, activation=nn.GELU,
-                  post_norm=False, bias=False, out_bias=True, max_len=self.n_tokens,
-                  **cfg.attention_options())
-            for _ in range(cfg.depth))
+            Block(
+                cfg.attention,
+                d,
+                cfg.heads,
+                mlp_dim,
+                dropout=cfg.dropout,
+                activation=nn.GELU,
+                post_norm=False,
+                bias=False,
+                out_bias=True,
+                max_len=self.n_tokens,
+                **cfg.attention_options(),
+            )
+            for _ in range(cfg.depth)
+        )
         self.head = nn.Sequential(nn.Linear(d, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, cfg.classes))
 
     @property
@@ -72,8 +83,10 @@ class VisionTransformer(nn.Module):
         """B x C x H x W floats -> B x n_tokens x d: CLS first, then the patches, plus positions."""
         expected = (self.cfg.channels, self.cfg.image_size, self.cfg.image_size)
         if images.dim() != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"expected images of shape B x {' x '.join(map(str, expected))}, "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"expected images of shape B x {' x '.join(map(str, expected))}, "
+                f"got {tuple(images.shape)}"
+            )
         x = self.patch_embed(image_to_patches(images, self.cfg.patch))
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
         return self.drop(x + self.pos_embedding)

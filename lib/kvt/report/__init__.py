@@ -6,9 +6,15 @@ torch or a GPU. Submodules load on first use, so `python -m kvt.report.summary` 
 
 import importlib
 
-_EXPORTS = {"collect": "summary", "diff_runs": "summary", "read_metrics": "summary",
-            "read_summary": "summary", "write_summary": "summary",
-            "write_tables": "tables", "write_figure": "figures"}
+_EXPORTS = {
+    "collect": "summary",
+    "diff_runs": "summary",
+    "read_metrics": "summary",
+    "read_summary": "summary",
+    "write_summary": "summary",
+    "write_tables": "tables",
+    "write_figure": "figures",
+}
 __all__ = list(_EXPORTS)
 
 

@@ -38,8 +38,11 @@ def attention_figure(panels: dict, task: str) -> Figure:
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{task}: first-layer attention, mean over heads (selected weights, seed and "
-                 "configuration of the first run)", fontsize=10)
+    fig.suptitle(
+        f"{task}: first-layer attention, mean over heads (selected weights, seed and "
+        "configuration of the first run)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -51,12 +54,13 @@ def cross_attention_figure(panels: dict, task: str) -> Figure:
     n_src = max(len(p[0]) for p in panels.values())
     n_out = max(len(p[1]) for p in panels.values())
     width, height = 0.28 * n_src + 2.2, 0.28 * n_out + 1.4
-    fig = Figure(figsize=(max(4.0, width) * len(variants), max(3.5, height) + 0.6),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(max(4.0, width) * len(variants), max(3.5, height) + 0.6), layout="constrained"
+    )
     axes = fig.subplots(1, len(variants), squeeze=False)[0]
     for ax, variant in zip(axes, variants):
         src, out, maps = panels[variant]
-        mean = np.asarray(maps, dtype=float).mean(0)[:len(out), :len(src)]
+        mean = np.asarray(maps, dtype=float).mean(0)[: len(out), : len(src)]
         im = ax.imshow(mean, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(src)), src, rotation=90, fontsize=7)
         ax.set_yticks(range(len(out)), out, fontsize=7)
@@ -64,6 +68,9 @@ def cross_attention_figure(panels: dict, task: str) -> Figure:
         ax.set_xlabel("source", fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.7)
     axes[0].set_ylabel("translation (greedy)", fontsize=8)
-    fig.suptitle(f"{task}: last decoder layer's cross-attention on test sentence 0, mean over heads "
-                 "(selected weights of the first configuration and seed)", fontsize=10)
+    fig.suptitle(
+        f"{task}: last decoder layer's cross-attention on test sentence 0, mean over heads "
+        "(selected weights of the first configuration and seed)",
+        fontsize=10,
+    )
     return fig

@@ -26,7 +26,9 @@ KEYS = ["family", "task", "cfg", "attention", "seed"]
 
 def compare_runs(a: Path, b: Path) -> pd.DataFrame:
     """The columns where two run folders differ (kind, a, b)."""
-    both = collect([Path(a) / "run.json", Path(b) / "run.json"], [Path(a) / "test.json", Path(b) / "test.json"])
+    both = collect(
+        [Path(a) / "run.json", Path(b) / "run.json"], [Path(a) / "test.json", Path(b) / "test.json"]
+    )
     return diff_runs(both, 0, 1)
 
 
@@ -44,21 +46,32 @@ def compare_results(a: Path, b: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     sa, sb = (_by_group(read_summary(Path(x) / "summary.csv")) for x in (a, b))
     for name, s in (("a", sa), ("b", sb)):
         if s.duplicated(KEYS).any():
-            raise ValueError(f"summary {name} holds a run twice: {s[s.duplicated(KEYS)][KEYS].iloc[0].tolist()}")
+            raise ValueError(
+                f"summary {name} holds a run twice: {s[s.duplicated(KEYS)][KEYS].iloc[0].tolist()}"
+            )
     with warnings.catch_warnings():  # wide summaries: pandas warns about its own merge internals
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         merged = sa.merge(sb, on=KEYS, how="outer", suffixes=("@a", "@b"), indicator=True)
-    lonely = merged[merged["_merge"] != "both"][KEYS + ["_merge"]].rename(columns={"_merge": "side"})
+    lonely = merged[merged["_merge"] != "both"][KEYS + ["_merge"]].rename(
+        columns={"_merge": "side"}
+    )
     lonely["side"] = lonely["side"].map({"left_only": "only a", "right_only": "only b"})
     matched = merged[merged["_merge"] == "both"]
     scores = score_columns(set(sa.columns) | set(sb.columns))
     rows = []
-    for column in dict.fromkeys([c for c in list(sa.columns) + list(sb.columns)
-                                 if c not in KEYS and c not in ("run_dir",)]):
+    for column in dict.fromkeys(
+        [c for c in list(sa.columns) + list(sb.columns) if c not in KEYS and c not in ("run_dir",)]
+    ):
         if column not in sa or column not in sb:
-            rows.append({"column": column, "kind": column_kind(column, scores),
-                         "runs_differing": len(matched), "max_abs_diff": np.nan,
-                         "note": f"only in {'a' if column in sa else 'b'}"})
+            rows.append(
+                {
+                    "column": column,
+                    "kind": column_kind(column, scores),
+                    "runs_differing": len(matched),
+                    "max_abs_diff": np.nan,
+                    "note": f"only in {'a' if column in sa else 'b'}",
+                }
+            )
             continue
         x, y = matched[f"{column}@a"], matched[f"{column}@b"]
         differ = [not same(p, q) for p, q in zip(x, y)]
@@ -66,11 +79,20 @@ def compare_results(a: Path, b: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         numeric = pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y)
         gap = float(np.nanmax(np.abs(x.to_numpy(float) - y.to_numpy(float)))) if numeric else np.nan
-        rows.append({"column": column, "kind": column_kind(column, scores), "runs_differing": sum(differ),
-                     "max_abs_diff": gap, "note": ""})
+        rows.append(
+            {
+                "column": column,
+                "kind": column_kind(column, scores),
+                "runs_differing": sum(differ),
+                "max_abs_diff": gap,
+                "note": "",
+            }
+        )
     diffs = pd.DataFrame(rows, columns=["column", "kind", "runs_differing", "max_abs_diff", "note"])
     order = {"param": 0, "metric": 1, "provenance": 2}
-    diffs = diffs.sort_values("kind", key=lambda k: k.map(order), kind="stable").reset_index(drop=True)
+    diffs = diffs.sort_values("kind", key=lambda k: k.map(order), kind="stable").reset_index(
+        drop=True
+    )
     return lonely.reset_index(drop=True), diffs
 
 
@@ -87,11 +109,16 @@ def main(argv=None) -> None:
         elif (a / "summary.csv").is_file() and (b / "summary.csv").is_file():
             lonely, diffs = compare_results(a, b)
             print(f"a = {a}\nb = {b}")
-            print(f"{len(lonely)} run(s) on one side only" + (":\n" + lonely.to_string() if len(lonely) else ""))
+            print(
+                f"{len(lonely)} run(s) on one side only"
+                + (":\n" + lonely.to_string() if len(lonely) else "")
+            )
             print(diffs.to_string() if len(diffs) else "matched runs: no differences")
         else:
-            sys.exit(f"error: give two run folders (with run.json) or two result folders (with "
-                     f"summary.csv); got {a} and {b}")
+            sys.exit(
+                f"error: give two run folders (with run.json) or two result folders (with "
+                f"summary.csv); got {a} and {b}"
+            )
     except (KeyError, OSError, ValueError) as err:
         sys.exit(f"error: {err.args[0] if err.args else err}")
 

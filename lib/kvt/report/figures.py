@@ -84,11 +84,11 @@ def _panels(cfgs: list[str], xlabel: str, ylabel: str):
         ax.grid(alpha=0.3, lw=0.5)
         if i + cols >= len(cfgs):  # the lowest panel of its column
             ax.set_xlabel(xlabel, fontsize=9)
-    for ax in axes.flat[len(cfgs):]:
+    for ax in axes.flat[len(cfgs) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel, fontsize=9)
-    return fig, list(axes.flat[:len(cfgs)]), axes
+    return fig, list(axes.flat[: len(cfgs)]), axes
 
 
 def _plot_band(ax, curves, style: str, color: str):
@@ -102,13 +102,19 @@ def _plot_band(ax, curves, style: str, color: str):
 
 
 def _legend(fig, colors: dict, variants, extra=()) -> None:
-    handles = ([Line2D([], [], color=colors[v], lw=2, label=v) for v in variants] + list(extra)
-               + [Patch(color="0.2", alpha=0.18, label="min–max over seeds")])
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    handles = (
+        [Line2D([], [], color=colors[v], lw=2, label=v) for v in variants]
+        + list(extra)
+        + [Patch(color="0.2", alpha=0.18, label="min–max over seeds")]
+    )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False
+    )
 
 
-def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str,
-                family: str | None = None) -> Figure:
+def loss_figure(
+    summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str, family: str | None = None
+) -> Figure:
     """One panel per configuration: train (dashed) and val (solid) loss against wall time per
     variant, mean over seeds with a min-max band."""
     runs = _task_runs(summary, task, family)
@@ -123,24 +129,43 @@ def loss_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: s
                 continue
             n_seeds.add(len(dirs))
             for column, style in (("train_loss", "--"), ("val_loss", "-")):
-                band = _plot_band(ax, [(metrics[d]["wall_time"], metrics[d][column]) for d in dirs],
-                                  style, colors[att])
+                band = _plot_band(
+                    ax,
+                    [(metrics[d]["wall_time"], metrics[d][column]) for d in dirs],
+                    style,
+                    colors[att],
+                )
                 if band is not None:
                     lo, hi = band[2], band[3]
                     lows.append(lo[lo > 0].min() if (lo > 0).any() else np.nan)
                     highs.append(hi.max())
     if lows and np.nanmax(highs) / np.nanmin(lows) > 20:
         axes[0, 0].set_yscale("log")
-    _legend(fig, colors, variants, [Line2D([], [], color="0.2", ls="--", label="train"),
-                                    Line2D([], [], color="0.2", ls="-", label="val")])
+    _legend(
+        fig,
+        colors,
+        variants,
+        [
+            Line2D([], [], color="0.2", ls="--", label="train"),
+            Line2D([], [], color="0.2", ls="-", label="val"),
+        ],
+    )
     seeds = "/".join(str(n) for n in sorted(n_seeds))
-    fig.suptitle(f"{task}: loss vs training wall time (mean over {seeds} seed{'' if seeds == '1' else 's'})",
-                 fontsize=11)
+    fig.suptitle(
+        f"{task}: loss vs training wall time (mean over {seeds} seed{'' if seeds == '1' else 's'})",
+        fontsize=11,
+    )
     return fig
 
 
-def curve_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: str, column: str,
-                 label: str, family: str | None = None) -> Figure:
+def curve_figure(
+    summary: pd.DataFrame,
+    metrics: dict[str, pd.DataFrame],
+    task: str,
+    column: str,
+    label: str,
+    family: str | None = None,
+) -> Figure:
     """One panel per configuration: a validation metric (metrics.csv `column`) per epoch, mean over
     seeds with a min-max band, per variant (e.g. BLEU per epoch)."""
     runs = _task_runs(summary, task, family)
@@ -150,7 +175,9 @@ def curve_figure(summary: pd.DataFrame, metrics: dict[str, pd.DataFrame], task: 
     for ax, cfg in zip(panels, cfgs):
         for att in variants:
             dirs = runs[(runs["cfg"] == cfg) & (runs["attention"] == att)]["run_dir"]
-            curves = [(metrics[d]["epoch"], metrics[d][column]) for d in dirs if column in metrics[d]]
+            curves = [
+                (metrics[d]["epoch"], metrics[d][column]) for d in dirs if column in metrics[d]
+            ]
             if curves:
                 _plot_band(ax, curves, "-", colors[att])
     _legend(fig, colors, variants)
@@ -169,21 +196,40 @@ def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None)
     cfgs, variants = cfg_order(table), paper.order_variants(table["attention"])
     colors = variant_colors(variants)
     width = 0.8 / len(variants)
-    fig = Figure(figsize=(max(7.0, 1.2 + 0.15 * len(cfgs) * len(variants) + 0.2 * len(cfgs)), 5.0),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(max(7.0, 1.2 + 0.15 * len(cfgs) * len(variants) + 0.2 * len(cfgs)), 5.0),
+        layout="constrained",
+    )
     ax = fig.subplots()
     x = np.arange(len(cfgs))
     handles, lines = [], []
     for i, att in enumerate(variants):
         part = table[table["attention"] == att].set_index("cfg").reindex(cfgs)
-        handles.append(ax.bar(x + (i - (len(variants) - 1) / 2) * width, part["mean"], width * 0.95,
-                      yerr=part["std"], capsize=2, color=colors[att], label=att,
-                      error_kw={"elinewidth": 0.8, "ecolor": "0.25"}))
+        handles.append(
+            ax.bar(
+                x + (i - (len(variants) - 1) / 2) * width,
+                part["mean"],
+                width * 0.95,
+                yerr=part["std"],
+                capsize=2,
+                color=colors[att],
+                label=att,
+                error_kw={"elinewidth": 0.8, "ecolor": "0.25"},
+            )
+        )
         ref = recipe.reference_of(task, att, metric)
-        lines.append(Line2D([], [], alpha=0, label=" ") if ref is None else
-                     ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6, label=f"{att} paper"))
-    ax.set_xticks(x, cfgs, rotation=35 if len(cfgs) > 4 else 0, ha="right" if len(cfgs) > 4 else "center",
-                  fontsize=8)
+        lines.append(
+            Line2D([], [], alpha=0, label=" ")
+            if ref is None
+            else ax.axhline(ref[0], color=colors[att], ls=":", lw=1.6, label=f"{att} paper")
+        )
+    ax.set_xticks(
+        x,
+        cfgs,
+        rotation=35 if len(cfgs) > 4 else 0,
+        ha="right" if len(cfgs) > 4 else "center",
+        fontsize=8,
+    )
     ax.set_xlim(-0.6, len(cfgs) - 0.4)
     if recipe.bounded:
         ax.set_ylim(0, 1.05)
@@ -195,8 +241,9 @@ def accuracy_figure(summary: pd.DataFrame, task: str, family: str | None = None)
     paper_known = any(recipe.reference_of(task, v, metric) for v in variants)
     if paper_known:  # legend columns fill top-down: each variant's bar above its paper line
         handles = [h for pair in zip(handles, lines) for h in pair]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(variants), fontsize=8,
-               frameon=False)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=len(variants), fontsize=8, frameon=False
+    )
     where = "; dotted: the paper's mean" if paper_known else ""
     fig.suptitle(f"{task}: {label} (mean ± sample std over seeds{where})", fontsize=11)
     return fig
@@ -209,17 +256,28 @@ def save(fig: Figure, *paths) -> None:
         fig.savefig(path, dpi=DPI)
 
 
-def write_figure(summary: pd.DataFrame, family: str, task: str, kind: str, png, pdf,
-                 metrics: dict[str, pd.DataFrame] | None = None, column: str = "",
-                 label: str = "") -> None:
+def write_figure(
+    summary: pd.DataFrame,
+    family: str,
+    task: str,
+    kind: str,
+    png,
+    pdf,
+    metrics: dict[str, pd.DataFrame] | None = None,
+    column: str = "",
+    label: str = "",
+) -> None:
     """One figure of `task`: kind `loss` (reads each run's metrics.csv from its run_dir unless
     `metrics` is given), `curve` (metrics.csv `column` per epoch, axis `label`) or `score` (the
     family's metric per configuration)."""
     runs = _task_runs(summary, task, family)
     if kind in ("loss", "curve"):
         metrics = load_metrics(runs) if metrics is None else metrics
-        fig = (loss_figure(runs, metrics, task, family) if kind == "loss" else
-               curve_figure(runs, metrics, task, column, label or column, family))
+        fig = (
+            loss_figure(runs, metrics, task, family)
+            if kind == "loss"
+            else curve_figure(runs, metrics, task, column, label or column, family)
+        )
         save(fig, png, pdf)
     elif kind == "score":
         save(accuracy_figure(runs, task, family), png, pdf)

@@ -43,8 +43,9 @@ def comparisons(variants) -> list[tuple[str, str]]:
     return out
 
 
-def bootstrap_ci(diffs: np.ndarray, seed: int = 0, n_boot: int = N_BOOT,
-                 confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_ci(
+    diffs: np.ndarray, seed: int = 0, n_boot: int = N_BOOT, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile interval of the mean of `diffs`, resampling them with replacement."""
     rng = np.random.default_rng(seed)
     means = rng.choice(diffs, size=(n_boot, len(diffs)), replace=True).mean(1)
@@ -101,20 +102,32 @@ def sign_p(diffs: np.ndarray) -> float:
 def paired_rows(runs: pd.DataFrame, metric: str, seed: int = 0) -> list[dict]:
     """One row per comparison of the runs of one task (a family's) on `metric`."""
     rows = []
-    wide = runs.pivot_table(index=["cfg", "seed"], columns="attention", values=metric, aggfunc="first")
+    wide = runs.pivot_table(
+        index=["cfg", "seed"], columns="attention", values=metric, aggfunc="first"
+    )
     for variant, baseline in comparisons(wide.columns):
         both = wide[[variant, baseline]].dropna()
         diffs = (both[variant] - both[baseline]).to_numpy(float)
         if len(diffs) == 0:
             continue
         lo, hi = bootstrap_ci(diffs, seed)
-        rows.append({"variant": variant, "baseline": baseline, "n_pairs": len(diffs),
-                     "n_configs": both.index.get_level_values("cfg").nunique(),
-                     "mean_diff": float(diffs.mean()), "ci_low": lo, "ci_high": hi,
-                     "hodges_lehmann": hodges_lehmann(diffs),
-                     "wins": int((diffs > 0).sum()), "losses": int((diffs < 0).sum()),
-                     "ties": int((diffs == 0).sum()), "wilcoxon_p": wilcoxon_p(diffs),
-                     "sign_p": sign_p(diffs)})
+        rows.append(
+            {
+                "variant": variant,
+                "baseline": baseline,
+                "n_pairs": len(diffs),
+                "n_configs": both.index.get_level_values("cfg").nunique(),
+                "mean_diff": float(diffs.mean()),
+                "ci_low": lo,
+                "ci_high": hi,
+                "hodges_lehmann": hodges_lehmann(diffs),
+                "wins": int((diffs > 0).sum()),
+                "losses": int((diffs < 0).sum()),
+                "ties": int((diffs == 0).sum()),
+                "wilcoxon_p": wilcoxon_p(diffs),
+                "sign_p": sign_p(diffs),
+            }
+        )
     return rows
 
 
@@ -136,23 +149,51 @@ def paired_table(summary: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 source = derived_from(part, metric, tested)
                 tested += [] if source else [metric]
                 higher = metric not in fam.table.lower_better
-                rows += [{"family": name, "task": task, "metric": metric, **row,
-                          "higher_is_better": higher, "derived_from": source}
-                         for row in paired_rows(part, metric, seed)]
+                rows += [
+                    {
+                        "family": name,
+                        "task": task,
+                        "metric": metric,
+                        **row,
+                        "higher_is_better": higher,
+                        "derived_from": source,
+                    }
+                    for row in paired_rows(part, metric, seed)
+                ]
         # Counted by Holm: the comparisons tested, less those whose every pair is tied (copy and
         # sub at the ceiling): their p is 1 whatever the data, so they can never be rejected and
         # counting them would only make the others' bar higher (Tarone, 1990).
-        adjusted = holm([np.nan if r["derived_from"] or _all_tied(r) else r["wilcoxon_p"]
-                         for r in rows])
+        adjusted = holm(
+            [np.nan if r["derived_from"] or _all_tied(r) else r["wilcoxon_p"] for r in rows]
+        )
         for row, p_holm in zip(rows, adjusted):
             row["wilcoxon_p_holm"] = 1.0 if _all_tied(row) and not row["derived_from"] else p_holm
             row["excludes_zero"] = row["ci_low"] > 0 or row["ci_high"] < 0
             row["verdict"] = _verdict(row)
         out += rows
-    columns = ["family", "task", "metric", "variant", "baseline", "n_pairs", "n_configs",
-               "mean_diff", "ci_low", "ci_high", "hodges_lehmann", "wins", "losses", "ties",
-               "wilcoxon_p", "wilcoxon_p_holm", "sign_p", "higher_is_better", "excludes_zero",
-               "derived_from", "verdict"]
+    columns = [
+        "family",
+        "task",
+        "metric",
+        "variant",
+        "baseline",
+        "n_pairs",
+        "n_configs",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "hodges_lehmann",
+        "wins",
+        "losses",
+        "ties",
+        "wilcoxon_p",
+        "wilcoxon_p_holm",
+        "sign_p",
+        "higher_is_better",
+        "excludes_zero",
+        "derived_from",
+        "verdict",
+    ]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -189,26 +230,54 @@ def _p(x) -> str:
 
 
 def paired_markdown(table: pd.DataFrame) -> str:
-    header = ["family", "task", "metric", "comparison", "n", "mean diff", "95% CI", "HL",
-              "wins/losses/ties", "Wilcoxon p", "Holm p", "sign p", "verdict"]
-    rows = [[r.family, r.task, r.metric.removeprefix("test_"), f"{r.variant} - {r.baseline}",
-             str(r.n_pairs), _num(r.mean_diff), f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
-             _num(r.hodges_lehmann), f"{r.wins}/{r.losses}/{r.ties}", _p(r.wilcoxon_p),
-             _p(r.wilcoxon_p_holm), _p(r.sign_p), r.verdict]
-            for r in table.itertuples()]
-    return (markdown(header, rows, "l" * 4 + "r" * 8 + "l") +
-            f"\nPaired over (configuration, seed): runs of two variants with the same configuration "
-            f"and seed share their data. mean diff = variant - baseline (accuracy and BLEU: up is "
-            f"better; loss and bits per character: down is better); 95% CI: percentile bootstrap "
-            f"of the mean difference ({N_BOOT:,} resamples, seeded); HL: Hodges-Lehmann estimate "
-            f"(median of the Walsh averages); Wilcoxon signed-rank (zeros split) and sign test, "
-            f"two-sided; Holm p: the Wilcoxon p Holm-adjusted across the tested comparisons of "
-            f"the family (every task and metric; a comparison whose every pair is tied cannot "
-            f"be rejected and is not counted); n = pairs. A verdict needs the mean, the CI and "
-            f"HL on the same side of 0 and a Holm p below {ALPHA} (impossible with fewer than 6 "
-            f"pairs); a significant test whose estimates disagree is \"mixed\". A metric that is a "
-            f"fixed multiple of an earlier one (bits per character of the loss) is reported, not "
-            f"tested again.\n")
+    header = [
+        "family",
+        "task",
+        "metric",
+        "comparison",
+        "n",
+        "mean diff",
+        "95% CI",
+        "HL",
+        "wins/losses/ties",
+        "Wilcoxon p",
+        "Holm p",
+        "sign p",
+        "verdict",
+    ]
+    rows = [
+        [
+            r.family,
+            r.task,
+            r.metric.removeprefix("test_"),
+            f"{r.variant} - {r.baseline}",
+            str(r.n_pairs),
+            _num(r.mean_diff),
+            f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
+            _num(r.hodges_lehmann),
+            f"{r.wins}/{r.losses}/{r.ties}",
+            _p(r.wilcoxon_p),
+            _p(r.wilcoxon_p_holm),
+            _p(r.sign_p),
+            r.verdict,
+        ]
+        for r in table.itertuples()
+    ]
+    return (
+        markdown(header, rows, "l" * 4 + "r" * 8 + "l")
+        + f"\nPaired over (configuration, seed): runs of two variants with the same configuration "
+        f"and seed share their data. mean diff = variant - baseline (accuracy and BLEU: up is "
+        f"better; loss and bits per character: down is better); 95% CI: percentile bootstrap "
+        f"of the mean difference ({N_BOOT:,} resamples, seeded); HL: Hodges-Lehmann estimate "
+        f"(median of the Walsh averages); Wilcoxon signed-rank (zeros split) and sign test, "
+        f"two-sided; Holm p: the Wilcoxon p Holm-adjusted across the tested comparisons of "
+        f"the family (every task and metric; a comparison whose every pair is tied cannot "
+        f"be rejected and is not counted); n = pairs. A verdict needs the mean, the CI and "
+        f"HL on the same side of 0 and a Holm p below {ALPHA} (impossible with fewer than 6 "
+        f'pairs); a significant test whose estimates disagree is "mixed". A metric that is a '
+        f"fixed multiple of an earlier one (bits per character of the loss) is reported, not "
+        f"tested again.\n"
+    )
 
 
 def paired_figure(table: pd.DataFrame):
@@ -225,8 +294,10 @@ def paired_figure(table: pd.DataFrame):
         raise ValueError("no comparison with qkv in the table: run qkv and another variant")
     variants = paper.order_variants(vs_qkv["variant"])
     colors = variant_colors(variants)
-    heights = [max(1, vs_qkv[(vs_qkv["family"] == f) & (vs_qkv["metric"] == m)]["task"].nunique())
-               for f, m in groups]
+    heights = [
+        max(1, vs_qkv[(vs_qkv["family"] == f) & (vs_qkv["metric"] == m)]["task"].nunique())
+        for f, m in groups
+    ]
     fig = Figure(figsize=(7.5, 0.45 * sum(heights) + 1.0 * len(groups) + 0.8), layout="constrained")
     axes = fig.subplots(len(groups), 1, squeeze=False, height_ratios=heights)[:, 0]
     offset = {v: (i - (len(variants) - 1) / 2) * 0.25 for i, v in enumerate(variants)}
@@ -235,8 +306,15 @@ def paired_figure(table: pd.DataFrame):
         tasks = list(dict.fromkeys(part["task"]))
         for r in part.itertuples():
             y = tasks.index(r.task) + offset[r.variant]
-            ax.errorbar(r.mean_diff, y, xerr=[[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]],
-                        fmt="o", ms=4, capsize=2, color=colors[r.variant])
+            ax.errorbar(
+                r.mean_diff,
+                y,
+                xerr=[[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]],
+                fmt="o",
+                ms=4,
+                capsize=2,
+                color=colors[r.variant],
+            )
         ax.axvline(0, color="0.3", ls="--", lw=0.8)
         ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
         ax.set_ylim(len(tasks) - 0.5, -0.5)
@@ -245,9 +323,15 @@ def paired_figure(table: pd.DataFrame):
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3, lw=0.5)
     axes[-1].set_xlabel("variant - qkv (mean over paired runs, 95% bootstrap interval)", fontsize=9)
-    fig.legend(handles=[Line2D([], [], color=colors[v], marker="o", ls="", label=f"{v} - qkv")
-                        for v in variants], loc="outside lower center", ncol=len(variants),
-               fontsize=9, frameon=False)
+    fig.legend(
+        handles=[
+            Line2D([], [], color=colors[v], marker="o", ls="", label=f"{v} - qkv") for v in variants
+        ],
+        loc="outside lower center",
+        ncol=len(variants),
+        fontsize=9,
+        frameon=False,
+    )
     fig.suptitle("Paired differences to qkv, per task (same configuration and seed)", fontsize=11)
     return fig
 

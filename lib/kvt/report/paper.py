@@ -29,7 +29,9 @@ SYNTHETIC_MEAN = {"qkv": 0.851, "kv_pos": 0.870, "kv": 0.854}
 SYNTHETIC_N_CONFIGS = {"reverse": 19, "sort": 19, "copy": 16, "swap": 16, "sub": 16}
 
 
-def synthetic_cell(task: str, attention: str, metric: str = "test_acc") -> tuple[float, float] | None:
+def synthetic_cell(
+    task: str, attention: str, metric: str = "test_acc"
+) -> tuple[float, float] | None:
     """(mean, std) the paper reports for task and attention, or None if it reports none."""
     return SYNTHETIC.get(task, {}).get(attention) if metric == "test_acc" else None
 
@@ -51,6 +53,7 @@ def synthetic_mean(attention: str, tasks) -> float | None:
 # The reproduction table (kvt.report.reproduction) judges a number only where our runs used these
 # settings; they are the hparams of a run (summary.csv columns), so a preset that differs is named.
 
+
 @dataclass(frozen=True)
 class Reference:
     """A number the reference reports: its runs (or, where only a summary survives, its mean, std
@@ -59,6 +62,7 @@ class Reference:
     the settings it was measured under: `grid` (grid axis -> the values; our runs must cover
     exactly these configurations) and `settings` (hparam -> value). `caveat`: read the verdict
     with it; `incomparable`: why the number is listed but never judged."""
+
     family: str
     task: str
     metric: str
@@ -90,20 +94,47 @@ def _synthetic() -> list[Reference]:
         n = SYNTHETIC_N_CONFIGS[task]
         for att in VARIANTS:
             mean, std = SYNTHETIC[task][att]
-            out.append(Reference(
-                "synthetic", task, "last_test_acc", att, "per-token test accuracy",
-                PAPER_TABLE, mean=mean, std=std, n=n, ddof=0, unit="configuration means",
-                grid=SYNTHETIC_GRID, settings=SYNTHETIC_SETTINGS,
-                caveat="" if n == 16 else "the paper's cell also averages 3 configurations of "
-                "unknown settings (19 in all); ours are its 16 known ones"))
+            out.append(
+                Reference(
+                    "synthetic",
+                    task,
+                    "last_test_acc",
+                    att,
+                    "per-token test accuracy",
+                    PAPER_TABLE,
+                    mean=mean,
+                    std=std,
+                    n=n,
+                    ddof=0,
+                    unit="configuration means",
+                    grid=SYNTHETIC_GRID,
+                    settings=SYNTHETIC_SETTINGS,
+                    caveat=""
+                    if n == 16
+                    else "the paper's cell also averages 3 configurations of "
+                    "unknown settings (19 in all); ours are its 16 known ones",
+                )
+            )
     return out
 
 
 def _synthetic_mean() -> list[Reference]:
-    return [Reference("synthetic", "mean", "last_test_acc", att, "mean of the 5 task cells",
-                      PAPER_TABLE + ", its mean row", mean=SYNTHETIC_MEAN[att], n=5, unit="tasks",
-                      incomparable="a mean of the task cells, no spread: listed, not tested "
-                      "(the task rows are)") for att in VARIANTS]
+    return [
+        Reference(
+            "synthetic",
+            "mean",
+            "last_test_acc",
+            att,
+            "mean of the 5 task cells",
+            PAPER_TABLE + ", its mean row",
+            mean=SYNTHETIC_MEAN[att],
+            n=5,
+            unit="tasks",
+            incomparable="a mean of the task cells, no spread: listed, not tested "
+            "(the task rows are)",
+        )
+        for att in VARIANTS
+    ]
 
 
 # gpt_dev_pos.ipynb: per variant two runs, printed at step 9999 (after 9,999 updates) as
@@ -114,27 +145,54 @@ CHARLM_VAL = {"kv_pos": (1.5187, 1.5235), "qkv": (1.5235, 1.5051), "kv": (1.5390
 CHARLM_TRAIN = {"kv_pos": (1.2705, 1.2688), "qkv": (1.2494, 1.2454), "kv": (1.3089, 1.3056)}
 CHARLM_SECONDS = {"kv_pos": (1276.11, 1270.00), "qkv": (880.18, 879.63), "kv": (818.46, 813.07)}
 CHARLM_GRID = {"d_model": (192,), "depth": (6,), "heads": (3,)}
-CHARLM_SETTINGS = {"block": 64, "iterations": 10000, "batch_size": 64, "lr": 0.0005,
-                   "dropout": 0.2}
+CHARLM_SETTINGS = {"block": 64, "iterations": 10000, "batch_size": 64, "lr": 0.0005, "dropout": 0.2}
 
 
 def _charlm() -> list[Reference]:
     common = dict(source=CHARLM_SOURCE, grid=CHARLM_GRID, settings=CHARLM_SETTINGS)
-    val = [Reference("charlm", "shakespeare", "last_test_loss", att, "validation loss (nats/char)",
-                     runs=CHARLM_VAL[att], **common,
-                     caveat="the reference: 200 random validation batches after 9,999 updates; "
-                     "ours: the fixed eval_batches after 10,000") for att in VARIANTS]
-    train = [Reference("charlm", "shakespeare", "train_loss", att, "train loss (nats/char)",
-                       runs=CHARLM_TRAIN[att], **common,
-                       incomparable="the reference's is an eval-mode estimate (dropout off) on "
-                       "200 random training batches; ours (metrics.csv train_loss) is the mean "
-                       "loss of the training steps since the last validation, dropout on")
-             for att in VARIANTS]
-    seconds = [Reference("charlm", "shakespeare", "train_seconds", att, "wall time per run (s)",
-                         runs=CHARLM_SECONDS[att], **common,
-                         incomparable="hardware-bound: the reference's GPU of 2023, evaluations "
-                         "included; ours: train_seconds on our device, validations excluded")
-               for att in VARIANTS]
+    val = [
+        Reference(
+            "charlm",
+            "shakespeare",
+            "last_test_loss",
+            att,
+            "validation loss (nats/char)",
+            runs=CHARLM_VAL[att],
+            **common,
+            caveat="the reference: 200 random validation batches after 9,999 updates; "
+            "ours: the fixed eval_batches after 10,000",
+        )
+        for att in VARIANTS
+    ]
+    train = [
+        Reference(
+            "charlm",
+            "shakespeare",
+            "train_loss",
+            att,
+            "train loss (nats/char)",
+            runs=CHARLM_TRAIN[att],
+            **common,
+            incomparable="the reference's is an eval-mode estimate (dropout off) on "
+            "200 random training batches; ours (metrics.csv train_loss) is the mean "
+            "loss of the training steps since the last validation, dropout on",
+        )
+        for att in VARIANTS
+    ]
+    seconds = [
+        Reference(
+            "charlm",
+            "shakespeare",
+            "train_seconds",
+            att,
+            "wall time per run (s)",
+            runs=CHARLM_SECONDS[att],
+            **common,
+            incomparable="hardware-bound: the reference's GPU of 2023, evaluations "
+            "included; ours: train_seconds on our device, validations excluded",
+        )
+        for att in VARIANTS
+    ]
     return val + train + seconds
 
 
@@ -143,42 +201,71 @@ def _charlm() -> list[Reference]:
 # per (d_model, heads). Of d 256 only 1 head's kv_pos finished; the rest stopped before epoch 20.
 TRANSLATION_SOURCE = "translation_transformer_pos.ipynb, epoch 20 (the last weights), en -> de"
 TRANSLATION_BLEU = {
-    (64, 1): {"qkv": (0.36275643521129614, 0.3720691094927288),
-              "kv": (0.3478221569334091, 0.36105813545504534),
-              "kv_pos": (0.3029106938981516, 0.3160584938318699)},
-    (64, 4): {"qkv": (0.3820492632187981, 0.37496205145920614),
-              "kv": (0.3586398643211887, 0.35740362238854906),
-              "kv_pos": (0.3358516274901011, 0.35526574072693373)},
-    (128, 1): {"qkv": (0.3642188611160032, 0.37443573186673357),
-               "kv": (0.3566162773036527, 0.3705906379185338),
-               "kv_pos": (0.3278988304502665, 0.3523926773191926)},
-    (128, 4): {"qkv": (0.3821282873054982, 0.3765697479931566),
-               "kv": (0.37063217238880625, 0.384170697403155),
-               "kv_pos": (0.36104870528078736, 0.3355123572405854)},
+    (64, 1): {
+        "qkv": (0.36275643521129614, 0.3720691094927288),
+        "kv": (0.3478221569334091, 0.36105813545504534),
+        "kv_pos": (0.3029106938981516, 0.3160584938318699),
+    },
+    (64, 4): {
+        "qkv": (0.3820492632187981, 0.37496205145920614),
+        "kv": (0.3586398643211887, 0.35740362238854906),
+        "kv_pos": (0.3358516274901011, 0.35526574072693373),
+    },
+    (128, 1): {
+        "qkv": (0.3642188611160032, 0.37443573186673357),
+        "kv": (0.3566162773036527, 0.3705906379185338),
+        "kv_pos": (0.3278988304502665, 0.3523926773191926),
+    },
+    (128, 4): {
+        "qkv": (0.3821282873054982, 0.3765697479931566),
+        "kv": (0.37063217238880625, 0.384170697403155),
+        "kv_pos": (0.36104870528078736, 0.3355123572405854),
+    },
     (256, 1): {"kv_pos": (0.3457952838049141, 0.34895452903472923)},
 }
 TRANSLATION_SETTINGS = {"epochs": 20, "batch_size": 50, "source": "en", "target": "de"}
 
 
 def _translation() -> list[Reference]:
-    return [Reference("translation", "multi30k_en_de", "last_test_bleu_nltk", att,
-                      "test BLEU (nltk corpus BLEU, 0-1)", TRANSLATION_SOURCE, runs=runs,
-                      grid={"d_model": (d,), "depth": (2,), "heads": (h,)},
-                      settings=TRANSLATION_SETTINGS)
-            for (d, h), per in TRANSLATION_BLEU.items() for att in VARIANTS if att in per
-            for runs in [per[att]]]
+    return [
+        Reference(
+            "translation",
+            "multi30k_en_de",
+            "last_test_bleu_nltk",
+            att,
+            "test BLEU (nltk corpus BLEU, 0-1)",
+            TRANSLATION_SOURCE,
+            runs=runs,
+            grid={"d_model": (d,), "depth": (2,), "heads": (h,)},
+            settings=TRANSLATION_SETTINGS,
+        )
+        for (d, h), per in TRANSLATION_BLEU.items()
+        for att in VARIANTS
+        if att in per
+        for runs in [per[att]]
+    ]
 
 
 # UvA tutorial 6 (docs/protocol.md): its QKV's test accuracy, about 0.94 (not the paper's number), of
 # the weights best on validation; d 256, 4 heads, 4 layers, 100 epochs, batch 64.
-ANOMALY = [Reference("anomaly", "cifar100", "test_acc", "qkv", "test accuracy (odd one found)",
-                     "UvA tutorial 6 (docs/protocol.md), not the paper", mean=0.94, n=1,
-                     grid={"d_model": (256,), "depth": (4,), "heads": (4,)},
-                     settings={"epochs": 100, "batch_size": 64, "lr": 0.0005, "set_size": 10,
-                               "select": "best"})]
+ANOMALY = [
+    Reference(
+        "anomaly",
+        "cifar100",
+        "test_acc",
+        "qkv",
+        "test accuracy (odd one found)",
+        "UvA tutorial 6 (docs/protocol.md), not the paper",
+        mean=0.94,
+        n=1,
+        grid={"d_model": (256,), "depth": (4,), "heads": (4,)},
+        settings={"epochs": 100, "batch_size": 64, "lr": 0.0005, "set_size": 10, "select": "best"},
+    )
+]
 
-REFERENCES: tuple[Reference, ...] = tuple(_synthetic() + _synthetic_mean() + _charlm()
-                                          + _translation() + ANOMALY)
+REFERENCES: tuple[Reference, ...] = tuple(
+    _synthetic() + _synthetic_mean() + _charlm() + _translation() + ANOMALY
+)
 
 
 # The main tables (kvt.report.tables) set these beside ours, per (task, metric): the char-LM's
@@ -186,8 +273,9 @@ REFERENCES: tuple[Reference, ...] = tuple(_synthetic() + _synthetic_mean() + _ch
 # configurations), and bits per character (loss / ln 2).
 NLP = {
     ("shakespeare", "test_loss"): {a: (sum(r) / len(r), None) for a, r in CHARLM_VAL.items()},
-    ("shakespeare", "test_bpc"): {a: (sum(r) / len(r) / 0.6931471805599453, None)
-                                  for a, r in CHARLM_VAL.items()},
+    ("shakespeare", "test_bpc"): {
+        a: (sum(r) / len(r) / 0.6931471805599453, None) for a, r in CHARLM_VAL.items()
+    },
 }
 
 

@@ -31,10 +31,31 @@ from .tables import markdown, write_csv_md
 
 ALPHA = 0.05
 NO_RUNS = "no runs of ours"
-COLUMNS = ["family", "task", "metric", "label", "attention", "configuration", "reference_runs",
-           "reference_mean", "reference_std", "reference_n", "unit", "ours_mean", "ours_std",
-           "ours_n", "difference", "welch_t", "welch_df", "p_value", "verdict", "not_comparable",
-           "differs", "caveat", "source"]
+COLUMNS = [
+    "family",
+    "task",
+    "metric",
+    "label",
+    "attention",
+    "configuration",
+    "reference_runs",
+    "reference_mean",
+    "reference_std",
+    "reference_n",
+    "unit",
+    "ours_mean",
+    "ours_std",
+    "ours_n",
+    "difference",
+    "welch_t",
+    "welch_df",
+    "p_value",
+    "verdict",
+    "not_comparable",
+    "differs",
+    "caveat",
+    "source",
+]
 
 
 # -- our side ------------------------------------------------------------------------------------
@@ -79,8 +100,11 @@ def _configs(runs: pd.DataFrame, grid: dict) -> set:
 def our_runs(summary: pd.DataFrame, ref: paper.Reference) -> tuple[pd.DataFrame, list[str]]:
     """(our runs of the reference's task and variant: those in its configurations where any are,
     else all of them; the settings that differ, as 'name: ours X, reference Y')."""
-    runs = summary[(summary["family"] == ref.family) & (summary["task"] == ref.task)
-                   & (summary["attention"] == ref.attention)]
+    runs = summary[
+        (summary["family"] == ref.family)
+        & (summary["task"] == ref.task)
+        & (summary["attention"] == ref.attention)
+    ]
     if runs.empty:
         return runs, [NO_RUNS]
     inside = runs
@@ -90,16 +114,23 @@ def our_runs(summary: pd.DataFrame, ref: paper.Reference) -> tuple[pd.DataFrame,
     differs = []
     if ref.grid and _configs(inside, ref.grid) != want:
         ours = runs if inside.empty else inside
-        differs.append(f"configurations: ours {_grid_text(_axes(ours, ref.grid))}, reference "
-                       f"{_grid_text(ref.grid)}")
+        differs.append(
+            f"configurations: ours {_grid_text(_axes(ours, ref.grid))}, reference "
+            f"{_grid_text(ref.grid)}"
+        )
     runs = inside if not inside.empty else runs
     for key, theirs in ref.settings.items():
         if key not in runs or not all(_same(v, theirs) for v in runs[key]):
-            differs.append(f"{key}: ours {_values(runs[key]) if key in runs else 'not recorded'}, "
-                           f"reference {theirs}")
+            differs.append(
+                f"{key}: ours {_values(runs[key]) if key in runs else 'not recorded'}, "
+                f"reference {theirs}"
+            )
     if ref.metric not in runs or runs[ref.metric].isna().all():
-        weights = ("the last weights untested (no last_test_ scores: rerun the eval jobs)"
-                   if ref.metric.startswith("last_test_") else f"no {ref.metric} column")
+        weights = (
+            "the last weights untested (no last_test_ scores: rerun the eval jobs)"
+            if ref.metric.startswith("last_test_")
+            else f"no {ref.metric} column"
+        )
         differs.append(f"weights: {weights}")
     return runs, differs
 
@@ -137,12 +168,15 @@ def welch(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int) -> dict:
     out = {"welch_t": math.nan, "welch_df": math.nan, "p_value": math.nan}
     if n1 < 2 or n2 < 2:
         return {**out, "verdict": "too few runs"}
-    v1, v2 = s1 ** 2 / n1, s2 ** 2 / n2
+    v1, v2 = s1**2 / n1, s2**2 / n2
     if v1 + v2 == 0:  # no spread on either side: equal (a tie at the ceiling) or not
-        return {**out, "p_value": 1.0 if m1 == m2 else 0.0,
-                "verdict": "consistent" if m1 == m2 else ("ours higher" if m1 > m2 else "ours lower")}
+        return {
+            **out,
+            "p_value": 1.0 if m1 == m2 else 0.0,
+            "verdict": "consistent" if m1 == m2 else ("ours higher" if m1 > m2 else "ours lower"),
+        }
     t = (m1 - m2) / math.sqrt(v1 + v2)
-    df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
     p = float(2 * stats.t.sf(abs(t), df))
     verdict = "consistent" if p >= ALPHA else ("ours higher" if t > 0 else "ours lower")
     return {"welch_t": t, "welch_df": df, "p_value": p, "verdict": verdict}
@@ -159,26 +193,45 @@ def _configuration(ref: paper.Reference) -> str:
 def compare(summary: pd.DataFrame, ref: paper.Reference) -> dict:
     """One row of the table: the reference, ours, and the verdict or why there is none."""
     ref_mean, ref_sd, ref_n = reference_stats(ref)
-    row = {"family": family(ref.family).report_group, "task": ref.task, "metric": ref.metric, "label": ref.label,
-           "attention": ref.attention, "configuration": _configuration(ref),
-           "reference_runs": json.dumps(list(ref.runs)) if ref.runs else "",
-           "reference_mean": ref_mean,
-           "reference_std": ref_sd if ref.runs else (math.nan if ref.std is None else ref.std),
-           "reference_n": ref_n, "unit": ref.unit, "source": ref.source,
-           "not_comparable": ref.incomparable, "caveat": ref.caveat, "differs": "",
-           "difference": math.nan,
-           "welch_t": math.nan, "welch_df": math.nan, "p_value": math.nan, "verdict": ""}
+    row = {
+        "family": family(ref.family).report_group,
+        "task": ref.task,
+        "metric": ref.metric,
+        "label": ref.label,
+        "attention": ref.attention,
+        "configuration": _configuration(ref),
+        "reference_runs": json.dumps(list(ref.runs)) if ref.runs else "",
+        "reference_mean": ref_mean,
+        "reference_std": ref_sd if ref.runs else (math.nan if ref.std is None else ref.std),
+        "reference_n": ref_n,
+        "unit": ref.unit,
+        "source": ref.source,
+        "not_comparable": ref.incomparable,
+        "caveat": ref.caveat,
+        "differs": "",
+        "difference": math.nan,
+        "welch_t": math.nan,
+        "welch_df": math.nan,
+        "p_value": math.nan,
+        "verdict": "",
+    }
     if ref.task == "mean":
         return {**row, **_mean_row(summary, ref)}
     runs, differs = our_runs(summary, ref)
     ours = our_sample(runs, ref)
     shown = np.std(ours) if ref.ddof == 0 and len(ours) else _sd(ours)  # as the reference prints
-    row.update(ours_mean=float(ours.mean()) if len(ours) else math.nan,
-               ours_std=float(shown) if len(ours) > 1 else math.nan, ours_n=len(ours))
+    row.update(
+        ours_mean=float(ours.mean()) if len(ours) else math.nan,
+        ours_std=float(shown) if len(ours) > 1 else math.nan,
+        ours_n=len(ours),
+    )
     if ref.incomparable or differs:
         return {**row, "differs": "; ".join(differs)}
-    return {**row, "difference": row["ours_mean"] - ref_mean,
-            **welch(row["ours_mean"], _sd(ours), len(ours), ref_mean, ref_sd, ref_n)}
+    return {
+        **row,
+        "difference": row["ours_mean"] - ref_mean,
+        **welch(row["ours_mean"], _sd(ours), len(ours), ref_mean, ref_sd, ref_n),
+    }
 
 
 def _mean_row(summary: pd.DataFrame, ref: paper.Reference) -> dict:
@@ -186,8 +239,9 @@ def _mean_row(summary: pd.DataFrame, ref: paper.Reference) -> dict:
     configuration means), where all five ran."""
     cells = []
     for task in paper.TASKS:
-        sub = paper.Reference(ref.family, task, ref.metric, ref.attention, "", "",
-                              unit="configuration means")
+        sub = paper.Reference(
+            ref.family, task, ref.metric, ref.attention, "", "", unit="configuration means"
+        )
         sample = our_sample(our_runs(summary, sub)[0], sub)
         cells.append(sample.mean() if len(sample) else math.nan)
     mean = float(np.mean(cells)) if not np.isnan(cells).any() else math.nan
@@ -203,8 +257,11 @@ def _f(x, digits=4) -> str:
     return "" if pd.isna(x) else np.format_float_positional(round(float(x), digits), trim="-")
 
 
-UNITS = {"runs": ("run", "runs"), "configuration means": ("configuration", "configurations"),
-         "tasks": ("task mean", "task means")}
+UNITS = {
+    "runs": ("run", "runs"),
+    "configuration means": ("configuration", "configurations"),
+    "tasks": ("task mean", "task means"),
+}
 
 
 def _cell(mean, std, n, unit) -> str:
@@ -217,8 +274,9 @@ def _cell(mean, std, n, unit) -> str:
 def _reference_cell(r) -> str:
     runs = json.loads(r.reference_runs) if r.reference_runs else []
     listed = ", ".join(map(_run, runs))
-    return (f"{listed}; " if runs else "") + _cell(r.reference_mean, r.reference_std,
-                                                   r.reference_n, r.unit)
+    return (f"{listed}; " if runs else "") + _cell(
+        r.reference_mean, r.reference_std, r.reference_n, r.unit
+    )
 
 
 def _why(r) -> str:
@@ -237,27 +295,53 @@ def _run(v: float) -> str:
 
 
 def reproduction_markdown(table: pd.DataFrame) -> str:
-    header = ["family", "task", "measure", "variant", "configuration", "reference: runs; mean ± std (n)",
-              "ours: mean ± std (n)", "ours - ref.", "Welch p", "verdict", "why / caveat"]
-    rows = [[r.family, r.task, r.label, r.attention, r.configuration, _reference_cell(r),
-             _cell(r.ours_mean, r.ours_std, r.ours_n, r.unit), _f(r.difference), _f(r.p_value, 3),
-             r.verdict, _why(r)] for r in table.itertuples()]
+    header = [
+        "family",
+        "task",
+        "measure",
+        "variant",
+        "configuration",
+        "reference: runs; mean ± std (n)",
+        "ours: mean ± std (n)",
+        "ours - ref.",
+        "Welch p",
+        "verdict",
+        "why / caveat",
+    ]
+    rows = [
+        [
+            r.family,
+            r.task,
+            r.label,
+            r.attention,
+            r.configuration,
+            _reference_cell(r),
+            _cell(r.ours_mean, r.ours_std, r.ours_n, r.unit),
+            _f(r.difference),
+            _f(r.p_value, 3),
+            r.verdict,
+            _why(r),
+        ]
+        for r in table.itertuples()
+    ]
     judged = table["verdict"].ne("").sum()
     sources = "\n".join(f"- {s}" for s in dict.fromkeys(table["source"]))
-    return (markdown(header, rows, "l" * 5 + "rrrr" + "ll") +
-            f"\n{judged} of {len(table)} reference numbers judged. The test: Welch's t-test of "
-            f"the difference of means (ours - the reference's), two-sided, alpha {ALPHA}: "
-            "\"consistent\" where p >= alpha, else \"ours higher\" or \"ours lower\"; \"too few "
-            "runs\" where a side has fewer than 2. On runs where the reference prints its runs "
-            "(char-LM, translation: sample std, ddof 1), on configuration means where it gives "
-            "their mean and std only (synthetic: n = its configurations; the std shown is numpy's "
-            "ddof 0 as the paper prints it, the test uses the sample std). Two sides without "
-            "spread are consistent where equal (a tie at the ceiling). A row is judged only where "
-            "our runs used the reference's settings (its configurations exactly, the settings "
-            "named, the weights it tested: the last weights' last_test_ scores where the reference "
-            "tested its last weights); otherwise it names what differs, ours against the "
-            "reference's. Settings are compared on the runs' hparams (summary.csv); the data "
-            "files (official or fixtures) are not among them.\n\nSources:\n" + sources + "\n")
+    return (
+        markdown(header, rows, "l" * 5 + "rrrr" + "ll")
+        + f"\n{judged} of {len(table)} reference numbers judged. The test: Welch's t-test of "
+        f"the difference of means (ours - the reference's), two-sided, alpha {ALPHA}: "
+        '"consistent" where p >= alpha, else "ours higher" or "ours lower"; "too few '
+        'runs" where a side has fewer than 2. On runs where the reference prints its runs '
+        "(char-LM, translation: sample std, ddof 1), on configuration means where it gives "
+        "their mean and std only (synthetic: n = its configurations; the std shown is numpy's "
+        "ddof 0 as the paper prints it, the test uses the sample std). Two sides without "
+        "spread are consistent where equal (a tie at the ceiling). A row is judged only where "
+        "our runs used the reference's settings (its configurations exactly, the settings "
+        "named, the weights it tested: the last weights' last_test_ scores where the reference "
+        "tested its last weights); otherwise it names what differs, ours against the "
+        "reference's. Settings are compared on the runs' hparams (summary.csv); the data "
+        "files (official or fixtures) are not among them.\n\nSources:\n" + sources + "\n"
+    )
 
 
 def write_reproduction(summary: pd.DataFrame, csv, md) -> pd.DataFrame:

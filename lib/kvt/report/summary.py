@@ -18,12 +18,29 @@ import pandas as pd
 from ..jsonfiles import read_json
 
 IDENTITY = ["family", "task", "cfg", "attention", "seed", "run_dir"]
-RESULT_HEAD = ["n_params", "flops", "steps", "train_seconds", "best_step"]  # then val_*, final_val_*,
+RESULT_HEAD = [
+    "n_params",
+    "flops",
+    "steps",
+    "train_seconds",
+    "best_step",
+]  # then val_*, final_val_*,
 # test_* (the selected weights), last_test_* (the last weights)
 RESULT_TAIL = ["status", "resumes"]
-PROVENANCE = ["device", "device_name", "host", "threads", "git_commit", "git_dirty", "git_diff_sha256",
-              "torch", "python",
-              "start_time", "end_time", "slurm_job_id"]
+PROVENANCE = [
+    "device",
+    "device_name",
+    "host",
+    "threads",
+    "git_commit",
+    "git_dirty",
+    "git_diff_sha256",
+    "torch",
+    "python",
+    "start_time",
+    "end_time",
+    "slurm_job_id",
+]
 METRIC_COLUMNS = ["step", "epoch", "wall_time", "train_loss", "val_loss", "lr"]  # and val_<metric>
 SORT_KEYS = ["family", "task", "seq_len", "d_model", "depth", "heads", "cfg", "attention", "seed"]
 
@@ -31,7 +48,9 @@ SORT_KEYS = ["family", "task", "seq_len", "d_model", "depth", "heads", "cfg", "a
 def _read_json(path: Path) -> dict:
     obj = read_json(path)
     if not isinstance(obj, dict):
-        raise ValueError(f"corrupt run file {path}: expected a JSON object, got {type(obj).__name__}")
+        raise ValueError(
+            f"corrupt run file {path}: expected a JSON object, got {type(obj).__name__}"
+        )
     return obj
 
 
@@ -79,45 +98,66 @@ def run_row(run_json: Path, test_json: Path) -> dict:
     run_json, test_json = Path(run_json), Path(test_json)
     run, test = _read_json(run_json), _read_json(test_json)
     if run.get("status") != "done":
-        raise ValueError(f"run file {run_json} has status {run.get('status')!r}, not 'done': "
-                         "the run has not finished")
+        raise ValueError(
+            f"run file {run_json} has status {run.get('status')!r}, not 'done': "
+            "the run has not finished"
+        )
     hparams, selected = _need(run, "hparams", run_json), _need(run, "selected", run_json)
     metrics_path = run_json.parent / "metrics.csv"
     metrics = read_metrics(metrics_path)
     last = metrics.iloc[-1]
     best_step = _need(selected, "step", run_json)
     if "step" in test and test["step"] != best_step:
-        raise ValueError(f"{test_json} tested step {test['step']} but {run_json} selected step "
-                         f"{best_step}: the weights changed after the test; rerun the eval job")
+        raise ValueError(
+            f"{test_json} tested step {test['step']} but {run_json} selected step "
+            f"{best_step}: the weights changed after the test; rerun the eval job"
+        )
     val_columns = [c for c in metrics.columns if c.startswith("val_")]
     if "val_loss" in selected:
         val = {c: float(selected.get(c, math.nan)) for c in val_columns}
     else:  # select == "last": the selected weights are those of the last validation
         val = {c: float(last[c]) for c in val_columns}
     row = {"run_dir": str(run_json.parent)}
-    reserved = set(IDENTITY + RESULT_HEAD + RESULT_TAIL + PROVENANCE) - {"family", "task", "cfg", "attention", "seed"}
+    reserved = set(IDENTITY + RESULT_HEAD + RESULT_TAIL + PROVENANCE) - {
+        "family",
+        "task",
+        "cfg",
+        "attention",
+        "seed",
+    }
     for key, value in _flatten(hparams).items():
         row[f"hp.{key}" if key in reserved else key] = value
     for key in ("family", "task", "cfg", "attention", "seed"):
         _need(hparams, key, run_json)
     if "last_step" in test and run.get("steps") is not None and test["last_step"] != run["steps"]:
-        raise ValueError(f"{test_json} tested the last weights of step {test['last_step']} but "
-                         f"{run_json} ended at step {run['steps']}: rerun the eval job")
+        raise ValueError(
+            f"{test_json} tested the last weights of step {test['last_step']} but "
+            f"{run_json} ended at step {run['steps']}: rerun the eval job"
+        )
     tests = {k: v for k, v in test.items() if is_test_score(k)}
     if not tests:
         raise ValueError(f"run file {test_json} holds no test metric")
-    scores = {**val, **{f"final_{c}": float(last[c]) for c in val_columns},
-              **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in tests.items()}}
+    scores = {
+        **val,
+        **{f"final_{c}": float(last[c]) for c in val_columns},
+        **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in tests.items()},
+    }
     for key in scores:  # an hparam named like a score (val_size is not: val_<metric> are scores)
         if key in row:
             row[f"hp.{key}"] = row.pop(key)
-    row.update({
-        "n_params": _need(run, "n_params", run_json), "flops": run.get("flops"),
-        "steps": run.get("steps"),
-        "train_seconds": run.get("train_seconds"), "best_step": best_step, **scores,
-        "status": run["status"], "resumes": len(run.get("resumed_at") or []),
-        "_scores": list(scores),
-    })
+    row.update(
+        {
+            "n_params": _need(run, "n_params", run_json),
+            "flops": run.get("flops"),
+            "steps": run.get("steps"),
+            "train_seconds": run.get("train_seconds"),
+            "best_step": best_step,
+            **scores,
+            "status": run["status"],
+            "resumes": len(run.get("resumed_at") or []),
+            "_scores": list(scores),
+        }
+    )
     row.update({key: run.get(key) for key in PROVENANCE})
     return row
 
@@ -127,7 +167,9 @@ def collect(run_json_paths, test_json_paths) -> pd.DataFrame:
     attention and seed. A missing or corrupt file raises an error naming it."""
     run_json_paths, test_json_paths = list(run_json_paths), list(test_json_paths)
     if len(run_json_paths) != len(test_json_paths):
-        raise ValueError(f"{len(run_json_paths)} run.json files but {len(test_json_paths)} test.json files")
+        raise ValueError(
+            f"{len(run_json_paths)} run.json files but {len(test_json_paths)} test.json files"
+        )
     rows = [run_row(r, t) for r, t in zip(run_json_paths, test_json_paths)]
     if not rows:
         raise ValueError("no runs to summarize")
@@ -162,7 +204,7 @@ def _locate(summary: pd.DataFrame, run) -> int:
         return int(run)
     tail = Path(run).parts
     dirs = [Path(d).parts for d in summary["run_dir"]]
-    hits = [i for i, parts in enumerate(dirs) if parts[-len(tail):] == tail]
+    hits = [i for i, parts in enumerate(dirs) if parts[-len(tail) :] == tail]
     if len(hits) != 1:
         raise KeyError(f"{'no' if not hits else len(hits)} runs match {run!r}")
     return hits[0]
@@ -187,7 +229,7 @@ def score_columns(columns) -> set[str]:
     settings)."""
     final = {c for c in columns if c.startswith("final_val_")}
     tests = {c for c in columns if is_test_score(c)}
-    return final | {c[len("final_"):] for c in final} | tests
+    return final | {c[len("final_") :] for c in final} | tests
 
 
 def column_kind(column: str, scores: set) -> str:

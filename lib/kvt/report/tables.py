@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..families import FAMILIES, GROUPS, family as family_spec, group as group_spec
+from ..families import FAMILIES, GROUPS
+from ..families import family as family_spec
+from ..families import group as group_spec
 from . import paper
 
 
@@ -22,8 +24,9 @@ def which_family(summary: pd.DataFrame, family: str | None = None):
     """The report group (kvt.families.GROUPS: one family, or several the paper shows together)
     named `family`, or of the family named so, or of the only group in the summary."""
     if family is None:
-        names = sorted({family_spec(f).report_group for f in summary["family"]}
-                       if "family" in summary else [])
+        names = sorted(
+            {family_spec(f).report_group for f in summary["family"]} if "family" in summary else []
+        )
         if len(names) != 1:
             raise ValueError(f"name the family: the summary holds {names or 'no family column'}")
         family = names[0]
@@ -38,7 +41,9 @@ def family_runs(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
         raise ValueError(f"the summary holds no {fam.name} runs")
     tasks = sorted(set(df["task"])) if "task" in df else []
     scores = [m for t in tasks for m, _ in fam.table.metrics(t)]
-    missing = [c for c in dict.fromkeys(["task", "cfg", "attention", "seed", *scores]) if c not in df]
+    missing = [
+        c for c in dict.fromkeys(["task", "cfg", "attention", "seed", *scores]) if c not in df
+    ]
     if missing:
         raise ValueError(f"the summary lacks column(s) {', '.join(missing)}")
     # Grid values are integers; in a summary of several families a column one family lacks is
@@ -86,14 +91,19 @@ def by_config_table(summary: pd.DataFrame, family: str | None = None) -> pd.Data
     parts = []
     for task, runs in df.groupby("task", sort=False):
         for rank, (metric, _) in enumerate(fam.table.metrics(task)):
-            part = (runs.groupby(keys, sort=False, dropna=False)[metric]
-                    .agg(mean="mean", std=_seed_std, n_seeds="count").reset_index())
+            part = (
+                runs.groupby(keys, sort=False, dropna=False)[metric]
+                .agg(mean="mean", std=_seed_std, n_seeds="count")
+                .reset_index()
+            )
             part.insert(1, "metric", metric)
             parts.append(part.assign(_m=rank))
     out = pd.concat(parts, ignore_index=True)
     out["_t"] = out["task"].map({t: i for i, t in enumerate(order_tasks(out["task"], fam))})
     out["_c"] = out["cfg"].map({c: i for i, c in enumerate(cfg_order(df))})
-    out["_a"] = out["attention"].map({a: i for i, a in enumerate(paper.order_variants(out["attention"]))})
+    out["_a"] = out["attention"].map(
+        {a: i for i, a in enumerate(paper.order_variants(out["attention"]))}
+    )
     order = ["_t", "_m", "_c", "_a"]
     return out.sort_values(order).drop(columns=order).reset_index(drop=True)
 
@@ -112,16 +122,27 @@ def paper_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     for task in order_tasks(per_cfg["task"], fam):
         for metric in per_cfg.loc[per_cfg["task"] == task, "metric"].drop_duplicates():
             for att in paper.order_variants(per_cfg["attention"]):
-                cell = per_cfg[(per_cfg["task"] == task) & (per_cfg["metric"] == metric)
-                               & (per_cfg["attention"] == att)]
+                cell = per_cfg[
+                    (per_cfg["task"] == task)
+                    & (per_cfg["metric"] == metric)
+                    & (per_cfg["attention"] == att)
+                ]
                 if cell.empty:
                     continue
                 ref = recipe.reference_of(task, att, metric)
-                rows.append({"task": task, "metric": metric, "attention": att,
-                             "mean": float(cell["mean"].mean()), "std": _std(cell["mean"]),
-                             "n_configs": len(cell), "n_runs": int(cell["n_seeds"].sum()),
-                             "paper_mean": ref[0] if ref else np.nan,
-                             "paper_std": ref[1] if ref and ref[1] is not None else np.nan})
+                rows.append(
+                    {
+                        "task": task,
+                        "metric": metric,
+                        "attention": att,
+                        "mean": float(cell["mean"].mean()),
+                        "std": _std(cell["mean"]),
+                        "n_configs": len(cell),
+                        "n_runs": int(cell["n_seeds"].sum()),
+                        "paper_mean": ref[0] if ref else np.nan,
+                        "paper_std": ref[1] if ref and ref[1] is not None else np.nan,
+                    }
+                )
     table = pd.DataFrame(rows)
     if not recipe.mean_row:
         return table
@@ -129,11 +150,19 @@ def paper_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     for att in paper.order_variants(table["attention"]):
         part = table[table["attention"] == att]
         ref = recipe.reference_mean_of(att, list(part["task"]))
-        means.append({"task": "mean", "metric": recipe.metric, "attention": att,
-                      "mean": float(part["mean"].mean()),
-                      "std": np.nan, "n_configs": int(part["n_configs"].sum()),
-                      "n_runs": int(part["n_runs"].sum()),
-                      "paper_mean": np.nan if ref is None else ref, "paper_std": np.nan})
+        means.append(
+            {
+                "task": "mean",
+                "metric": recipe.metric,
+                "attention": att,
+                "mean": float(part["mean"].mean()),
+                "std": np.nan,
+                "n_configs": int(part["n_configs"].sum()),
+                "n_runs": int(part["n_runs"].sum()),
+                "paper_mean": np.nan if ref is None else ref,
+                "paper_std": np.nan,
+            }
+        )
     return pd.concat([table, pd.DataFrame(means)], ignore_index=True)
 
 
@@ -149,16 +178,23 @@ def params_table(summary: pd.DataFrame, family: str | None = None) -> pd.DataFra
     odd = counts[counts.map(len) > 1]
     if len(odd):
         (*model, att), values = odd.index[0], odd.iloc[0]
-        raise ValueError(f"runs of {' '.join(map(str, model))} / {att} report different parameter counts {sorted(values)}: "
-                         "were they trained with different code?")
+        raise ValueError(
+            f"runs of {' '.join(map(str, model))} / {att} report different parameter counts {sorted(values)}: "
+            "were they trained with different code?"
+        )
     wide = counts.map(lambda v: int(v[0])).unstack("attention")
     wide = wide[paper.order_variants(wide.columns)].reset_index()
     wide["_c"] = wide["cfg"].map({c: i for i, c in enumerate(cfg_order(df))})
-    wide["_t"] = (wide["task"].map({t: i for i, t in enumerate(order_tasks(wide["task"], fam))})
-                  if "task" in wide else 0)
+    wide["_t"] = (
+        wide["task"].map({t: i for i, t in enumerate(order_tasks(wide["task"], fam))})
+        if "task" in wide
+        else 0
+    )
     wide = wide.sort_values(["_t", "_c"]).drop(columns=["_t", "_c"]).reset_index(drop=True)
     wide.columns.name = None
-    return wide.astype({v: "Int64" for v in paper.order_variants(counts.index.get_level_values(-1))})
+    return wide.astype(
+        {v: "Int64" for v in paper.order_variants(counts.index.get_level_values(-1))}
+    )
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -191,7 +227,12 @@ def markdown(header: list[str], rows: list[list[str]], align: str | None = None)
 
 
 def _tex(s: str) -> str:
-    return s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
+    return (
+        s.replace("\\", "\\textbackslash{}")
+        .replace("_", "\\_")
+        .replace("&", "\\&")
+        .replace("%", "\\%")
+    )
 
 
 def row_name(task: str, metric: str, fam) -> str:
@@ -216,10 +257,17 @@ def _paper_cells(table: pd.DataFrame, fam):
     names = {(r.task, r.metric): row_name(r.task, r.metric, fam) for r in table.itertuples()}
     tasks = list(dict.fromkeys(names.values()))  # already in order, "mean" last
     cell = {(names[r.task, r.metric], r.attention): r for r in table.itertuples()}
-    ours = {t: [fmt_cell(cell[t, v].mean, cell[t, v].std) if (t, v) in cell else "" for v in variants]
-            for t in tasks}
-    ref = {t: [fmt_cell(cell[t, v].paper_mean, cell[t, v].paper_std) if (t, v) in cell else ""
-               for v in variants] for t in tasks}
+    ours = {
+        t: [fmt_cell(cell[t, v].mean, cell[t, v].std) if (t, v) in cell else "" for v in variants]
+        for t in tasks
+    }
+    ref = {
+        t: [
+            fmt_cell(cell[t, v].paper_mean, cell[t, v].paper_std) if (t, v) in cell else ""
+            for v in variants
+        ]
+        for t in tasks
+    }
     return variants, tasks, ours, ref
 
 
@@ -227,27 +275,42 @@ def paper_markdown(table: pd.DataFrame, fam) -> str:
     variants, tasks, ours, ref = _paper_cells(table, fam)
     recipe = fam.table
     has_ref = table["paper_mean"].notna().any()
-    header = [recipe.task_label] + ([h for v in variants for h in (v, f"{v} paper")] if has_ref else variants)
-    rows = [[t] + ([c for pair in zip(ours[t], ref[t]) for c in pair] if has_ref else ours[t])
-            for t in tasks]
+    header = [recipe.task_label] + (
+        [h for v in variants for h in (v, f"{v} paper")] if has_ref else variants
+    )
+    rows = [
+        [t] + ([c for pair in zip(ours[t], ref[t]) for c in pair] if has_ref else ours[t])
+        for t in tasks
+    ]
     counts = []
     first = table[table["task"] != "mean"].drop_duplicates(["task", "attention"])  # one metric
     for t, part in first.groupby("task", sort=False):
         sizes = {(r.n_configs, r.n_runs) for r in part.itertuples()}
         if len(sizes) == 1:
-            (c, r), = sizes
+            ((c, r),) = sizes
             counts.append(f"{t}: {c} configurations, {r} runs per variant")
         else:
-            counts.append(f"{t}: " + ", ".join(f"{r.attention} {r.n_configs} configurations/{r.n_runs} runs"
-                                               for r in part.itertuples()))
+            counts.append(
+                f"{t}: "
+                + ", ".join(
+                    f"{r.attention} {r.n_configs} configurations/{r.n_runs} runs"
+                    for r in part.itertuples()
+                )
+            )
     label = _metric_labels(table, fam)
-    mean = ("" if not recipe.mean_row else
-            "; `mean` = the mean of the task rows above, ours from our cells and the paper's from "
-            "its cells (over the same tasks; over all five it is the paper's printed mean row)"
-            if has_ref else "; `mean` = the mean of the task rows above")
+    mean = (
+        ""
+        if not recipe.mean_row
+        else "; `mean` = the mean of the task rows above, ours from our cells and the paper's from "
+        "its cells (over the same tasks; over all five it is the paper's printed mean row)"
+        if has_ref
+        else "; `mean` = the mean of the task rows above"
+    )
     note = f" {recipe.reference_note}" if has_ref and recipe.reference_note else ""
-    return (markdown(header, rows) + f"\n{label}: mean over seeds per configuration, then mean "
-            f"(std, numpy ddof=0) across configurations{mean}. Ours: {'; '.join(counts)}.{note}\n")
+    return (
+        markdown(header, rows) + f"\n{label}: mean over seeds per configuration, then mean "
+        f"(std, numpy ddof=0) across configurations{mean}. Ours: {'; '.join(counts)}.{note}\n"
+    )
 
 
 def paper_latex(table: pd.DataFrame, fam) -> str:
@@ -256,13 +319,21 @@ def paper_latex(table: pd.DataFrame, fam) -> str:
     has_ref = table["paper_mean"].notna().any()
     k = len(variants)
     blocks = 2 if has_ref else 1
-    head = (f" & \\multicolumn{{{k}}}{{c|}}{{ours}} & \\multicolumn{{{k}}}{{c}}{{paper}} \\\\"
-            if has_ref else f" & \\multicolumn{{{k}}}{{c}}{{ours}} \\\\")
+    head = (
+        f" & \\multicolumn{{{k}}}{{c|}}{{ours}} & \\multicolumn{{{k}}}{{c}}{{paper}} \\\\"
+        if has_ref
+        else f" & \\multicolumn{{{k}}}{{c}}{{ours}} \\\\"
+    )
     label = _metric_labels(table, fam)
-    lines = [f"% {label}: mean over seeds per configuration, then mean (std, ddof=0)",
-             "% across configurations. Written by kvt.report.tables.",
-             "\\begin{tabular}{l" + ("|" + "c" * k) * blocks + "}", "\\hline", head,
-             "task & " + " & ".join(_tex(v) for v in variants * blocks) + " \\\\", "\\hline"]
+    lines = [
+        f"% {label}: mean over seeds per configuration, then mean (std, ddof=0)",
+        "% across configurations. Written by kvt.report.tables.",
+        "\\begin{tabular}{l" + ("|" + "c" * k) * blocks + "}",
+        "\\hline",
+        head,
+        "task & " + " & ".join(_tex(v) for v in variants * blocks) + " \\\\",
+        "\\hline",
+    ]
     for t in tasks:
         if t == "mean":
             lines.append("\\hline")
@@ -277,23 +348,42 @@ def by_config_markdown(table: pd.DataFrame, fam) -> str:
     keys = ["task", "metric", "cfg"] + [c for c in fam.grid_tags if c in table]
     rows = []
     for key, group in table.groupby(keys, sort=False):
-        cells = {r.attention: (fmt_cell(r.mean, r.std, " ± {}"), r.n_seeds) for r in group.itertuples()}
+        cells = {
+            r.attention: (fmt_cell(r.mean, r.std, " ± {}"), r.n_seeds) for r in group.itertuples()
+        }
         seeds = {n for _, n in cells.values()}
-        n = str(seeds.pop()) if len(seeds) == 1 else "/".join(str(cells[v][1]) if v in cells else "-"
-                                                               for v in variants)
+        n = (
+            str(seeds.pop())
+            if len(seeds) == 1
+            else "/".join(str(cells[v][1]) if v in cells else "-" for v in variants)
+        )
         name = row_name(key[0], key[1], fam)
-        rows.append([name] + [str(k) for k in key[2:]] + [cells[v][0] if v in cells else "" for v in variants] + [n])
+        rows.append(
+            [name]
+            + [str(k) for k in key[2:]]
+            + [cells[v][0] if v in cells else "" for v in variants]
+            + [n]
+        )
     header = [fam.table.task_label] + keys[2:] + variants + ["n_seeds"]
     label = _metric_labels(table, fam)
-    return (markdown(header, rows) + f"\n{label}, mean ± sample std (ddof 1) over "
-            "seeds (none for one seed); n_seeds per variant when they differ.\n")
+    return (
+        markdown(header, rows) + f"\n{label}, mean ± sample std (ddof 1) over "
+        "seeds (none for one seed); n_seeds per variant when they differ.\n"
+    )
 
 
 def params_markdown(table: pd.DataFrame, fam) -> str:
-    variants = [c for c in table.columns if c in set(paper.order_variants(table.columns))
-                and c not in ("cfg", "task", *fam.grid_tags)]
-    rows = [[str(r[c]) for c in table.columns if c not in variants]
-            + ["" if pd.isna(r[v]) else f"{int(r[v]):,}" for v in variants] for _, r in table.iterrows()]
+    variants = [
+        c
+        for c in table.columns
+        if c in set(paper.order_variants(table.columns))
+        and c not in ("cfg", "task", *fam.grid_tags)
+    ]
+    rows = [
+        [str(r[c]) for c in table.columns if c not in variants]
+        + ["" if pd.isna(r[v]) else f"{int(r[v]):,}" for v in variants]
+        for _, r in table.iterrows()
+    ]
     shared = "" if fam.table.model_keys else " (all tasks share them)"
     return markdown(list(table.columns), rows) + f"\nParameters per model{shared}.\n"
 
@@ -316,7 +406,9 @@ def write_csv_md(table: pd.DataFrame, csv, md, text: str) -> pd.DataFrame:
     return table
 
 
-def write_paper_table(summary: pd.DataFrame, csv, md, tex, family: str | None = None) -> pd.DataFrame:
+def write_paper_table(
+    summary: pd.DataFrame, csv, md, tex, family: str | None = None
+) -> pd.DataFrame:
     fam = which_family(summary, family)
     table = paper_table(summary, fam.name)
     _csv(table, csv)
@@ -341,8 +433,17 @@ def write_params(summary: pd.DataFrame, csv, md, family: str | None = None) -> p
     return table
 
 
-def write_tables(summary: pd.DataFrame, family: str, csv, md, tex, by_config_csv, by_config_md,
-                 params_csv, params_md) -> None:
+def write_tables(
+    summary: pd.DataFrame,
+    family: str,
+    csv,
+    md,
+    tex,
+    by_config_csv,
+    by_config_md,
+    params_csv,
+    params_md,
+) -> None:
     """All three tables of a family (what the tables rule writes)."""
     write_paper_table(summary, csv, md, tex, family)
     write_by_config(summary, by_config_csv, by_config_md, family)

@@ -1,0 +1,48 @@
+"""What the two text experiments (charlm, translation) share: the text data rule's job, the
+checked data folder of its manifest, and fixture inputs for their tests."""
+
+import sys
+from pathlib import Path
+
+
+def verified_data_root(inputs: dict, what: str) -> Path:
+    """The data folder of the data rule's manifest (input 'data'), after checking every file it
+    lists against the sum recorded there (a file altered since the data rule ran is never used)."""
+    from ..data.integrity import verified_root
+
+    if "data" not in inputs:
+        raise ValueError(f"{what} needs the data rule's manifest as input 'data'")
+    return verified_root(str(inputs["data"]))
+
+
+def text_fixture_inputs(dataset: str, root) -> dict:
+    """Fixture files of a text dataset under root/data and the data rule's manifest (tests)."""
+    from ..data import text
+    from ..jsonfiles import write_json
+
+    info = text.prepare(dataset, Path(root) / "data", download=False, fixtures=True)
+    manifest = Path(root) / f"{dataset}.json"
+    write_json(info, manifest)
+    return {"data": str(manifest)}
+
+
+def text_data_job(job) -> None:
+    """The data rule of a text dataset: its files present and checked (staged, fetched, or
+    fixtures), and its manifest."""
+    from ..data import text
+    from ..jsonfiles import write_json
+
+    p = job.params
+    info = text.prepare(
+        job.wildcards.dataset,
+        p.root,
+        base=p.base,
+        download=p.download,
+        fixtures=p.fixtures,
+        retries=p.retries,
+    )
+    print(
+        f"{info['task']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+        file=sys.stderr,
+    )
+    write_json(info, Path(job.output.manifest))
