@@ -213,7 +213,7 @@ def test_bad_image_files_stop_the_run_before_training_and_are_kept(tmp_path):
     """Vision: staged files that are not the official ones stop the data rule; a file altered
     after the data rule checked it stops the train job. Each error names the file, no train job
     writes a model, and the files are left as they were."""
-    from kvt.data.fixtures import write_image_fixture
+    from kvt.data.image_fixtures import write_image_fixture
 
     run = KILLED["vision"][1]
     data = tmp_path / "data"

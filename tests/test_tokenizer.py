@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from kvt.data import text as T
-from kvt.data.fixtures import write_text_fixtures
+from kvt.data.text_fixtures import write_text_fixtures
 from kvt.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer, train_tokenizer
 
 MIRROR = next(

@@ -8,7 +8,7 @@ import pytest
 import sacrebleu
 import torch
 from kvt.data import text as T
-from kvt.data.fixtures import write_text_fixtures
+from kvt.data.text_fixtures import write_text_fixtures
 from kvt.data.tokenizer import BOS, EOS, PAD, train_tokenizer
 from kvt.data.translation import PairBatches, encode_pairs, eval_batches, pad
 

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from kvt.data import fixtures as FX
+from kvt.data import image_fixtures as FX
 from kvt.data import vision as V
 
 N_TRAIN, N_TEST = 60, 20

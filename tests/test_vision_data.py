@@ -11,7 +11,7 @@ import torch
 import torchvision.datasets as tvd
 import torchvision.transforms.v2.functional as TF
 from kvt.data import acquire
-from kvt.data import fixtures as FX
+from kvt.data import image_fixtures as FX
 from kvt.data import vision as V
 
 FILE_SETS = ["mnist", "fashion_mnist", "cifar10", "cifar100"]

@@ -273,7 +273,7 @@ def prepare(
 
     A file already there is used when its sum is the recorded one (staged), else it is an error:
     it is never replaced. A missing one is fetched from `base` (download) or, with `fixtures`,
-    written as a fixture (kvt.data.fixtures; smoke preset and tests): a fixture's sum is its own,
+    written as a fixture (kvt.data.text_fixtures; smoke preset and tests): a fixture's sum is its own,
     and only fixture mode accepts it. Missing files without either: one error naming them all.
     """
     if task not in DATASET_SOURCES:
@@ -314,7 +314,7 @@ def prepare(
 def _write_missing_fixtures(task: str, root: Path) -> dict[str, str]:
     """Write the fixture files of `task` that are missing under root; returns {rel: sha256} of
     every fixture file (the sums fixture mode accepts)."""
-    from .fixtures import write_text_fixtures
+    from .text_fixtures import write_text_fixtures
 
     with tempfile.TemporaryDirectory() as tmp:
         sums = {rel: meta["sha256"] for rel, meta in write_text_fixtures(tmp).items()}
@@ -334,7 +334,7 @@ def stage_from(task: str, root, folder) -> dict:
 def file_states(task: str, root) -> dict[str, str]:
     """{rel: verified | fixture | missing | corrupt} of the files of `task` under root (`python -m
     kvt.data.acquire status`); fixture: a file the smoke preset's data rule wrote."""
-    from .fixtures import write_text_fixtures
+    from .text_fixtures import write_text_fixtures
 
     root, states, fixture_sums = Path(root), {}, None
     for name in DATASET_SOURCES[task]:

@@ -363,7 +363,7 @@ def prepare(
     missing = missing_files(name, root)
     accepted = {}  # the fixture files' sums: accepted in fixture mode only
     if fixtures:  # the fixture writers are loaded only here (smoke preset, tests)
-        from .fixtures import image_counts, image_fixture_sums, write_image_fixture
+        from .image_fixtures import image_counts, image_fixture_sums, write_image_fixture
 
         accepted = image_fixture_sums(name)
     if missing and fixtures:
@@ -426,7 +426,7 @@ def file_states(name: str, root) -> dict[str, str]:
             states[rel] = "verified"
             continue
         if fixture_sums is None:
-            from .fixtures import image_fixture_sums
+            from .image_fixtures import image_fixture_sums
 
             fixture_sums = image_fixture_sums(name)
         states[rel] = "fixture" if fixture_sums.get(rel) == sha else "corrupt"
