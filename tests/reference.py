@@ -1,6 +1,6 @@
 """Literal reference implementations of the attention variants, straight from docs/attention.md.
 
-Guards the registry in `kvt.attention`: the tests compare the package's fused and manual paths
+Guards the registry in `kvt.attention`: the tests compare the package's SDPA and manual paths
 against these formulas, computed with a module's own weights. Nothing here is optimised: kv_pos
 builds the batch x heads x n x n x pos_dim tensor of the literal definition
 S = map_pos(s * (K K^T)_ij + P_ij), takes P from the PyPI package `positional-encodings` (not from

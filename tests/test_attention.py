@@ -1,6 +1,6 @@
 """The attention registry against its contract (docs/attention.md).
 
-Guards: for every registered variant, the fused path, the manual path and the literal formulas of
+Guards: for every registered variant, the SDPA path, the manual path and the literal formulas of
 tests/reference.py agree in outputs, attention maps and gradients (input and every parameter),
 with and without causal / key-padding masks and for both scales; the structure the analysis
 relies on (kv scores are symmetric, kv and kv_pos maps are reversible, the kv_pos positional bias
@@ -57,7 +57,7 @@ def outputs_and_grads(module, x, mask, path, scale="head", need_weights=False):
     if path == "reference":
         out, maps = reference_forward(module, x, mask, scale=scale)
     else:
-        module.fused = path == "fused"
+        module.sdpa = path == "sdpa"
         result = module(x, mask=mask, need_weights=need_weights)
         out, maps = result if need_weights else (result, None)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(123), dtype=out.dtype)
@@ -80,7 +80,7 @@ def check_three_paths(variant, shape, mask_kind, scale="head", pos_form="channel
     mask = mask_of(mask_kind, b, n)
     ref_out, ref_maps, ref_grads = outputs_and_grads(module, x, mask, "reference", scale=scale)
     assert torch.isfinite(ref_out).all()
-    for path in ("fused", "manual"):
+    for path in ("sdpa", "manual"):
         out, _, grads = outputs_and_grads(module, x, mask, path)
         assert_same(out, ref_out, f"{path} output")
         assert grads.keys() == ref_grads.keys()
@@ -163,7 +163,7 @@ def test_fused_manual_agree_float32(variant):
     module = build(variant, 32, 4, dtype=torch.float32, randomize=False)
     x = torch.randn(3, 12, 32, generator=torch.Generator().manual_seed(1))
     mask = mask_of("causal+padding", 3, 12)
-    fused, _, g_fused = outputs_and_grads(module, x, mask, "fused")
+    fused, _, g_fused = outputs_and_grads(module, x, mask, "sdpa")
     manual, _, g_manual = outputs_and_grads(module, x, mask, "manual")
     assert fused.dtype == torch.float32
     assert_same(fused, manual, "float32 output", rtol=1e-4, atol=1e-5)
@@ -173,7 +173,7 @@ def test_fused_manual_agree_float32(variant):
 
 @pytest.mark.parametrize("padding", [False, True])
 @pytest.mark.parametrize("pos_form", ["channel", "bias"])
-@pytest.mark.parametrize("path", ["fused", "manual"])
+@pytest.mark.parametrize("path", ["sdpa", "manual"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_causal_flag_equals_the_causal_mask(variant, path, pos_form, padding):
     """causal=True (SDPA's causal kernels where nothing else is added) computes what the additive
@@ -186,7 +186,7 @@ def test_causal_flag_equals_the_causal_mask(variant, path, pos_form, padding):
     pad = mask_of("padding", 2, 20) if padding else None
     full = mask_of("causal+padding" if padding else "causal", 2, 20)
     want, _, g_want = outputs_and_grads(module, x, full, path)
-    module.fused = path == "fused"
+    module.sdpa = path == "sdpa"
     x2 = x.clone().requires_grad_(True)
     out = module(x2, mask=pad, causal=True)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(123), dtype=out.dtype)
@@ -219,7 +219,7 @@ def test_causal_flag_uses_sdpa_causal_kernels_without_a_mask(variant, monkeypatc
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("pos_form", ["channel", "bias"])
-@pytest.mark.parametrize("path", ["fused", "manual"])
+@pytest.mark.parametrize("path", ["sdpa", "manual"])
 def test_bf16_autocast_runs_every_path_near_float32(variant, pos_form, path):
     """precision: bf16 runs each path under autocast (the positional terms meet bfloat16
     projections there) and stays within bfloat16's precision of the float32 result."""
@@ -338,7 +338,7 @@ def test_kv_pos_bias_splits_into_row_column_and_constant(pos_dim, pos_per_head):
 def test_every_parameter_learns(variant, pos_per_head, fused):
     """A random loss gives every parameter a non-zero gradient, except the softmax-invariant ones,
     whose gradient must then be zero (if it were not, the softmax would not be row-wise)."""
-    module = build(variant, 24, 3, randomize=False, pos_per_head=pos_per_head, fused=fused)
+    module = build(variant, 24, 3, randomize=False, pos_per_head=pos_per_head, sdpa=fused)
     module.train()
     x = torch.randn(2, 9, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
     out = module(x, mask=mask_of("padding", 2, 9))
@@ -415,7 +415,7 @@ def cross_outputs_and_grads(module, x, context, mask, path):
     if path == "reference":
         out, maps = reference_forward(module, x, mask, context=context)
     else:
-        module.fused = path == "fused"
+        module.sdpa = path == "sdpa"
         out, maps = (
             module(x, mask=mask, context=context, need_weights=True)
             if path == "manual"
@@ -447,7 +447,7 @@ def test_cross_attention_fused_manual_reference_agree(variant, shape, mask_kind,
     mask = cross_mask(mask_kind, b, m, n)
     ref_out, ref_maps, ref_grads = cross_outputs_and_grads(module, x, context, mask, "reference")
     assert ref_out.shape == (b, m, d) and ref_maps.shape == (b, h, m, n)
-    for path in ("fused", "manual"):
+    for path in ("sdpa", "manual"):
         out, maps, grads = cross_outputs_and_grads(module, x, context, mask, path)
         assert_same(out, ref_out, f"{path} output")
         for name, ref in ref_grads.items():

@@ -47,7 +47,7 @@ def test_candidates_compute_the_same_attention():
         mask = make_mask(shape.n, causal=True) if shape.causal else None
         kv_pos = [name for name, (variant, _, _) in cands.items() if variant == "kv_pos"]
         assert len(kv_pos) == 5
-        ref_module = cands["kv_pos fused"][1]
+        ref_module = cands["kv_pos sdpa"][1]
         for name in kv_pos:  # copy one set of weights into every kv_pos candidate
             cands[name][1].load_state_dict(ref_module.state_dict())
         ref = literal_kv_pos(ref_module, x, mask, ctx)
@@ -65,16 +65,16 @@ def test_run_shape_reports_every_candidate_and_the_ratios():
     rows = run_shape(TINY, CPU, repeats=1, warmup=0)
     names = {r["candidate"] for r in rows}
     assert {
-        "qkv fused",
-        "kv fused",
-        "kv_pos fused",
+        "qkv sdpa",
+        "kv sdpa",
+        "kv_pos sdpa",
         "kv_pos literal",
         "qkv torch.nn.MultiheadAttention",
     } <= names
     saved = {r["candidate"]: r["saved_mib"] for r in rows}
-    assert saved["kv_pos literal"] > saved["kv_pos fused"]  # the batch x heads x n x n x p tensor
+    assert saved["kv_pos literal"] > saved["kv_pos sdpa"]  # the batch x heads x n x n x p tensor
     table = ratios(rows)
-    assert {r["ratio"] for r in table} >= {"kv_pos / kv (fused)", "qkv fused / MultiheadAttention"}
+    assert {r["ratio"] for r in table} >= {"kv_pos / kv (sdpa)", "qkv sdpa / MultiheadAttention"}
     assert all(r["value"] > 0 for r in table)
 
 

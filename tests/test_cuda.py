@@ -54,7 +54,7 @@ def modules(variant, pos_form):
     with torch.no_grad():
         for p in exact.parameters():
             p.normal_(0.0, 0.3)
-    exact.fused = False
+    exact.sdpa = False
     fast = build_attention(variant, 64, 4, pos_dim=10, max_len=64).eval()
     fast.load_state_dict({k: v.float() for k, v in exact.state_dict().items()})
     for m in (exact, fast):

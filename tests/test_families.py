@@ -352,7 +352,7 @@ def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
     model.eval()
     for m in model.modules():
         if isinstance(m, SelfAttention):
-            m.fused = False
+            m.sdpa = False
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         rt.step(model, tuple(t[:1] for t in batch))
     assert ours == counter.get_total_flops() > 0
@@ -368,7 +368,7 @@ def test_forward_flops_count_the_query_projection_kv_saves():
         counts[variant] = runner.forward_flops(
             model, next(rt.train_data(hp, {}).batches(0)), rt.step
         )
-        assert all(m.fused for m in model.modules() if hasattr(m, "fused"))  # restored
+        assert all(m.sdpa for m in model.modules() if hasattr(m, "sdpa"))  # restored
     n, d, depth = hp["seq_len"], hp["d_model"], hp["depth"]
     assert counts["qkv"] - counts["kv"] == depth * 2 * n * d * d
     assert counts["kv_pos"] >= counts["kv"]
@@ -441,5 +441,5 @@ def test_attention_settings_reach_every_attention_module(family, tmp_path):
     rt = runner.experiment(family)
     hp = {**hp, **rt.bench_facts(hp), "pos_form": "bias", "sdpa": False}
     attns = [m for m in rt.build_model(hp).modules() if isinstance(m, SelfAttention)]
-    assert attns and all(m.fused is False for m in attns)
+    assert attns and all(m.sdpa is False for m in attns)
     assert all(m.pos_form == "bias" for m in attns if hasattr(m, "map_pos"))

@@ -2,7 +2,7 @@
 
 Guards: for every registered variant, shapes and finite logits; causality on both attention
 paths (later tokens never change earlier logits: the causal mask reaches every variant, kv_pos
-included); fused and manual paths agree; every parameter gets a finite gradient, non-zero except
+included); SDPA and manual paths agree; every parameter gets a finite gradient, non-zero except
 map_pos's bias (cancelled by the row softmax); the context limit; reproducible sampling; and a
 few Adam steps on a periodic text driving the loss down (the causal model can learn); dropout at
 the reference notebook's sites only (against a literal copy of its Block).

@@ -6,7 +6,7 @@ mode is W_K on both sides and qk adds W_Q only in cross-attention; equal source 
 lengths still attend to the encoder states (the reference's bug), checked against the literal
 formulas of tests/reference.py; every parameter learns; greedy decoding stops at <eos>, beam=1 is
 greedy and a search-space-wide beam finds the best sequence; docs/protocol.md's xavier initialisation;
-fused and manual paths agree.
+SDPA and manual paths agree.
 """
 
 import math

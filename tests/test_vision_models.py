@@ -2,7 +2,7 @@
 
 Guards: every registered variant trains through both models (shapes, finite outputs, a finite
 gradient for every parameter, non-zero except where the row softmax cancels the parameter); the
-ViT's patching, token count, fused/manual agreement and attention maps (kv maps come from
+ViT's patching, token count, SDPA/manual agreement and attention maps (kv maps come from
 symmetric scores); the set model's permutation equivariance (qkv, kv) and kv_pos breaking it;
 the sets (odd one out of another class at a uniform position, reproducible), the class-balanced
 hold-out, the frozen ResNet features (random weights, and the offline error for missing ImageNet

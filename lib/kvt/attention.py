@@ -3,7 +3,7 @@
 Layout: `attend` is the math (scores, bias, mask, softmax, weighted sum), apart from the
 projections. The modules share one head layout (`SelfAttention`); a variant only says what plays
 the query (`query`) and which temperature and additive bias enter the scores (`score_terms`).
-Every variant has a fused path (`F.scaled_dot_product_attention`) and a manual path that can
+Every variant has an SDPA path (`F.scaled_dot_product_attention`) and a manual path that can
 return the attention maps; both compute the same function.
 """
 
@@ -107,7 +107,7 @@ def attend(
     bias=None,
     mask=None,
     dropout_p: float = 0.0,
-    fused: bool = True,
+    sdpa: bool = True,
     need_weights: bool = False,
     causal: bool = False,
 ):
@@ -116,12 +116,12 @@ def attend(
     bias: (1 or heads) x n_q x n_k, shared by the batch; mask: additive, from `make_mask`.
     causal: key j > query i masked out, as make_mask(causal=True) would; SDPA's is_causal when
     nothing else is added (its causal kernels; on a CPU the same numbers, bit for bit).
-    Returns (out, attention maps or None). The fused path cannot return maps.
+    Returns (out, attention maps or None). The SDPA path cannot return maps.
     """
     if bias is not None and bias.dim() == 3:
         bias = bias[None]  # 4-D: SDPA's CPU kernel takes a 3-D mask on a slow path (2.7x at n 128)
     extra = bias if mask is None else (mask if bias is None else bias + mask)
-    fast = fused and not need_weights
+    fast = sdpa and not need_weights
     if causal and (extra is not None or not fast):
         future = make_mask(q.shape[-2], k.shape[-2], causal=True, device=q.device)
         extra, causal = (future if extra is None else extra + future), False
@@ -193,7 +193,7 @@ class SelfAttention(nn.Module):
         out_bias: bool | None = None,
         scale: str = "head",
         attn_dropout: float = 0.0,
-        fused: bool = True,
+        sdpa: bool = True,
         init: str = "xavier",
     ):
         super().__init__()
@@ -206,7 +206,7 @@ class SelfAttention(nn.Module):
         self.init = init
         self.d_model, self.heads, self.d_head = d_model, heads, d_model // heads
         self.scale = 1.0 / math.sqrt(self.d_head if scale == "head" else d_model)
-        self.attn_dropout, self.fused = attn_dropout, fused
+        self.attn_dropout, self.sdpa = attn_dropout, sdpa
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias if out_bias is None else out_bias)
@@ -280,7 +280,7 @@ class SelfAttention(nn.Module):
         k = self.split_heads(self.k_proj(source))
         v = self.split_heads(self.v_proj(source))
         dropout_p = self.attn_dropout if self.training else 0.0
-        column = self.column_terms(m, k.shape[2]) if self.fused and not need_weights else None
+        column = self.column_terms(m, k.shape[2]) if self.sdpa and not need_weights else None
         if column is not None:  # the fast exact form: a per-key bias as one more channel
             alpha, col = column
             out = attend_column(
@@ -303,7 +303,7 @@ class SelfAttention(nn.Module):
                 v,
                 bias=bias,
                 mask=mask,
-                fused=self.fused,
+                sdpa=self.sdpa,
                 dropout_p=dropout_p,
                 need_weights=need_weights,
                 causal=causal,
@@ -390,7 +390,7 @@ class PositionalTerm:
             nn.init.xavier_uniform_(self.map_pos.weight)
             nn.init.zeros_(self.map_pos.bias)
 
-    # How the fused path adds the term: "channel" (column_terms: one more channel of q and k, no
+    # How the SDPA path adds the term: "channel" (column_terms: one more channel of q and k, no
     # n x n tensor), "bias" (an n x n bias into SDPA, the general form for any table) or "auto".
     # A bias that needs a gradient sends SDPA to its slow path, which holds n x n scores: the
     # channel form's three copies of q, k and v (d_h + 1 wide) cost less once n_k > 2 d_h, which

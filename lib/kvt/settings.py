@@ -85,7 +85,7 @@ class AttentionSettings:
             "scale": self.scale,
             "pos_dim": self.pos_dim,
             "pos_per_head": self.pos_per_head,
-            "fused": self.sdpa,
+            "sdpa": self.sdpa,
             "init": self.init,
             "pos_form": self.pos_form,
         }

@@ -2,8 +2,8 @@
 
     python -m kvt.bench.layer [--device cpu|cuda] [--repeats 15] [--out results/bench/layer.csv]
 
-Per shape, every candidate runs interleaved on the same inputs (kvt.bench.timing): our fused and
-manual paths of qkv, kv and kv_pos (fused as it runs, pos_form "auto", and each of its two forms:
+Per shape, every candidate runs interleaved on the same inputs (kvt.bench.timing): our SDPA and
+manual paths of qkv, kv and kv_pos (SDPA as it runs, pos_form "auto", and each of its two forms:
 the per-key term as one more channel of q and k, and the general n x n bias into SDPA), the literal
 kv_pos formula of docs/attention.md (the batch x heads x n x n x pos_dim tensor),
 and torch.nn.MultiheadAttention for qkv. Reports the median time, the bytes saved for backward
@@ -76,8 +76,8 @@ def literal_kv_pos(module, x, mask=None, context=None):
     return module.out_proj(out.transpose(1, 2).reshape(b, m, module.d_model))
 
 
-def _variant(name: str, shape: Shape, device, fused: bool, pos_form: str = "auto"):
-    options = {"scale": shape.scale, "fused": fused, "pos_dim": shape.pos_dim, "max_len": 256}
+def _variant(name: str, shape: Shape, device, sdpa: bool, pos_form: str = "auto"):
+    options = {"scale": shape.scale, "sdpa": sdpa, "pos_dim": shape.pos_dim, "max_len": 256}
     if shape.context and name != "qkv":
         options["cross"] = "qk"
     module = build_attention(name, shape.d_model, shape.heads, **options).to(device)
@@ -96,21 +96,21 @@ def candidates(shape: Shape, device) -> dict[str, tuple[str, nn.Module, callable
 
     out = {}
     for variant in ("qkv", "kv", "kv_pos"):
-        for path in ("fused", "manual"):
-            module = _variant(variant, shape, device, fused=path == "fused")
+        for path in ("sdpa", "manual"):
+            module = _variant(variant, shape, device, sdpa=path == "sdpa")
             out[f"{variant} {path}"] = (
                 variant,
                 module,
                 lambda x, mask, ctx, m=module: ours(x, mask, ctx, m),
             )
     for form in ("channel", "bias"):
-        module = _variant("kv_pos", shape, device, fused=True, pos_form=form)
-        out[f"kv_pos fused, {form} form"] = (
+        module = _variant("kv_pos", shape, device, sdpa=True, pos_form=form)
+        out[f"kv_pos sdpa, {form} form"] = (
             "kv_pos",
             module,
             lambda x, mask, ctx, m=module: ours(x, mask, ctx, m),
         )
-    literal = _variant("kv_pos", shape, device, fused=False)
+    literal = _variant("kv_pos", shape, device, sdpa=False)
     out["kv_pos literal"] = (
         "kv_pos",
         literal,
@@ -180,16 +180,16 @@ def run_shape(shape: Shape, device, repeats: int, warmup: int) -> list[dict]:
 
 
 RATIOS = (  # (label, numerator, denominator, target or None)
-    ("kv_pos / kv (fused)", "kv_pos fused", "kv fused", "<= 1.15"),
-    ("kv / qkv (fused)", "kv fused", "qkv fused", None),
-    ("qkv fused / MultiheadAttention", "qkv fused", "qkv torch.nn.MultiheadAttention", "<= 1.0"),
+    ("kv_pos / kv (sdpa)", "kv_pos sdpa", "kv sdpa", "<= 1.15"),
+    ("kv / qkv (sdpa)", "kv sdpa", "qkv sdpa", None),
+    ("qkv sdpa / MultiheadAttention", "qkv sdpa", "qkv torch.nn.MultiheadAttention", "<= 1.0"),
     (
         "kv_pos bias form / channel form",
-        "kv_pos fused, bias form",
-        "kv_pos fused, channel form",
+        "kv_pos sdpa, bias form",
+        "kv_pos sdpa, channel form",
         None,
     ),
-    ("kv_pos literal / kv_pos fused", "kv_pos literal", "kv_pos fused", None),
+    ("kv_pos literal / kv_pos sdpa", "kv_pos literal", "kv_pos sdpa", None),
 )
 
 
