@@ -276,10 +276,16 @@ def test_a_second_pipeline_on_the_same_folder_is_refused(tmp_path):
         and not (locks.exists() and any(locks.iterdir()))
     ):
         time.sleep(0.05)
-    assert first.poll() is None, "the first pipeline ended before the second could start"
-    second = subprocess.run(
-        snakemake(tmp_path, target), capture_output=True, text=True, timeout=300
-    )
+    # Hold the first pipeline (and its job) still while the second tries: however slowly the
+    # second starts, the first's lock is there, not a race against the first finishing.
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        assert first.poll() is None and any(locks.iterdir()), "the first pipeline ended too soon"
+        second = subprocess.run(
+            snakemake(tmp_path, target), capture_output=True, text=True, timeout=300
+        )
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     out = second.stdout + second.stderr
     assert second.returncode != 0 and "Directory cannot be locked" in out, out[-2000:]
     first.wait(timeout=600)
