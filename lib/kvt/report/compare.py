@@ -78,7 +78,9 @@ def compare_results(a: Path, b: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not any(differ):
             continue
         numeric = pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y)
-        gap = float(np.nanmax(np.abs(x.to_numpy(float) - y.to_numpy(float)))) if numeric else np.nan
+        gaps = np.abs(x.to_numpy(float) - y.to_numpy(float)) if numeric else np.array([np.nan])
+        # a column differing only where one side is empty (NaN) has no numeric gap
+        gap = float(np.nanmax(gaps)) if not np.isnan(gaps).all() else np.nan
         rows.append(
             {
                 "column": column,
