@@ -636,3 +636,37 @@ def test_checkpoints_load_as_data_only(tmp_path, reference_run):
     with pytest.raises(RuntimeError, match="cannot read checkpoint .*Delete it"):
         load_checkpoint(last)
     assert load_weights(reference_run / "model.pt")["select"] in ("best", "last")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not a checkpoint", b"PK\x03\x04 truncated zip"],
+    ids=["garbage", "truncated"],
+)
+def test_an_unreadable_checkpoint_never_suggests_loading_it_as_code(tmp_path, content):
+    """PyTorch's own message for a file weights_only cannot read advises weights_only=False, which
+    would run the file's code: the refusal says what to do instead."""
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(content)
+    with pytest.raises(RuntimeError) as err:
+        load_checkpoint(bad)
+    message = str(err.value)
+    assert str(bad) in message and "run its train job again" in message
+    assert "weights_only" not in message and "False" not in message
+
+
+def test_weights_of_another_run_are_refused_naming_both(tmp_path, reference_run):
+    """A model.pt copied into another run's folder (kv's weights where qkv's should be) would give
+    that folder the other run's numbers: the eval job checks the file against its run's hparams."""
+    hp = dict(load_weights(reference_run / "model.pt")["hparams"])
+    out = tmp_path / "own" / "test.json"
+    assert runner.test(reference_run / "model.pt", out, CPU, expect=tiny_hparams())["step"] > 0
+    other = {**tiny_hparams(), "attention": "qkv"}
+    assert hp["attention"] != "qkv"
+    with pytest.raises(RuntimeError) as err:
+        runner.test(reference_run / "model.pt", tmp_path / "other" / "test.json", CPU, expect=other)
+    message = str(err.value)
+    assert f"/{hp['attention']}/" in message and "/qkv/" in message and "attention=" in message
+    assert not (tmp_path / "other" / "test.json").exists()
+    with pytest.raises(RuntimeError, match="seed=0 .expected 1."):
+        runner.test(reference_run / "model.pt", tmp_path / "o2.json", CPU, expect={**hp, "seed": 1})

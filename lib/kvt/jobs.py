@@ -75,10 +75,18 @@ def train_job(job) -> None:
 def eval_job(job) -> None:
     """Test one run's weights, or (lists: the rule's `joint_seeds` form) those of several runs."""
     device = setup(job)
-    models, results = job.input.model, job.output.result
-    pairs = zip(models, results) if isinstance(models, list) else [(models, results)]
-    for model, out in pairs:
+    models, results, runs = job.input.model, job.output.result, job.params.hparams
+    if isinstance(models, list):
+        triples = zip(models, results, runs)
+    else:
+        triples = [(models, results, runs)]
+    for model, out, hp in triples:
         result = runner.test(
-            Path(model), Path(out), device, inputs=inputs(job), precision=job.params.precision
+            Path(model),
+            Path(out),
+            device,
+            inputs=inputs(job),
+            precision=job.params.precision,
+            expect=dict(hp),  # the weights must be this run's (a copied file is refused)
         )
         print(f"test {model}: {result}", file=sys.stderr)

@@ -247,9 +247,35 @@ def drop_stale_checkpoint(run_dir: Path, hp: dict, options: Options = Options())
         )
 
 
-def load_model(model_path: Path, device):
-    """(model in eval mode with the selected weights, its checkpoint)."""
+# What names a run (its folder); named first when a checkpoint belongs to another run.
+RUN_KEYS = ("family", "task", "cfg", "attention", "seed")
+
+
+def check_owner(path: Path, recorded: dict, expected: dict) -> None:
+    """A weights file must be the run's that reads it: every hyperparameter the job expects equal
+    to the one the file records (the file may record more: data facts such as a vocabulary).
+    A file copied from another run's folder would otherwise report that run's numbers here."""
+    differ = [k for k in expected if recorded.get(k) != expected[k]]
+    if not differ:
+        return
+
+    def name(hp):
+        return "/".join(str(hp.get(k)) for k in RUN_KEYS)
+
+    detail = ", ".join(f"{k}={recorded.get(k)!r} (expected {expected[k]!r})" for k in differ[:6])
+    raise RuntimeError(
+        f"{path} belongs to another run: it records {name(recorded)}, this job is for "
+        f"{name(expected)}; differing: {detail}{' ...' if len(differ) > 6 else ''}. Delete it "
+        "and run this run's train job again."
+    )
+
+
+def load_model(model_path: Path, device, expect: dict | None = None):
+    """(model in eval mode with the selected weights, its checkpoint). expect: the hparams of the
+    run the caller reads it for (check_owner)."""
     ckpt = load_weights(model_path)
+    if expect is not None:
+        check_owner(Path(model_path), ckpt["hparams"], expect)
     model = experiment(ckpt["hparams"]["family"]).build_model(ckpt["hparams"]).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
@@ -265,13 +291,21 @@ def measure(model, hp: dict, inputs: dict, device, out_dir: Path, precision: str
     return metrics
 
 
-def test(model_path: Path, out_path: Path, device, inputs=None, precision: str = "fp32") -> dict:
+def test(
+    model_path: Path,
+    out_path: Path,
+    device,
+    inputs=None,
+    precision: str = "fp32",
+    expect: dict | None = None,
+) -> dict:
     """The family's test metrics of the selected weights (test_<name>, their files beside
     out_path) and of the last weights (last_test_<name>, their files discarded), written to
     out_path (test.json). Where the selected weights are the last, the last ones are not tested
     twice: last_test_<name> repeats test_<name>. A weights file without `last_step` (written
-    before the last weights were kept) gets no last_test_<name>."""
-    model, ckpt = load_model(model_path, device)
+    before the last weights were kept) gets no last_test_<name>. expect: the run's hparams (the
+    eval job's), checked against the file's (check_owner)."""
+    model, ckpt = load_model(model_path, device, expect)
     hp, inputs = ckpt["hparams"], dict(inputs or {})
     metrics = measure(model, hp, inputs, device, Path(out_path).parent, precision)
     last = {}

@@ -167,15 +167,18 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, foreign or older file: say which, never train over it
         code = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        detail = (
-            f"it holds a {code.group(1)} object, not plain data"
-            if code
-            else str(err).splitlines()[0]
-        )
+        if code:
+            detail = f"it holds a {code.group(1)} object, not plain data"
+        elif "weights_only" in str(err) or "Weights only" in str(err):
+            # PyTorch's message goes on to suggest weights_only=False, which would run the
+            # file's code: never pass that advice on
+            detail = "it is truncated, or not a PyTorch file of plain data"
+        else:
+            detail = str(err).splitlines()[0]
         raise RuntimeError(
             f"cannot read checkpoint {path} (a checkpoint of this version "
             f"({CHECKPOINT_VERSION}) holds tensors and plain data only): {detail}. "
-            "Delete it to start this run from scratch."
+            "Delete it and run its train job again (the run starts from scratch)."
         ) from err
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise RuntimeError(

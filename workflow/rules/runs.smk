@@ -65,6 +65,7 @@ for fam in FAM.values():
             runtime=fam.eval_runtime,
             mem_mb=fam.mem_mb,
         params:
+            hparams=fam.job_hparams,
             device=config["device"],
             precision=config["precision"],
             code=fam.code,
