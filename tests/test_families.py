@@ -254,13 +254,14 @@ def test_config_and_dag_helpers_do_not_import_torch():
     assert out.returncode == 0, out.stderr
 
 
-def test_only_the_families_that_run_are_checked():
-    """A vision grid that cannot build (d_model 30, heads 4) stops only a run that includes vision."""
+def test_every_section_is_checked_listed_in_families_or_not():
+    """A vision grid that cannot build (d_model 30, heads 4) stops a run of synthetic alone too:
+    vision's rules can still be reached by naming one of its output paths."""
     base = {"preset": "paper", "presets": {"paper": {}}}
     bad = {"vision": {"cifar10": {"grid": {"d_model": [30]}}}}
-    resolve(base, {**bad, "families": ["synthetic"]}, load_schema())
-    with pytest.raises(ValueError, match="not divisible"):
-        resolve(base, {**bad, "families": ["vision"]}, load_schema())
+    for families in (["synthetic"], ["vision"]):
+        with pytest.raises(ValueError, match="vision.cifar10.grid: d_model=30 is not divisible"):
+            resolve(base, {**bad, "families": families}, load_schema())
 
 
 def test_tables_of_one_family_from_a_summary_of_several():

@@ -143,9 +143,21 @@ def test_presets_change_the_grid(tmp_path):
         ("families=[audio]", "families[0]: 'audio' is not one of"),
         ("vision={cifar10: {lr: -1}}", "vision.cifar10.lr: -1"),
         ("data={download: maybe}", "data.download: 'maybe' is not of type 'boolean'"),
+        ("synthetic={lr: nan}", "synthetic.lr: nan is not a finite number"),
+        ("seeds=[4294967296]", "seeds[0]: 4294967296 is greater than the maximum"),
+        ("anomaly={dropout: 1}", "anomaly.dropout: 1.0 is greater than or equal to the maximum"),
     ],
 )
 def test_bad_config_stops_with_a_message_naming_it(tmp_path, override, named):
     res = dry_run(override, tmp_path=tmp_path)
     assert res.returncode != 0
     assert named in res.stderr + res.stdout
+
+
+def test_a_section_not_in_families_is_checked_too(tmp_path):
+    """Its rules can be reached by naming an output path: an invalid section stops the run."""
+    res = dry_run(
+        "families=[synthetic]", "vision={cifar10: {grid: {d_model: [30]}}}", tmp_path=tmp_path
+    )
+    assert res.returncode != 0
+    assert "vision.cifar10.grid: d_model=30 is not divisible by heads=4" in res.stderr + res.stdout

@@ -13,6 +13,7 @@ the DAG is built without importing torch.
 
 import copy
 import hashlib
+import math
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import yaml
 
 from .codehash import files_hash, imported_files
 from .families import FAMILIES, ConfigError  # noqa: F401  (ConfigError is part of this API)
+from .seeds import SEED_MAX
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -91,6 +93,27 @@ def fill_defaults(instance: dict, schema: dict) -> dict:
     return instance
 
 
+def non_finite(value, path=()) -> list[tuple]:
+    """The key paths of every NaN or infinite number in `value` (nested dicts and lists): no
+    setting means them, and they pass every bound (NaN compares false, inf passes minimum)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite(v, (*path, i))]
+    return []
+
+
+def _leaf(error):
+    """The error inside an anyOf (e.g. a list or null) that says what is wrong with the value,
+    rather than "is not valid under any of the given schemas"."""
+    while error.context:  # a branch of another type (null) says least: its error is the last pick
+        typed = [e for e in error.context if e.validator != "type"]
+        error = jsonschema.exceptions.best_match(typed or error.context)
+    return error
+
+
 def _where(path) -> str:
     out = ""
     for part in path:
@@ -108,6 +131,7 @@ def load_schema(path: Path = SCHEMA) -> dict:
     props["attentions"]["items"]["enum"] = attention_names()
     props["families"]["items"]["enum"] = list(FAMILIES)
     props["families"]["default"] = list(FAMILIES)
+    props["seeds"]["items"]["maximum"] = SEED_MAX
     for name, fam in FAMILIES.items():
         props[name] = fam.schema()
         schema.setdefault("required", []).append(name)
@@ -129,18 +153,32 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
         if merged.get(name) is None:  # an empty section in config.yaml: all defaults
             merged[name] = {}
     merged = fill_defaults(coerce(merged, schema), schema)
+    bad = non_finite(merged)
     errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(merged), key=lambda e: list(e.path)
+        (
+            e
+            for e in jsonschema.Draft202012Validator(schema).iter_errors(merged)
+            if tuple(e.path) not in bad
+        ),
+        key=lambda e: list(e.path),
     )
-    if errors:
-        lines = [f"  {_where(e.path)}: {e.message}" for e in errors[:10]]
+    lines = [f"  {_where(p)}: {_get(merged, p)} is not a finite number" for p in bad]
+    lines += [f"  {_where(e.absolute_path)}: {e.message}" for e in map(_leaf, errors)]
+    if lines:
         raise ConfigError(
-            "invalid configuration (preset " + repr(preset) + "):\n" + "\n".join(lines)
+            "invalid configuration (preset " + repr(preset) + "):\n" + "\n".join(lines[:10])
         )
-    for name in merged["families"]:  # the schema checks every section; these, what will run
-        if FAMILIES[name].check is not None:
-            FAMILIES[name].check(merged[name])
+    # Every section, listed in `families` or not: its rules can still be reached by a path.
+    for name, fam in FAMILIES.items():
+        if fam.check is not None:
+            fam.check(merged[name])
     return merged
+
+
+def _get(tree, path):
+    for part in path:
+        tree = tree[part]
+    return tree
 
 
 def load_config(overrides: dict | None = None, root: Path = Path(".")) -> dict:

@@ -11,6 +11,8 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
+from .seeds import SEED_MAX
+
 POS_FORMS = ("auto", "channel", "bias")  # kvt.attention.PositionalTerm's forms of the term
 
 
@@ -20,6 +22,17 @@ def setting(default, doc: str, *, run: bool = True, **schema):
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def probability_setting(default: float, doc: str):
+    """A probability of dropping or smoothing, in [0, 1): at 1 nothing is left to learn from
+    (every activation dropped, every target uniform), so 1 is refused, not run."""
+    return setting(default, doc + " In [0, 1).", minimum=0, exclusiveMaximum=1)
+
+
+def seed_setting(default: int, doc: str):
+    """A seed of the data (splits, subsets): within kvt.seeds' range, as the runs' seeds."""
+    return setting(default, doc, minimum=0, maximum=SEED_MAX)
 
 
 def scale_setting(default: str):

@@ -31,6 +31,7 @@ from torch import nn
 
 from .precision import autocast
 from .precision import check as check_precision
+from .seeds import EPOCH_STRIDE, check_seed, derived
 
 CHECKPOINT_VERSION = 3  # 3: plain types only, loaded with weights_only=True
 OPTIMIZERS = ("adam", "adamw")
@@ -88,7 +89,7 @@ class TensorBatches:
         return self
 
     def epoch(self, epoch: int, start: int = 0):
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(derived(self.seed, EPOCH_STRIDE, epoch))
         order = torch.randperm(len(self.tensors[0]), generator=gen).to(self.tensors[0].device)
         for i in range(start, self.steps_per_epoch):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
@@ -149,6 +150,7 @@ def set_rng_state(state: dict) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

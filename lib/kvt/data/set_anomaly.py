@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..seeds import EPOCH_STRIDE, derived
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_WEIGHTS = ("imagenet", "random")
@@ -210,7 +212,7 @@ class _SetEpochs:
         )
 
     def epoch(self, epoch: int, start: int = 0):
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(derived(self.seed, EPOCH_STRIDE, epoch))
         order = torch.randperm(self.n_items, generator=gen)
         for i in range(start, self.steps_per_epoch):
             yield self._batch(

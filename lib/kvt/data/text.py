@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ..seeds import STEP_STRIDE, derived
 from . import acquire
 from .acquire import ChecksumError, manifest, sha256, write_atomic
 
@@ -177,7 +178,7 @@ class BlockBatches:
         self.ids, self.block, self.batch_size, self.seed = ids, block, batch_size, seed
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(derived(self.seed, STEP_STRIDE, step))
         offsets = torch.randint(len(self.ids) - self.block, (self.batch_size,), generator=gen)
         return _blocks(self.ids, offsets, self.block)
 

@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from ..seeds import EPOCH_STRIDE, derived
 from .tokenizer import BOS, EOS, PAD, Tokenizer
 
 Batch = tuple[
@@ -63,7 +64,7 @@ class PairBatches:
             raise ValueError(f"{len(self.src)} training pairs make no batch of {batch_size}")
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(derived(self.seed, EPOCH_STRIDE, epoch))
         order = torch.randperm(len(self.src), generator=gen).tolist()
         for i in range(start, self.steps_per_epoch):
             yield _batch(self.src, self.tgt, order[i * self.batch_size : (i + 1) * self.batch_size])

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 import torchvision.datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
+from ..seeds import EPOCH_STRIDE, STEP_STRIDE, derived
 from .acquire import (
     DataCorruptError,
     DataMissingError,
@@ -711,7 +712,8 @@ class ImageBatches:
 
     def _order(self, epoch: int) -> torch.Tensor:
         return torch.randperm(
-            len(self.x), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            len(self.x),
+            generator=torch.Generator().manual_seed(derived(self.seed, EPOCH_STRIDE, epoch)),
         )
 
     def _batch(self, order: torch.Tensor, step: int):
@@ -719,7 +721,7 @@ class ImageBatches:
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         x = normalize(self.x[idx], self.spec)
         if self.augment:
-            x = augment(x, torch.Generator().manual_seed(self.seed * 1_000_003 + step))
+            x = augment(x, torch.Generator().manual_seed(derived(self.seed, STEP_STRIDE, step)))
         return x, self.y[idx]
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

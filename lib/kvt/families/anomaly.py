@@ -20,7 +20,9 @@ from .base import (
     init_setting,
     joint_seeds_setting,
     mem_mb_setting,
+    probability_setting,
     runtime_setting,
+    seed_setting,
     select_setting,
     setting,
 )
@@ -68,11 +70,10 @@ class AnomalyConfig(AttentionSettings):
         exclusiveMinimum=0,
         exclusiveMaximum=1,
     )
-    split_seed: int = setting(
+    split_seed: int = seed_setting(
         0,
         "Seed of the hold-out and of the fixed sets (validation, test; "
         "training with resample_train false).",
-        minimum=0,
     )
     resample_train: bool = setting(
         True,
@@ -93,8 +94,8 @@ class AnomalyConfig(AttentionSettings):
         minimum=0,
     )
     grad_clip: float = setting(2.0, "Gradient-norm clip (0 = none).", minimum=0)
-    dropout: float = setting(0.1, "Dropout in the blocks and the output net.", minimum=0, maximum=1)
-    input_dropout: float = setting(0.1, "Dropout on the input features.", minimum=0, maximum=1)
+    dropout: float = probability_setting(0.1, "Dropout in the blocks and the output net.")
+    input_dropout: float = probability_setting(0.1, "Dropout on the input features.")
     select: str = select_setting()
     init: str = init_setting("fused")
     runtime: int = runtime_setting(240)

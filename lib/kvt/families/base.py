@@ -21,6 +21,8 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+from ..seeds import SEED_MAX
+
 # the settings every family shares are declared once, in kvt.settings (re-exported here)
 from ..settings import (  # noqa: F401
     AttentionSettings,
@@ -28,8 +30,10 @@ from ..settings import (  # noqa: F401
     pos_dim_setting,
     pos_form_setting,
     pos_per_head_setting,
+    probability_setting,
     scale_setting,
     sdpa_setting,
+    seed_setting,
     setting,
 )
 
@@ -51,7 +55,7 @@ SEEDS_SCHEMA = {
             "type": "array",
             "minItems": 1,
             "uniqueItems": True,
-            "items": {"type": "integer", "minimum": 0},
+            "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
         },
         {"type": "null"},
     ],

@@ -22,6 +22,7 @@ from .base import (
     mem_mb_setting,
     pos_dim_setting,
     pos_per_head_setting,
+    probability_setting,
     runtime_setting,
     scale_setting,
     setting,
@@ -48,12 +49,10 @@ class CharLMTask(AttentionSettings):
     weight_decay: float = setting(
         0.01, "AdamW weight decay (PyTorch's default, as the reference).", minimum=0
     )
-    dropout: float = setting(
+    dropout: float = probability_setting(
         0.2,
         "Dropout of the attention weights, the attention output and the "
         "feed-forward output (the reference notebook's sites).",
-        minimum=0,
-        maximum=1,
     )
     val_every: int = setting(
         200, "Validate every this many iterations (and at the last).", minimum=1

@@ -20,6 +20,7 @@ from .base import (
     init_setting,
     joint_seeds_setting,
     mem_mb_setting,
+    probability_setting,
     runtime_setting,
     select_setting,
     setting,
@@ -67,7 +68,7 @@ class SyntheticConfig(AttentionSettings):
         minimum=0,
     )
     grad_clip: float = setting(5.0, "Gradient-norm clip (0 = none).", minimum=0)
-    dropout: float = setting(0.1, "Dropout in blocks and head.", minimum=0, maximum=1)
+    dropout: float = probability_setting(0.1, "Dropout in blocks and head.")
     val_per_epoch: int = setting(4, "Validations per epoch (each also writes last.pt).", minimum=1)
     select: str = select_setting()
     init: str = init_setting("fused")

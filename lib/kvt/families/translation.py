@@ -24,6 +24,7 @@ from .base import (
     init_setting,
     joint_seeds_setting,
     mem_mb_setting,
+    probability_setting,
     runtime_setting,
     setting,
 )
@@ -74,11 +75,9 @@ class TranslationTask(AttentionSettings):
         exclusiveMinimum=0,
     )
     warmup_steps: int = setting(4000, "Warm-up steps of the Noam schedule.", minimum=1)
-    label_smoothing: float = setting(
+    label_smoothing: float = probability_setting(
         0.1,
         "Label smoothing of the training loss (validation loss is plain cross-entropy).",
-        minimum=0,
-        maximum=1,
     )
     loss: str = setting(
         "kl",
@@ -89,11 +88,9 @@ class TranslationTask(AttentionSettings):
         "label smoothing (over all V classes, mean over non-<pad> tokens).",
         enum=["kl", "ce"],
     )
-    dropout: float = setting(
+    dropout: float = probability_setting(
         0.1,
         "Dropout (embeddings, attention weights, blocks, feed-forward hidden layer).",
-        minimum=0,
-        maximum=1,
     )
     val_bleu_size: int = setting(
         500,

@@ -23,6 +23,7 @@ from .base import (
     pos_dim_setting,
     runtime_setting,
     scale_setting,
+    seed_setting,
     select_setting,
     setting,
 )
@@ -86,11 +87,10 @@ class VisionConfig(AttentionSettings):
         minItems=1,
         uniqueItems=True,
     )
-    split_seed: int = setting(
+    split_seed: int = seed_setting(
         0,
         "Seed of the one train/val split (and test subsets), shared by "
         "every run so all are scored on the same images.",
-        minimum=0,
     )
     select: str = select_setting()
     scale: str = scale_setting("model")
