@@ -38,6 +38,9 @@ class ImageFacts:
     def classes(self) -> int:
         return len(self.train_per_class)
 
+    def __str__(self) -> str:
+        return f"{self.train} training and {self.test} test images, {self.classes} classes"
+
 
 # Tiny Shakespeare: the first TRAIN_FRACTION of the characters trains, the rest validates
 # (contiguous, the reference's split; kvt.data.text.char_splits).
@@ -71,6 +74,12 @@ class CharFacts:
     def val_chars(self) -> int:
         return self.characters - self.train_chars
 
+    def __str__(self) -> str:
+        return (
+            f"{self.characters} characters ({self.val_chars} validate), "
+            f"{len(self.vocabulary)} distinct"
+        )
+
 
 @dataclass(frozen=True)
 class PairFacts:
@@ -82,6 +91,9 @@ class PairFacts:
     val: int
     test: int
     max_vocab: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.train} / {self.val} / {self.test} train / val / test sentence pairs"
 
 
 def _balanced(classes: int, train: int, test: int) -> tuple[tuple[int, ...], tuple[int, ...]]:

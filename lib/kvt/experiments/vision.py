@@ -123,7 +123,7 @@ def data_job(job) -> None:
     facts = measure(dataset, p.root)
     print(
         f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}; "
-        f"{facts.train} training and {facts.test} test images, {facts.classes} classes",
+        f"{facts}",
         file=sys.stderr,
     )
     # the settings from the resolved configuration, not params: a setting changed later reruns
