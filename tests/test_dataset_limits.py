@@ -355,3 +355,20 @@ def test_the_data_rule_refuses_through_snakemake(tmp_path):
     assert res.returncode != 0
     assert "vision.mnist.val_size=650 is more than mnist allows: at most 599" in out
     assert not (tmp_path / "results/data/mnist.json").exists()
+
+
+def test_tokenizer_rule_names_the_vocabulary_its_corpus_cannot_fill(tmp_path):
+    """Files whose largest vocabulary only SentencePiece knows (here the fixture pairs): the
+    tokenizer rule's error names the setting."""
+    from kvt.experiments.text_data import text_fixture_inputs
+    from kvt.experiments.translation import tokenizer_job
+
+    job = SimpleNamespace(
+        input=text_fixture_inputs("multi30k", tmp_path),
+        params=SimpleNamespace(vocab_size=5000),
+        output=SimpleNamespace(model=str(tmp_path / "tok.model")),
+        config=resolved(preset="smoke"),
+    )
+    with pytest.raises(ValueError, match=r"translation\.multi30k_en_de\.vocab_size, .*too large"):
+        tokenizer_job(job)
+    assert not (tmp_path / "tok.model").exists()

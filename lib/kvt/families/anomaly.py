@@ -57,12 +57,13 @@ class AnomalyConfig(AttentionSettings):
     feature_batch: int = setting(256, "Images per batch of the feature rule.", minimum=1, run=False)
     train_images: int | None = setting(
         None,
-        "Training images used (a seeded subset, taken before the features; null: all 50,000).",
+        "Training images used (a seeded subset, taken before the features; null: all "
+        f"{FACTS[TASKS[0]].train:,}).",
         minimum=1,
         run=False,
     )
     test_images: int | None = setting(
-        None, "Test images used (null: all 10,000).", minimum=1, run=False
+        None, f"Test images used (null: all {FACTS[TASKS[0]].test:,}).", minimum=1, run=False
     )
     set_size: int = setting(10, "Images per set (one of them the anomaly).", minimum=3)
     val_fraction: float = setting(
@@ -202,7 +203,7 @@ def subset_limits(section: dict, task: str, subset: ImageFacts) -> list[Limit]:
 
 
 def workload(hp: dict, section: dict) -> Workload:
-    """One set per training image (CIFAR-100: 50,000), each of set_size feature vectors; the
+    """One set per training image (kvt.data.facts), each of set_size feature vectors; the
     ResNet-34 feature pass, done once for all runs, is not counted."""
     sets = (section["train_images"] or FACTS[hp["task"]].train) * (1 - hp["val_fraction"])
     return Workload(

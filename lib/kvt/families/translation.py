@@ -194,8 +194,8 @@ def limits(section: dict, facts: dict) -> list[Limit]:
 
 
 def workload(hp: dict, section: dict) -> Workload:
-    """Multi30k's training pairs (29,000) of about 16 + 15 BPE pieces through an encoder and a
-    decoder of `depth` blocks each."""
+    """Multi30k's training pairs (kvt.data.facts) of about 16 + 15 BPE pieces through an encoder
+    and a decoder of `depth` blocks each."""
     pairs = FACTS[CORPUS].train
     return Workload(tokens=hp["epochs"] * pairs * 31, seq=16, mlp=4, blocks=2 * hp["depth"])
 

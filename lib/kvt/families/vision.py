@@ -29,6 +29,7 @@ from .base import (
 )
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
+_DIGITS = FACTS["digits"]
 
 
 @dataclass
@@ -113,7 +114,8 @@ class VisionConfig(AttentionSettings):
             runtime=10,
             mem_mb=2000,
         ),
-        "scikit-learn digits (1,797 8x8 images; 360 test, val_size val).",
+        f"scikit-learn digits ({_DIGITS.train + _DIGITS.test:,} 8x8 images; {_DIGITS.test} test, "
+        "val_size val).",
     )
 
 
