@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..seeds import EPOCH_STRIDE, derived
+from .facts import holdout_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -105,7 +106,7 @@ def balanced_holdout(labels, fraction: float, seed: int) -> tuple[torch.Tensor, 
     val = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        val.append(rng.permutation(idx)[: int(round(fraction * len(idx)))])
+        val.append(rng.permutation(idx)[: holdout_size(len(idx), fraction)])
     is_val = np.zeros(len(labels), dtype=bool)
     is_val[np.concatenate(val)] = True
     return torch.from_numpy(np.flatnonzero(~is_val)), torch.from_numpy(np.flatnonzero(is_val))

@@ -22,6 +22,7 @@ import torch
 from ..seeds import STEP_STRIDE, derived
 from . import acquire
 from .acquire import ChecksumError, manifest, sha256, write_atomic
+from .facts import FACTS, TRAIN_FRACTION, CharFacts, PairFacts, char_split
 
 # ---------------------------------------------------------------------------------------------
 # Sources: name -> (path relative to the raw-file root, sha256). The sums are those of the files
@@ -141,13 +142,13 @@ class CharVocab:
 
 
 def char_splits(
-    text: str, train_fraction: float = 0.9
+    text: str, train_fraction: float = TRAIN_FRACTION
 ) -> tuple[CharVocab, torch.Tensor, torch.Tensor]:
     """(vocab, train ids, val ids): the first train_fraction of the text trains, the rest validates
     (contiguous, as the reference split it: no shuffling, so val is unseen text)."""
     vocab = CharVocab(text)
     ids = vocab.encode(text)
-    n = int(train_fraction * len(ids))
+    n = char_split(len(ids), train_fraction)
     return vocab, ids[:n], ids[n:]
 
 
@@ -310,6 +311,20 @@ def prepare(
         )
     source = "fixture" if any(f["source"] == "fixture" for f in files.values()) else "checked"
     return manifest(root.resolve(), source, files, task=task)
+
+
+def measure(task: str, root) -> CharFacts | PairFacts:
+    """The facts of the files of dataset `task` under root (the data rule's, checked): the text's
+    characters and vocabulary, or the sentence pairs of each split. For files the declared facts
+    cannot describe (fixtures): the data rule checks the settings against these. A corpus's
+    largest vocabulary is left unknown (training SentencePiece finds it: the tokenizer rule)."""
+    if task == "shakespeare":
+        play = read_shakespeare(root)
+        return CharFacts(FACTS[task].title, len(play), CharVocab(play).chars)
+    if task == "multi30k":
+        sizes = {split: len(read_pairs(root, split)) for split in MULTI30K_SPLITS}
+        return PairFacts(FACTS[task].title, **sizes)
+    raise ValueError(f"unknown text dataset {task!r}; known: {', '.join(DATASET_SOURCES)}")
 
 
 def _write_missing_fixtures(task: str, root: Path) -> dict[str, str]:

@@ -42,6 +42,7 @@ from .acquire import (
     sha256,
     stage_command,
 )
+from .facts import FACTS, ImageFacts
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -52,12 +53,16 @@ class VisionData:
     tv_class: str | None  # torchvision.datasets class name; None for digits
     channels: int
     image_size: int
-    classes: int
     patch: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: bool
     files: tuple[str, ...]  # relative to root, in torchvision's layout
+
+    @property
+    def classes(self) -> int:
+        """Its number of classes (kvt.data.facts declares the dataset's sizes)."""
+        return FACTS[self.name].classes
 
 
 def _mnist_files(folder: str) -> tuple[str, ...]:
@@ -80,20 +85,19 @@ _CIFAR100_FILES = tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta
 
 # digits has no official test split: a fixed seeded permutation (independent of split_seed, so
 # every run is scored on the same images) holds out DIGITS_TEST images as its "official" test set.
-DIGITS_TEST, DIGITS_TEST_SEED = 360, 0
+DIGITS_TEST, DIGITS_TEST_SEED = FACTS["digits"].test, 0
 
 # mean/std: each dataset's own training-set statistics (scaled to 0..1); which a run uses is its
 # norm_stats setting (see with_stats).
 DATASETS: dict[str, VisionData] = {
     "mnist": VisionData(
-        "mnist", "MNIST", 1, 28, 10, 7, (0.1307,), (0.3081,), False, _mnist_files("MNIST")
+        "mnist", "MNIST", 1, 28, 7, (0.1307,), (0.3081,), False, _mnist_files("MNIST")
     ),
     "fashion_mnist": VisionData(
         "fashion_mnist",
         "FashionMNIST",
         1,
         28,
-        10,
         7,
         (0.2860,),
         (0.3530,),
@@ -106,7 +110,6 @@ DATASETS: dict[str, VisionData] = {
         "CIFAR10",
         3,
         32,
-        10,
         8,
         (0.49139968, 0.48215841, 0.44653091),
         (0.24703223, 0.24348513, 0.26158784),
@@ -118,7 +121,6 @@ DATASETS: dict[str, VisionData] = {
         "CIFAR100",
         3,
         32,
-        100,
         8,
         (0.5071, 0.4865, 0.4409),
         (0.2673, 0.2564, 0.2762),
@@ -126,7 +128,7 @@ DATASETS: dict[str, VisionData] = {
         _CIFAR100_FILES,
     ),
     # mean/std of the 1,437 fixed training images (train + val), scaled to 0..1 (test_digits)
-    "digits": VisionData("digits", None, 1, 8, 10, 2, (0.3057,), (0.3759,), False, ()),
+    "digits": VisionData("digits", None, 1, 8, 2, (0.3057,), (0.3759,), False, ()),
 }
 
 
@@ -521,6 +523,22 @@ def _read_tv(spec: VisionData, root: Path, train: bool, verify: bool) -> Split:
             f"dataset {spec.name}: {len(x)} images but {len(y)} labels under {root}"
         )
     return x.contiguous(), y
+
+
+def measure(name: str, root) -> ImageFacts:
+    """The facts of the files of `name` under root (the data rule's, checked): the images of each
+    class in each split, counted from the labels. For files the declared facts cannot describe
+    (fixtures, staged files): the data rule checks the settings against these."""
+    spec = spec_of(name)
+    if spec.tv_class is None:
+        (_, ytr), (_, yte) = _digits_official()
+    else:
+        (_, ytr), (_, yte) = (_read_tv(spec, Path(root), t, verify=False) for t in (True, False))
+
+    def per_class(y: torch.Tensor) -> tuple[int, ...]:
+        return tuple(int(c) for c in torch.bincount(y, minlength=spec.classes))
+
+    return ImageFacts(FACTS[name].title, per_class(ytr), per_class(yte))
 
 
 def _digits_official() -> tuple[Split, Split]:

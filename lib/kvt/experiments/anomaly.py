@@ -127,6 +127,24 @@ def eval_data(hp: dict, split: str, inputs: dict):
     return set_eval_batches(x, members, target, hp["eval_batch"])
 
 
+def check_subsets(section: dict, task: str, images: dict) -> None:
+    """Refuse settings the images the feature rule drew cannot hold (their classes counted:
+    kvt.families.anomaly.subset_limits), naming each; `section` from the resolved configuration
+    (not params: changing set_size reruns no feature rule)."""
+    from ..data.facts import FACTS, ImageFacts
+    from ..families.anomaly import subset_limits
+    from ..limits import refuse
+
+    classes = FACTS[task].classes
+
+    def per_class(split: str) -> tuple[int, ...]:
+        return tuple(int(c) for c in torch.bincount(images[split][1], minlength=classes))
+
+    subset = ImageFacts(FACTS[task].title, per_class("train"), per_class("test"))
+    limits = subset_limits(section, task, subset)
+    refuse([lim for lim in limits if lim.broken], f"the images of {task} the feature rule drew")
+
+
 def features_job(job) -> None:
     """The feature rule: ResNet-34 features of the dataset's images, computed once."""
     from ..data.integrity import verified_root
@@ -145,6 +163,7 @@ def features_job(job) -> None:
         test_size=p.test_images,
         seed=p.split_seed,
     )
+    check_subsets(job.config["anomaly"], job.wildcards.task, images)  # before the ResNet pass
     feats = compute_features(
         images,
         backbone=p.backbone,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import text
+from ..data.facts import FACTS
 from ..models.config import fields_from
 from ..models.gpt import CharGPT, GPTConfig
 from .base import Experiment
@@ -16,7 +17,6 @@ from .text_data import text_fixture_inputs, verified_data_root
 
 LN2 = math.log(2)
 SAMPLE_PROMPT = "\n"  # the sample starts from a new line, like the reference's zero token
-CHARS = 65  # Tiny Shakespeare's character vocabulary (the benchmarks' batches, without the text)
 SELECT_ON = ("val_loss", "min")
 TRAIN = {"optimizer": "adamw", "schedule": "constant"}
 
@@ -101,7 +101,8 @@ class CharLM(Experiment):
         return text_fixture_inputs(hp["task"], root)
 
     def bench_facts(self, hp: dict) -> dict:
-        return {"vocab_size": CHARS}
+        # Tiny Shakespeare's character vocabulary (the benchmarks' batches, without the text)
+        return {"vocab_size": len(FACTS[hp["task"]].vocabulary)}
 
     def random_batch(self, hp: dict, generator):
         x = torch.randint(

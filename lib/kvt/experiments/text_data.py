@@ -31,18 +31,23 @@ def text_data_job(job) -> None:
     fixtures), and its manifest."""
     from ..data import text
     from ..jsonfiles import write_json
+    from ..limits import check_measured
 
-    p = job.params
+    p, dataset = job.params, job.wildcards.dataset
     info = text.prepare(
-        job.wildcards.dataset,
+        dataset,
         p.root,
         base=p.base,
         download=p.download,
         fixtures=p.fixtures,
         retries=p.retries,
     )
+    facts = text.measure(dataset, p.root)
     print(
-        f"{info['task']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+        f"{info['task']}: {info['source']}, {len(info['files'])} files in {info['root']}; {facts}",
         file=sys.stderr,
     )
+    # the settings from the resolved configuration, not params: a setting changed later reruns
+    # no data rule (kvt.config.resolve has checked it against the declared facts)
+    check_measured(job.config, dataset, facts)
     write_json(info, Path(job.output.manifest))

@@ -220,7 +220,13 @@ def tokenizer_job(job) -> None:
     root = verified_data_root(dict(job.input), "the tokenizer rule")
     train = text.read_pairs(root, "train", "de", "en")
     sentences = [s for s, _ in train] + [t for _, t in train]
-    tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))
+    try:
+        tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))
+    except ValueError as err:
+        if "too large" not in str(err):
+            raise
+        names = ", ".join(f"translation.{t}.vocab_size" for t in job.config["translation"]["tasks"])
+        raise ValueError(f"{names}: {err}") from None
     print(
         f"tokenizer: {tok.vocab_size} pieces from {len(sentences)} training sentences",
         file=sys.stderr,

@@ -105,24 +105,30 @@ def first_layer_maps(model, hp: dict, inputs: dict, index: int = 0):
 # -- the family's own jobs (Snakemake scripts call these) -------------------------------------
 def data_job(job) -> None:
     """The data rule: the dataset's files in place (staged, downloaded or fixtures) -> manifest."""
-    from ..data.vision import prepare
+    from ..data.vision import measure, prepare
     from ..jsonfiles import write_json
+    from ..limits import check_measured
 
-    p = job.params
+    p, dataset = job.params, job.wildcards.dataset
     # data.archives is read here, not a param: where checked files come from changes no result,
     # so listing another folder reruns nothing
     info = prepare(
-        job.wildcards.dataset,
+        dataset,
         p.root,
         download_missing=p.download,
         fixtures=p.fixtures,
         retries=p.retries,
         archives=job.config["data"].get("archives", []),
     )
+    facts = measure(dataset, p.root)
     print(
-        f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}",
+        f"{info['dataset']}: {info['source']}, {len(info['files'])} files in {info['root']}; "
+        f"{facts}",
         file=sys.stderr,
     )
+    # the settings from the resolved configuration, not params: a setting changed later reruns
+    # no data rule (kvt.config.resolve has checked it against the declared facts)
+    check_measured(job.config, dataset, facts)
     write_json(info, Path(job.output.manifest))
 
 

@@ -5,11 +5,14 @@ and test sets fixed; an encoder without positional encoding scores every set ele
 The family's declaration; training code: kvt.experiments.anomaly.
 """
 
+import math
 from dataclasses import dataclass
 
+from ..data.facts import FACTS, ImageFacts, holdout_size
 from .base import (
     AttentionSettings,
     Family,
+    Limit,
     TableRecipe,
     TinyCase,
     Workload,
@@ -56,12 +59,13 @@ class AnomalyConfig(AttentionSettings):
     feature_batch: int = setting(256, "Images per batch of the feature rule.", minimum=1, run=False)
     train_images: int | None = setting(
         None,
-        "Training images used (a seeded subset, taken before the features; null: all 50,000).",
+        "Training images used (a seeded subset, taken before the features; null: all "
+        f"{FACTS[TASKS[0]].train:,}).",
         minimum=1,
         run=False,
     )
     test_images: int | None = setting(
-        None, "Test images used (null: all 10,000).", minimum=1, run=False
+        None, f"Test images used (null: all {FACTS[TASKS[0]].test:,}).", minimum=1, run=False
     )
     set_size: int = setting(10, "Images per set (one of them the anomaly).", minimum=3)
     val_fraction: float = setting(
@@ -109,10 +113,100 @@ def check(section: dict) -> None:
     check_heads("anomaly.grid", section["grid"])
 
 
+def set_parts(images: ImageFacts, val_fraction: float) -> dict[str, list[int]]:
+    """Images of each class in the parts sets are drawn from: the training images less the
+    class-balanced hold-out (train), the hold-out (val), the test images (test)."""
+    val = [holdout_size(n, val_fraction) for n in images.train_per_class]
+    return {
+        "train": [n - v for n, v in zip(images.train_per_class, val)],
+        "val": val,
+        "test": list(images.test_per_class),
+    }
+
+
+def set_limits(section: dict, task: str, parts: dict, how: str) -> list[Limit]:
+    """set_size - 1 images of one class in every part, and a batch of at most the training sets
+    (one per image of the training part); `how`: whence the counts, for the message."""
+    out = []
+    for part, counts in parts.items():
+        smallest = min((c for c in counts if c), default=0)  # an absent class is never drawn
+        out.append(
+            Limit(
+                "anomaly.set_size",
+                section["set_size"],
+                task,
+                smallest + 1,
+                f"a set holds set_size - 1 images of one class; the smallest class of the {part} "
+                f"part has {smallest} ({how})",
+            )
+        )
+    out.append(
+        Limit(
+            "anomaly.batch_size",
+            section["batch_size"],
+            task,
+            sum(parts["train"]),
+            f"one training set per image of the training part, {sum(parts['train'])} ({how}); "
+            "the last partial batch is dropped",
+        )
+    )
+    return out
+
+
+def limits(section: dict, facts: dict) -> list[Limit]:
+    """The subsets within the splits, and the sets within the parts they are drawn from. With
+    train_images or test_images (a seeded subset) the classes' counts are known only to the
+    feature rule, which checks them exactly (subset_limits) before the ResNet pass; here, bounds
+    that hold for any subset: set_size against the whole split's classes (a subset has no more),
+    batch_size against the fewest training sets a subset of train_images can leave."""
+    out = []
+    for task in section["tasks"]:
+        data, f = facts[task], section["val_fraction"]
+        out += [
+            Limit(
+                f"anomaly.{key}",
+                section[key],
+                task,
+                n,
+                f"a subset of the {n} {split} images of {data.title}",
+            )
+            for key, split, n in (
+                ("train_images", "training", data.train),
+                ("test_images", "test", data.test),
+            )
+        ]
+        how = f"{data.title} with val_fraction={f}"
+        if section["train_images"] is not None or section["test_images"] is not None:
+            how += "; at most, in the whole splits: the feature rule checks the subsets"
+        parts = set_parts(data, f)
+        own = set_limits(section, task, parts, how)
+        m = section["train_images"]
+        if m is not None:  # the hold-out rounds each class's share by at most half an image
+            fewest = max(0, math.ceil(min(m, data.train) * (1 - f) - data.classes / 2 - 1e-9))
+            own[-1] = Limit(
+                "anomaly.batch_size",
+                section["batch_size"],
+                task,
+                fewest,
+                f"one training set per image of the training part: at least {fewest} of "
+                f"train_images={m} less the val_fraction={f} hold-out (rounded per class); the "
+                "last partial batch is dropped",
+            )
+        out += own
+    return out
+
+
+def subset_limits(section: dict, task: str, subset: ImageFacts) -> list[Limit]:
+    """The exact set limits of the images the feature rule drew (its train_images, test_images
+    subsets, counted per class)."""
+    how = f"the feature rule's {subset.train} training and {subset.test} test images of {task}"
+    return set_limits(section, task, set_parts(subset, section["val_fraction"]), how)
+
+
 def workload(hp: dict, section: dict) -> Workload:
-    """One set per training image (CIFAR-100: 50,000), each of set_size feature vectors; the
+    """One set per training image (kvt.data.facts), each of set_size feature vectors; the
     ResNet-34 feature pass, done once for all runs, is not counted."""
-    sets = (section["train_images"] or 50000) * (1 - hp["val_fraction"])
+    sets = (section["train_images"] or FACTS[hp["task"]].train) * (1 - hp["val_fraction"])
     return Workload(
         tokens=hp["epochs"] * sets * hp["set_size"], seq=hp["set_size"], mlp=2, blocks=hp["depth"]
     )
@@ -133,6 +227,7 @@ FAMILY = Family(
     doc="Set anomaly detection on CIFAR-100 features (docs/protocol.md): encoder without positional "
     "encoding, Adam with warm-up + cosine, weights selected on validation accuracy.",
     check=check,
+    limits=limits,
     order=2,
     inputs={"features": "anomaly/features/{task}.pt"},
     # fake features (its runtime's fixture_inputs): 1,080 train sets, batch 64 -> 16 steps, 2 epochs

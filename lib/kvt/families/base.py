@@ -209,6 +209,29 @@ def train_flops(hp: dict, work: Workload) -> float:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """The largest value of a setting that a dataset allows (kvt.limits checks them): the
+    setting's dotted path, its value (None: unset, nothing to check), the dataset, the bound (a
+    function of the dataset's facts, kvt.data.facts) and why."""
+
+    setting: str
+    value: int | None
+    dataset: str
+    bound: int
+    why: str
+
+    @property
+    def broken(self) -> bool:
+        return self.value is not None and self.value > self.bound
+
+    def message(self) -> str:
+        return (
+            f"{self.setting}={self.value} is more than {self.dataset} allows: at most "
+            f"{self.bound} ({self.why})"
+        )
+
+
+@dataclass(frozen=True)
 class TinyCase:
     """A run of the family that takes seconds on one CPU thread, for the test suite: section
     overrides, its task and attention (its runtime writes the fixture inputs it reads)."""
@@ -230,6 +253,9 @@ class Family:
     table: TableRecipe
     doc: str = ""
     check: Callable[[dict], None] | None = None  # what the schema cannot say; raise ConfigError
+    # (section, {dataset: facts}) -> the Limits the data puts on its settings (kvt.data.facts
+    # declared, or a data rule's measured facts); torch-free
+    limits: Callable[[dict, dict], list[Limit]] | None = None
     per_task: bool = False  # settings per task live in section[task] (a nested dataclass)
     order: int = 0  # position among the families (the paper's order) in lists and the summary
     workload: Callable[[dict, dict], "Workload"] | None = None  # (hparams, section): for estimates

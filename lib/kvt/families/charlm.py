@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .base import (
     AttentionSettings,
     Family,
+    Limit,
     TableRecipe,
     TinyCase,
     Workload,
@@ -99,6 +100,25 @@ def check(section: dict) -> None:
         check_heads(f"charlm.{task}.grid", section[task]["grid"])
 
 
+def limits(section: dict, facts: dict) -> list[Limit]:
+    """A block and its next character (the target) fit in the smaller split, the validation text
+    (training blocks, the fixed validation batches and the eval job read it)."""
+    out = []
+    for task in section["tasks"]:
+        text = facts[task]
+        out.append(
+            Limit(
+                f"charlm.{task}.block",
+                section[task]["block"],
+                task,
+                text.val_chars - 1,
+                f"block + 1 characters must fit in the validation text of {text.title}, "
+                f"{text.val_chars} of its {text.characters} characters",
+            )
+        )
+    return out
+
+
 def workload(hp: dict, section: dict) -> Workload:
     """iterations x batch x block characters."""
     return Workload(
@@ -140,6 +160,7 @@ FAMILY = Family(
     doc="Character-level GPT on Tiny Shakespeare (docs/protocol.md): AdamW, constant learning "
     "rate, a number of iterations, scored by the validation loss.",
     check=check,
+    limits=limits,
     per_task=True,
     order=3,
     inputs={"data": "data/{task}.json"},

@@ -10,10 +10,12 @@ tokenizer. In the report it is one half of the paper's NLP group (with the char-
 
 from dataclasses import dataclass
 
+from ..data.facts import FACTS
 from .base import (
     AttentionSettings,
     ConfigError,
     Family,
+    Limit,
     TableRecipe,
     TinyCase,
     Workload,
@@ -150,10 +152,49 @@ def check(section: dict) -> None:
         )
 
 
+def limits(section: dict, facts: dict) -> list[Limit]:
+    """Per task: a vocabulary its training text can fill, validation BLEU on at most every
+    validation pair, a batch of at most the training pairs."""
+    corpus = facts[CORPUS]
+    out = []
+    for task in section["tasks"]:
+        s, where = section[task], f"translation.{task}"
+        if corpus.max_vocab is not None:
+            out.append(
+                Limit(
+                    f"{where}.vocab_size",
+                    s["vocab_size"],
+                    CORPUS,
+                    corpus.max_vocab,
+                    f"SentencePiece's largest vocabulary of the {2 * corpus.train} training "
+                    f"sentences of {corpus.title} (both languages)",
+                )
+            )
+        out += [
+            Limit(
+                f"{where}.val_bleu_size",
+                s["val_bleu_size"],
+                CORPUS,
+                corpus.val,
+                f"{corpus.title} has {corpus.val} validation sentence pairs",
+            ),
+            Limit(
+                f"{where}.batch_size",
+                s["batch_size"],
+                CORPUS,
+                corpus.train,
+                f"{corpus.title} has {corpus.train} training sentence pairs; the last partial "
+                "batch is dropped, so a larger batch makes no step",
+            ),
+        ]
+    return out
+
+
 def workload(hp: dict, section: dict) -> Workload:
-    """Multi30k's 29,000 training pairs of about 16 + 15 BPE pieces through an encoder and a
-    decoder of `depth` blocks each."""
-    return Workload(tokens=hp["epochs"] * 29000 * 31, seq=16, mlp=4, blocks=2 * hp["depth"])
+    """Multi30k's training pairs (kvt.data.facts) of about 16 + 15 BPE pieces through an encoder
+    and a decoder of `depth` blocks each."""
+    pairs = FACTS[CORPUS].train
+    return Workload(tokens=hp["epochs"] * pairs * 31, seq=16, mlp=4, blocks=2 * hp["depth"])
 
 
 @dataclass(frozen=True)
@@ -198,6 +239,7 @@ FAMILY = TranslationFamily(
     doc="Multi30k translation, en -> de and de -> en (docs/protocol.md): an encoder-decoder, Adam "
     "with Noam's schedule, the reference's label-smoothed loss, selected on val BLEU.",
     check=check,
+    limits=limits,
     per_task=True,
     order=4,
     inputs={"data": f"data/{CORPUS}.json", "tokenizer": TOKENIZER},

@@ -7,10 +7,11 @@ Each dataset (a task) has its own settings: its grid, epochs, batch size and lea
 
 from dataclasses import dataclass
 
+from ..data.facts import FACTS
 from .base import (
     AttentionSettings,
-    ConfigError,
     Family,
+    Limit,
     TableRecipe,
     TinyCase,
     Workload,
@@ -29,6 +30,7 @@ from .base import (
 )
 
 TASKS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
+_DIGITS = FACTS["digits"]
 
 
 @dataclass
@@ -112,35 +114,78 @@ class VisionConfig(AttentionSettings):
             runtime=10,
             mem_mb=2000,
         ),
-        "scikit-learn digits (1,797 8x8 images; 360 test, val_size val).",
+        f"scikit-learn digits ({_DIGITS.train + _DIGITS.test:,} 8x8 images; {_DIGITS.test} test, "
+        "val_size val).",
     )
 
 
 def check(section: dict) -> None:
     for task in section["tasks"]:
-        s = section[task]
-        check_heads(f"vision.{task}.grid", s["grid"])
-        if s["train_size"] is not None and s["train_size"] < s["batch_size"]:
-            raise ConfigError(
-                f"vision.{task}.train_size={s['train_size']} is smaller than "
-                f"batch_size={s['batch_size']}: no training batch"
-            )
+        check_heads(f"vision.{task}.grid", section[task]["grid"])
 
 
-# For cost estimates only (kvt.data.vision reads the files): official training images, and
-# tokens an image becomes (every dataset is cut into 4 x 4 patches, plus the class token).
-TRAIN_IMAGES = {
-    "mnist": 60000,
-    "fashion_mnist": 60000,
-    "cifar10": 50000,
-    "cifar100": 50000,
-    "digits": 1437,
-}
+def train_images(s: dict, train_split: int) -> int:
+    """Training images of a run: train_size, or the training split less the validation images."""
+    return s["train_size"] if s["train_size"] is not None else train_split - s["val_size"]
+
+
+def limits(section: dict, facts: dict) -> list[Limit]:
+    """Per task: validation, training and test images within the dataset's splits, and a batch
+    within the training images (the last partial batch is dropped)."""
+    out = []
+    for task in section["tasks"]:
+        s, data, where = section[task], facts[task], f"vision.{task}"
+        n = data.train
+        rest = n - s["val_size"]  # what remains to train on
+        out += [
+            Limit(
+                f"{where}.val_size",
+                s["val_size"],
+                task,
+                n - 1,
+                f"held out of the {n} training images of {data.title}, leaving at least one to "
+                "train on",
+            ),
+            Limit(
+                f"{where}.test_size",
+                s["test_size"],
+                task,
+                data.test,
+                f"drawn from the {data.test} test images of {data.title}",
+            ),
+        ]
+        if rest > 0:  # else val_size is refused, and nothing is left to bound the rest by
+            run_images = min(train_images(s, n), rest)
+            out += [
+                Limit(
+                    f"{where}.train_size",
+                    s["train_size"],
+                    task,
+                    rest,
+                    f"drawn from the {n} training images of {data.title} less "
+                    f"val_size={s['val_size']}",
+                ),
+                Limit(
+                    f"{where}.batch_size",
+                    s["batch_size"],
+                    task,
+                    run_images,
+                    f"a run's {run_images} training images (train_size, or the {n} of "
+                    f"{data.title} less val_size): the last partial batch is dropped, so a "
+                    "larger batch makes no step",
+                ),
+            ]
+    return out
+
+
+# Tokens an image becomes, for cost estimates (every dataset is cut into 4 x 4 patches, plus the
+# class token).
+TOKENS = 17
 
 
 def workload(hp: dict, section: dict) -> Workload:
-    images = hp["train_size"] or TRAIN_IMAGES[hp["task"]] - hp["val_size"]
-    return Workload(tokens=hp["epochs"] * images * 17, seq=17, mlp=1, blocks=hp["depth"])
+    images = train_images(hp, FACTS[hp["task"]].train)
+    return Workload(tokens=hp["epochs"] * images * TOKENS, seq=TOKENS, mlp=1, blocks=hp["depth"])
 
 
 FAMILY = Family(
@@ -160,6 +205,7 @@ FAMILY = Family(
     doc="Vision (docs/protocol.md): a pre-norm ViT per dataset; AdamW, constant learning rate, "
     "weights selected on validation accuracy.",
     check=check,
+    limits=limits,
     workload=workload,
     per_task=True,
     order=1,
