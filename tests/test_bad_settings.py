@@ -48,7 +48,15 @@ CASES = [
     ("bound", ["vision={cifar10: {lr: -1}}"], "vision.cifar10.lr: -1"),
     ("seed", ["vision={split_seed: 4294967296}"], "vision.split_seed: 4294967296 is greater"),
     ("name", ["vision={cifar100: {norm_stats: imagenet}}"], "vision.cifar100.norm_stats"),
-    ("cross-field", ["vision={mnist: {train_size: 10}}"], "vision.mnist.train_size=10 is smaller"),
+    ("data size", ["vision={mnist: {train_size: 10}}"], "vision.mnist.batch_size=200 is more than"),
+    ("data size", ["vision={mnist: {val_size: 60000}}"], "vision.mnist.val_size=60000 is more"),
+    ("data size", ["vision={mnist: {test_size: 10001}}"], "vision.mnist.test_size=10001 is more"),
+    ("data size", ["vision={cifar10: {batch_size: 50001}}"], "vision.cifar10.batch_size=50001"),
+    (
+        "data size",
+        ["vision={tasks: [digits], digits: {val_size: 1437}}"],
+        "vision.digits.val_size=1437 is more than digits allows",
+    ),
     (
         "unlisted section",
         ["families=[synthetic]", "vision={cifar10: {grid: {d_model: [30]}}}"],
@@ -61,12 +69,20 @@ CASES = [
     ("seed", ["anomaly={split_seed: -1}"], "anomaly.split_seed: -1 is less than the minimum"),
     ("name", ["anomaly={backbone: resnet}"], "anomaly.backbone: 'resnet' is not one of"),
     ("bound", ["anomaly={set_size: 2}"], "anomaly.set_size: 2 is less than the minimum of 3"),
+    ("data size", ["anomaly={set_size: 600}"], "anomaly.set_size=600 is more than cifar100"),
+    ("data size", ["anomaly={train_images: 60000}"], "anomaly.train_images=60000 is more than"),
+    ("data size", ["anomaly={test_images: 10001}"], "anomaly.test_images=10001 is more than"),
     # charlm
     ("probability", ["charlm={shakespeare: {dropout: 1.0}}"], "charlm.shakespeare.dropout: 1.0"),
     ("non-finite", ["charlm={shakespeare: {lr: inf}}"], "charlm.shakespeare.lr: inf is not a"),
     ("name", ["charlm={shakespeare: {select: worst}}"], "charlm.shakespeare.select: 'worst'"),
     ("cross-field", ["charlm={shakespeare: {grid: {heads: [5]}}}"], "d_model=192 is not divisible"),
     ("bound", ["charlm={shakespeare: {block: 1}}"], "charlm.shakespeare.block: 1 is less than"),
+    (
+        "data size",
+        ["charlm={shakespeare: {block: 2000000}}"],
+        "charlm.shakespeare.block=2000000 is more than shakespeare allows",
+    ),
     ("unlisted section", ["families=[vision]", "charlm={tasks: [tiny]}"], "charlm.tasks[0]"),
     # translation
     (
@@ -81,6 +97,23 @@ CASES = [
     ),
     ("name", ["translation={multi30k_en_de: {cross: qq}}"], "translation.multi30k_en_de.cross"),
     ("bound", ["translation={multi30k_en_de: {max_len: 3}}"], "translation.multi30k_en_de.max_len"),
+    (
+        "data size",
+        ["translation={multi30k_en_de: {val_bleu_size: 5000}}"],
+        "translation.multi30k_en_de.val_bleu_size=5000 is more than multi30k allows",
+    ),
+    (
+        "data size",
+        [
+            "translation={multi30k_en_de: {vocab_size: 1000000}, multi30k_de_en: {vocab_size: 1000000}}"
+        ],
+        "translation.multi30k_en_de.vocab_size=1000000 is more than multi30k allows: at most 83574",
+    ),
+    (
+        "data size",
+        ["translation={multi30k_en_de: {vocab_size: 50}, multi30k_de_en: {vocab_size: 50}}"],
+        "translation.multi30k_de_en.vocab_size=50 is less than multi30k allows: at least 106",
+    ),
     (
         "cross-field",
         ["translation={multi30k_de_en: {vocab_size: 4000}}"],

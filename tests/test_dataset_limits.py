@@ -77,6 +77,20 @@ def test_text_facts_are_the_mirrors_files():
 
 @needs_mirror
 @pytest.mark.slow
+def test_multi30k_min_vocab_is_sentencepieces_bound(tmp_path):
+    """A piece per character and the specials: min_vocab pieces train, one fewer is refused;
+    the data rule's measure finds the same bound."""
+    from kvt.data.tokenizer import train_tokenizer
+
+    train = text.read_pairs(MIRROR, "train", "de", "en")
+    sentences = [s for s, _ in train] + [t for _, t in train]
+    bound = FACTS["multi30k"].min_vocab
+    assert text.measure("multi30k", MIRROR).min_vocab == bound
+    assert train_tokenizer(sentences, bound, tmp_path / "min.model").vocab_size == bound
+    with pytest.raises(ValueError, match=f"vocab_size={bound - 1} is too small"):
+        train_tokenizer(sentences, bound - 1, tmp_path / "under.model")
+
+
 def test_multi30k_max_vocab_is_sentencepieces_bound(tmp_path):
     """The tokenizer rule's corpus fills max_vocab pieces and refuses one more."""
     from kvt.data.tokenizer import train_tokenizer
@@ -133,6 +147,10 @@ def test_char_split_is_the_one_char_splits_makes():
                           "multi30k_de_en": {"vocab_size": 83575}}},
          "translation.multi30k_en_de.vocab_size=83575 is more than multi30k allows: at most "
          "83574"),
+        ({"translation": {"multi30k_en_de": {"vocab_size": 105},
+                          "multi30k_de_en": {"vocab_size": 105}}},
+         "translation.multi30k_de_en.vocab_size=105 is less than multi30k allows: at least "
+         "106"),
         ({"translation": {"multi30k_de_en": {"val_bleu_size": 1015}}},
          "translation.multi30k_de_en.val_bleu_size=1015"),
         ({"translation": {"multi30k_en_de": {"batch_size": 29001}}},
@@ -160,6 +178,7 @@ def test_the_bounds_themselves_are_accepted():
             "multi30k_de_en": {"vocab_size": 83574},
         },
     )
+    resolved(translation={t: {"vocab_size": 106} for t in ("multi30k_en_de", "multi30k_de_en")})
 
 
 @pytest.mark.parametrize("preset", ["paper", "cpu", "smoke"])
@@ -301,6 +320,13 @@ def test_text_data_rule_refuses_a_block_longer_than_its_fixture_text(tmp_path):
         text_data_job(_job(config, "multi30k", tmp_path, base=str(tmp_path)))
     assert "translation.multi30k_en_de.val_bleu_size=61" in str(err.value)
     assert "translation.multi30k_de_en.batch_size=401" in str(err.value)
+    # the fixture pairs' characters need 45 pieces with the specials (the real corpus: 106,
+    # which the check before any job holds every value to: set past it here)
+    config = resolved(preset="smoke", data=data)
+    for task in ("multi30k_en_de", "multi30k_de_en"):
+        config["translation"][task]["vocab_size"] = 44
+    with pytest.raises(ConfigError, match=r"multi30k_en_de\.vocab_size=44 is less .* at least 45"):
+        text_data_job(_job(config, "multi30k", tmp_path, base=str(tmp_path)))
 
 
 def test_feature_rule_checks_the_subsets_it_drew():

@@ -83,14 +83,17 @@ class CharFacts:
 
 @dataclass(frozen=True)
 class PairFacts:
-    """A parallel corpus: sentence pairs per split, and the largest subword vocabulary its
-    training text can fill (None: not known, e.g. files measured by a data rule)."""
+    """A parallel corpus: sentence pairs per split, and the smallest and largest subword
+    vocabulary of its training text (None: not known, e.g. the largest of files a data rule
+    measured). The smallest: a piece per character (the tokenizer's character_coverage 1.0)
+    and the 4 special pieces."""
 
     title: str
     train: int
     val: int
     test: int
     max_vocab: int | None = None
+    min_vocab: int | None = None
 
     def __str__(self) -> str:
         return f"{self.train} / {self.val} / {self.test} train / val / test sentence pairs"
@@ -125,7 +128,12 @@ FACTS: dict = {
     # training split, kvt.experiments.translation.tokenizer_job; BPE, kvt.data.tokenizer's
     # options). Measured on the mirror: training with vocab_size=100000 fails with "Vocabulary
     # size too high (100000). Please set it to a value <= 83574."; 83,574 trains, 83,575 fails.
-    "multi30k": PairFacts("Multi30k", train=29_000, val=1_014, test=1_000, max_vocab=83_574),
+    # min_vocab: 102 distinct characters in both languages of the training split, plus the 4
+    # specials; vocab_size=105 fails with "Vocabulary size is smaller than required_chars. 105
+    # vs 106".
+    "multi30k": PairFacts(
+        "Multi30k", train=29_000, val=1_014, test=1_000, max_vocab=83_574, min_vocab=106
+    ),
 }
 
 

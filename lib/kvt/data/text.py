@@ -322,8 +322,12 @@ def measure(task: str, root) -> CharFacts | PairFacts:
         play = read_shakespeare(root)
         return CharFacts(FACTS[task].title, len(play), CharVocab(play).chars)
     if task == "multi30k":
-        sizes = {split: len(read_pairs(root, split)) for split in MULTI30K_SPLITS}
-        return PairFacts(FACTS[task].title, **sizes)
+        from .tokenizer import SPECIALS
+
+        pairs = {split: read_pairs(root, split) for split in MULTI30K_SPLITS}
+        chars = {c for pair in pairs["train"] for side in pair for c in side}
+        sizes = {split: len(p) for split, p in pairs.items()}
+        return PairFacts(FACTS[task].title, **sizes, min_vocab=len(chars) + len(SPECIALS))
     raise ValueError(f"unknown text dataset {task!r}; known: {', '.join(DATASET_SOURCES)}")
 
 

@@ -61,6 +61,10 @@ def train_tokenizer(
             raise ValueError(
                 f"vocab_size={vocab_size} is too large for this corpus ({what}): {e}"
             ) from None
+        if "smaller than required_chars" in str(e):  # a piece per character, and the specials
+            raise ValueError(
+                f"vocab_size={vocab_size} is too small for this corpus ({what}): {e}"
+            ) from None
         raise ValueError(f"tokenizer training failed ({what}): {e}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)

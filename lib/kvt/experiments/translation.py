@@ -223,7 +223,7 @@ def tokenizer_job(job) -> None:
     try:
         tok = train_tokenizer(sentences, job.params.vocab_size, Path(job.output.model))
     except ValueError as err:
-        if "too large" not in str(err):
+        if "too large" not in str(err) and "too small" not in str(err):
             raise
         names = ", ".join(f"translation.{t}.vocab_size" for t in job.config["translation"]["tasks"])
         raise ValueError(f"{names}: {err}") from None

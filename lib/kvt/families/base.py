@@ -210,23 +210,27 @@ def train_flops(hp: dict, work: Workload) -> float:
 
 @dataclass(frozen=True)
 class Limit:
-    """The largest value of a setting that a dataset allows (kvt.limits checks them): the
-    setting's dotted path, its value (None: unset, nothing to check), the dataset, the bound (a
-    function of the dataset's facts, kvt.data.facts) and why."""
+    """The largest (at_least: the smallest) value of a setting that a dataset allows (kvt.limits
+    checks them): the setting's dotted path, its value (None: unset, nothing to check), the
+    dataset, the bound (a function of the dataset's facts, kvt.data.facts) and why."""
 
     setting: str
     value: int | None
     dataset: str
     bound: int
     why: str
+    at_least: bool = False
 
     @property
     def broken(self) -> bool:
-        return self.value is not None and self.value > self.bound
+        if self.value is None:
+            return False
+        return self.value < self.bound if self.at_least else self.value > self.bound
 
     def message(self) -> str:
+        more, most = ("less", "least") if self.at_least else ("more", "most")
         return (
-            f"{self.setting}={self.value} is more than {self.dataset} allows: at most "
+            f"{self.setting}={self.value} is {more} than {self.dataset} allows: at {most} "
             f"{self.bound} ({self.why})"
         )
 

@@ -170,6 +170,18 @@ def limits(section: dict, facts: dict) -> list[Limit]:
                     f"sentences of {corpus.title} (both languages)",
                 )
             )
+        if corpus.min_vocab is not None:
+            out.append(
+                Limit(
+                    f"{where}.vocab_size",
+                    s["vocab_size"],
+                    CORPUS,
+                    corpus.min_vocab,
+                    f"SentencePiece needs a piece for each character of the training sentences "
+                    f"of {corpus.title} and the 4 special pieces",
+                    at_least=True,
+                )
+            )
         out += [
             Limit(
                 f"{where}.val_bleu_size",
