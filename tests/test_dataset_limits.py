@@ -4,6 +4,7 @@ bound exactly what the data code accepts, and the data rules refusing what their
 here) cannot hold."""
 
 import gzip
+import json
 import struct
 import subprocess
 import sys
@@ -290,6 +291,35 @@ def test_vision_data_rule_refuses_what_its_fixture_files_cannot_hold(tmp_path):
     assert not (tmp_path / "mnist.json").exists()  # no manifest: nothing downstream runs
 
 
+def test_a_setting_changed_after_the_data_rule_is_checked_against_its_files(tmp_path):
+    """The manifest records what the data rule measured: a later setting those files cannot hold
+    stops before any job (a changed setting reruns no data rule), naming the setting and the
+    manifest; facts survive the round trip through JSON."""
+    from kvt.data.facts import from_record
+    from kvt.experiments.vision import data_job
+    from kvt.limits import check_prepared, manifest_path
+
+    results = tmp_path / "results"
+    data = {"dir": str(tmp_path / "data"), "fixtures": True}
+    ok = resolved(preset="smoke", data=data, results=str(results), vision={"tasks": ["mnist"]})
+    manifest = manifest_path(results, "mnist")
+    data_job(_job(ok, "mnist", manifest.parent))
+    recorded = json.loads(manifest.read_text())["facts"]
+    assert from_record(recorded) == vision.measure("mnist", tmp_path / "data")
+    check_prepared(ok)
+    later = resolved(
+        preset="smoke",
+        data=data,
+        results=str(results),
+        vision={"tasks": ["mnist"], "mnist": {"val_size": 600}},
+    )
+    with pytest.raises(ConfigError, match=r"vision\.mnist\.val_size=600 .* at most 599") as err:
+        check_prepared(later)
+    assert str(manifest) in str(err.value)
+    manifest.write_text("{}")  # a manifest without a record: left to the jobs that read it
+    check_prepared(later)
+
+
 def test_vision_data_rule_of_cifar100_checks_the_anomaly_sets(tmp_path):
     """Fixture CIFAR-100: 20 training images a class, val_fraction 0.5 holds out 10."""
     from kvt.experiments.vision import data_job
@@ -366,13 +396,11 @@ def test_dry_run_stops_before_any_job_naming_the_setting(tmp_path):
 
 @pytest.mark.slow
 def test_the_data_rule_refuses_through_snakemake(tmp_path):
-    res = _snakemake(
-        tmp_path,
-        "results/data/mnist.json",
-        "--config",
-        "preset=smoke",
-        "vision={tasks: [mnist], mnist: {val_size: 650}}",
-    )
+    """The data rule refuses what its fixture files cannot hold; once it has run, a dry run with
+    such a setting stops before any job (its manifest records what the files hold)."""
+    target, smoke = "results/data/mnist.json", ["preset=smoke", "vision={tasks: [mnist]}"]
+    bad = ["preset=smoke", "vision={tasks: [mnist], mnist: {val_size: 650}}"]
+    res = _snakemake(tmp_path, target, "--config", *bad)
     out = (
         res.stdout
         + res.stderr
@@ -380,7 +408,12 @@ def test_the_data_rule_refuses_through_snakemake(tmp_path):
     )
     assert res.returncode != 0
     assert "vision.mnist.val_size=650 is more than mnist allows: at most 599" in out
-    assert not (tmp_path / "results/data/mnist.json").exists()
+    assert not (tmp_path / target).exists()
+    assert _snakemake(tmp_path, target, "--config", *smoke).returncode == 0
+    res = _snakemake(tmp_path, "-n", "--config", *bad)
+    assert res.returncode != 0
+    assert "vision.mnist.val_size=650 is more than mnist allows" in res.stdout + res.stderr
+    assert "results/data/mnist.json" in res.stdout + res.stderr
 
 
 def test_tokenizer_rule_names_the_vocabulary_its_corpus_cannot_fill(tmp_path):

@@ -8,6 +8,7 @@ import kvt
 from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
 from kvt.families import FAMILIES, GROUPS
 from kvt.families.base import JOINT_NAME
+from kvt.limits import check_prepared
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
 # preset between the two: files < preset < --config.
@@ -18,6 +19,7 @@ try:
         _cli,
         load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml"),
     )
+    check_prepared(_resolved)  # and against the files the data rules measured
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 config.clear()

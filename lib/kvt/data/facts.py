@@ -15,6 +15,7 @@ Where the numbers come from (tests/test_dataset_limits.py checks them on the fil
 - Multi30k task 1: the recorded train, val and test_2016_flickr files (line counts).
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -142,3 +143,18 @@ def facts(dataset: str):
     if dataset not in FACTS:
         raise ValueError(f"no facts declared for dataset {dataset!r}; known: {', '.join(FACTS)}")
     return FACTS[dataset]
+
+
+def to_record(item) -> dict:
+    """Measured facts as JSON (a data rule's manifest records what its files hold)."""
+    return {"kind": type(item).__name__, **dataclasses.asdict(item)}
+
+
+def from_record(record: dict):
+    """The facts of a manifest's record (to_record); ValueError if it is not one."""
+    kinds = {cls.__name__: cls for cls in (ImageFacts, CharFacts, PairFacts)}
+    fields = dict(record)
+    cls = kinds.get(fields.pop("kind", None))
+    if cls is None:
+        raise ValueError(f"not a record of dataset facts: {record!r}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})

@@ -30,6 +30,7 @@ def text_data_job(job) -> None:
     """The data rule of a text dataset: its files present and checked (staged, fetched, or
     fixtures), and its manifest."""
     from ..data import text
+    from ..data.facts import to_record
     from ..jsonfiles import write_json
     from ..limits import check_measured
 
@@ -50,4 +51,4 @@ def text_data_job(job) -> None:
     # the settings from the resolved configuration, not params: a setting changed later reruns
     # no data rule (kvt.config.resolve has checked it against the declared facts)
     check_measured(job.config, dataset, facts)
-    write_json(info, Path(job.output.manifest))
+    write_json({**info, "facts": to_record(facts)}, Path(job.output.manifest))

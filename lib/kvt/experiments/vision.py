@@ -105,6 +105,7 @@ def first_layer_maps(model, hp: dict, inputs: dict, index: int = 0):
 # -- the family's own jobs (Snakemake scripts call these) -------------------------------------
 def data_job(job) -> None:
     """The data rule: the dataset's files in place (staged, downloaded or fixtures) -> manifest."""
+    from ..data.facts import to_record
     from ..data.vision import measure, prepare
     from ..jsonfiles import write_json
     from ..limits import check_measured
@@ -129,7 +130,7 @@ def data_job(job) -> None:
     # the settings from the resolved configuration, not params: a setting changed later reruns
     # no data rule (kvt.config.resolve has checked it against the declared facts)
     check_measured(job.config, dataset, facts)
-    write_json(info, Path(job.output.manifest))
+    write_json({**info, "facts": to_record(facts)}, Path(job.output.manifest))
 
 
 def attention_figure_job(job) -> None:
