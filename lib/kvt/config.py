@@ -21,6 +21,7 @@ import yaml
 
 from .codehash import files_hash, imported_files
 from .families import FAMILIES, ConfigError  # noqa: F401  (ConfigError is part of this API)
+from .path_settings import check_paths
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -140,6 +141,7 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
     for name in merged["families"]:  # the schema checks every section; these, what will run
         if FAMILIES[name].check is not None:
             FAMILIES[name].check(merged[name])
+    check_paths(merged)  # data.dir, data.text_base, data.archives, results (kvt.path_settings)
     return merged
 
 
