@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from kvt.config import ConfigError, load_config
 from kvt.families import FAMILIES
 from kvt.path_settings import FILE_ROOM, longest_output
@@ -65,7 +64,9 @@ def test_text_base_that_is_a_file_is_refused(a_file):
 
 
 def test_text_base_url_of_an_unfetched_scheme_is_refused():
-    refused(r"data\.text_base='ftp://mirror.example'.*'ftp'", data={"text_base": "ftp://mirror.example"})
+    refused(
+        r"data\.text_base='ftp://mirror.example'.*'ftp'", data={"text_base": "ftp://mirror.example"}
+    )
 
 
 @pytest.mark.parametrize("base", ["https://raw.githubusercontent.com", "file:///srv/mirror"])
@@ -141,7 +142,9 @@ def test_results_path_longer_than_the_file_system_allows_is_refused(tmp_path):
     config = resolved()
     fits = just_fitting(tmp_path, config, spare=0)
     assert resolved(results=fits)["results"] == fits
-    message = refused(r"^results=.*the longest path the pipeline writes under it", results=fits + "r")
+    message = refused(
+        r"^results=.*the longest path the pipeline writes under it", results=fits + "r"
+    )
     assert "characters (absolute), above the" in message and "seed" in message
 
 

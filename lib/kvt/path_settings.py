@@ -158,7 +158,7 @@ def _fits(key: str, value: str, below: str) -> None:
             )
     if len(str(full)) >= path_max:
         raise ConfigError(
-            f"{key}={_shown(value)}: the longest path the pipeline writes under it would have about "
-            f"{len(str(full))} characters (absolute), above the {path_max - 1} this file system "
-            f"allows; choose a shorter folder (its longest: {below[: -FILE_ROOM]}<file name>)"
+            f"{key}={_shown(value)}: the longest path the pipeline writes under it would have "
+            f"about {len(str(full))} characters (absolute), above the {path_max - 1} this file system "
+            f"allows; choose a shorter folder (its longest: {below[:-FILE_ROOM]}<file name>)"
         )
