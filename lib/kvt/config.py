@@ -23,6 +23,7 @@ import yaml
 from .codehash import files_hash, imported_files
 from .families import FAMILIES, ConfigError  # noqa: F401  (ConfigError is part of this API)
 from .limits import check_limits
+from .path_settings import check_paths
 from .seeds import SEED_MAX
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -174,6 +175,7 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
         if fam.check is not None:
             fam.check(merged[name])
     check_limits(merged)  # every section's sizes against the datasets' facts (kvt.limits)
+    check_paths(merged)  # data.dir, data.text_base, data.archives, results (kvt.path_settings)
     return merged
 
 

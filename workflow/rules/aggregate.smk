@@ -34,6 +34,7 @@ rule summary:
 
 rule tables:
     input:
+        checked_table,  # no files: the group checked before any job
         summary=rules.summary.output.csv,
     output:
         csv=f"{RESULTS}/tables/{{group}}.csv",

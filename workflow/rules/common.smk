@@ -9,6 +9,7 @@ from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, 
 from kvt.families import FAMILIES, GROUPS
 from kvt.families.base import JOINT_NAME
 from kvt.limits import check_prepared
+from kvt.target_checks import check_run, check_score, check_summary_target
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
 # preset between the two: files < preset < --config.
@@ -60,6 +61,8 @@ class FamilyRules:
         self.joint = bool(self.section.get("joint_seeds"))
         # the name of a train or eval job's log and benchmark files
         self.job_run = SEEDS_RUN if self.joint else RUN
+        # the folder of the run (or, joint_seeds, the runs) one train or eval job serves
+        self.job_dir = f"{self.root}/{self.job_run}"
         cfgs = sorted({c for per_task in self.configs.values() for c in per_task})
         # the named inputs of its train and eval jobs, and the files an eval job writes
         self.inputs = {k: f"{RESULTS}/{v}" for k, v in self.spec.inputs.items()}
@@ -72,6 +75,13 @@ class FamilyRules:
             "attention": "|".join(ATTENTIONS),
             "seed": r"\d+",
         }
+
+    def checked_run(self, wildcards):
+        """No files: an input function of the train and eval rules, so that their wildcards are
+        checked (kvt.target_checks) while Snakemake builds the DAG, before any job."""
+        values = dict(wildcards.items())
+        check_run(self.name, self.configs, values, self.job_dir.format(**values))
+        return []
 
     def task_constraints(self, task):
         """The constraints of a rule that serves one task only (its own inputs and outputs)."""
@@ -133,9 +143,24 @@ class FamilyRules:
             for a in ATTENTIONS
         ]
 
+    def first_hparams(self, wildcards):
+        """The hparams of first_models' runs, in their order: a figure job checks that each
+        model.pt is its run's (kvt.runner.check_owner), as an eval job does."""
+        cfg = next(iter(self.configs[wildcards.task]))
+        return [
+            self.spec.hparams(self.section, wildcards.task, cfg, a, self.seeds[0])
+            for a in ATTENTIONS
+        ]
+
     def task_runs(self, task):
         """run.json of every run of one task (figures of a task-specific rule)."""
         return [f"{d}/run.json" for d in self.run_dirs(task)]
+
+    def summary_task_runs(self, task, path):
+        """task_runs, for the figure at `path`, which also reads the summary: its wildcards
+        checked first (summary_target)."""
+        summary_target(self.spec.report_group, path, task)
+        return self.task_runs(task)
 
     def outputs(self, name):
         """The file `name` (run.json, test.json) of every run: the summary's inputs."""
@@ -190,9 +215,29 @@ def all_targets():
     return list(dict.fromkeys(targets))  # a report group's tables: once
 
 
+def summary_target(group, path, task=None):
+    """Check a table's or figure's wildcards (kvt.target_checks): the summary it reads has runs
+    of its group (and task) only for the families in `families`."""
+    members = {name: FAM[name].tasks for name in GROUPS[group].members}
+    check_summary_target(group, members, config["families"], path, task)
+
+
+def checked_table(wildcards):
+    """No files: an input function of the tables rule, so that its group is checked while
+    Snakemake builds the DAG."""
+    summary_target(wildcards.group, f"{RESULTS}/tables/{wildcards.group}.md")
+    return []
+
+
 def runs_of(wildcards):
     """run.json of every run of one task of one report group (the figures of that task): the runs
-    of the group's family that has the task."""
+    of the group's family that has the task. Its wildcards checked first (a figure's score name
+    too), while Snakemake builds the DAG."""
+    group, score = wildcards.group, wildcards.get("score")
+    path = f"{RESULTS}/figures/{group}/{score or 'loss'}_{wildcards.task}.png"
+    summary_target(group, path, wildcards.task)
+    if score is not None:
+        check_score(group, score, GROUPS[group].table.score_figure, path)
     return [
         f"{d}/run.json"
         for name in GROUPS[wildcards.group].members

@@ -12,6 +12,7 @@ for fam in FAM.values():
         name:
             f"{fam.name}_train"
         input:
+            fam.checked_run,  # no files: the target's wildcards checked before any job
             **fam.inputs,
         output:
             model=fam.job_files("model.pt"),
@@ -44,6 +45,7 @@ for fam in FAM.values():
         name:
             f"{fam.name}_eval"
         input:
+            fam.checked_run,
             **fam.inputs,
             model=fam.job_files("model.pt"),
         output:

@@ -45,7 +45,9 @@ rule translation_tokenizer:
 rule translation_bleu_figure:
     input:
         summary=f"{RESULTS}/summary.csv",
-        runs=lambda wildcards: TRANSLATION.task_runs(wildcards.task),
+        runs=lambda wildcards: TRANSLATION.summary_task_runs(
+            wildcards.task, f"{TRANSLATION_FIGURES}/bleu_{wildcards.task}.png"
+        ),
     output:
         png=report(
             f"{TRANSLATION_FIGURES}/bleu_{{task}}.png",
@@ -93,6 +95,7 @@ rule translation_cross_attention:
         "../../envs/kvt.yaml"
     threads: config["threads"]
     params:
+        hparams=TRANSLATION.first_hparams,  # each model.pt must be its run's
         device="cpu",
         code=TRANSLATION.code,
     script:

@@ -47,6 +47,7 @@ rule vision_attention:
         "../../envs/kvt.yaml"
     threads: config["threads"]
     params:
+        hparams=FAM["vision"].first_hparams,  # each model.pt must be its run's
         device="cpu",
         code=FAM["vision"].code,
     script:

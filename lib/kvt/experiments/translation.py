@@ -261,8 +261,9 @@ def cross_attention_job(job) -> None:
 
     device = setup(job)
     models = {}
-    for path in job.input.models:
-        model, ckpt = runner.load_model(Path(path), device)
+    # each model.pt must be its run's (params.hparams: first_models' runs; a copied file is refused)
+    for path, hp in zip(job.input.models, job.params.hparams, strict=True):
+        model, ckpt = runner.load_model(Path(path), device, expect=dict(hp))
         models[ckpt["hparams"]["attention"]] = (model, ckpt["hparams"])
     with torch.no_grad():
         panels = cross_attention_panels(models, inputs(job), device)

@@ -142,8 +142,9 @@ def attention_figure_job(job) -> None:
 
     device = setup(job)
     panels = {}
-    for path in job.input.models:
-        model, ckpt = runner.load_model(Path(path), device)
+    # each model.pt must be its run's (params.hparams: first_models' runs; a copied file is refused)
+    for path, hp in zip(job.input.models, job.params.hparams, strict=True):
+        model, ckpt = runner.load_model(Path(path), device, expect=dict(hp))
         panels[ckpt["hparams"]["attention"]] = first_layer_maps(
             model.cpu(), ckpt["hparams"], inputs(job)
         )
