@@ -25,6 +25,13 @@ CASES = [
     ("seed", ["seeds=[0, 0]"], "seeds: [0, 0] has non-unique elements"),
     ("seed", ["seeds=[-1]"], "seeds[0]: -1 is less than the minimum of 0"),
     ("seed", ["seeds=[4294967296]"], "seeds[0]: 4294967296 is greater than the maximum"),
+    ("path", ["data={dir: README.md}"], "data.dir='README.md' is a file, not a folder"),
+    ("path", ["data={text_base: /nonexistent/mirror}"], "data.text_base='/nonexistent/mirror'"),
+    ("path", ["data={text_base: ftp://host/x}"], "data.text_base='ftp://host/x': a URL of scheme"),
+    ("path", ["data={archives: [/nonexistent]}"], "data.archives[0]='/nonexistent' does not exist"),
+    ("path", ["results=README.md"], "results='README.md' is a file, not a folder"),
+    ("path", ["results=" + "r" * 300], "has 300 characters, above the"),
+    ("path", ["results=res{x}"], "results='res{x}' holds a brace"),
     # synthetic
     ("non-finite", ["synthetic={lr: nan}"], "synthetic.lr: nan is not a finite number"),
     ("non-finite", ["synthetic={lr: inf}"], "synthetic.lr: inf is not a finite number"),
