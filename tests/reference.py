@@ -8,6 +8,11 @@ the package's own table), adds the mask after map_pos and does the softmax by ha
 recomputed from its name, not read from the module. Cross-attention (docs/attention.md): keys and
 values from the context; the query side of the kv variants per their `cross` mode (qk: W_Q on the
 decoder states; kk: W_K on both sides); kv_pos's table sliced to P[:m, :n].
+
+kv_rel: the bias of each (query, key) pair read from its table by loops over the positions (the
+clipped offset i - j, or the clipped patch offset (dy, dx) on a grid, CLS entries after the patch
+offsets), none in cross-attention. kv_shared: keys divided by their length, then per row, by
+loops, the diagonal set to -inf when the mask leaves that query any other key (self-attention).
 """
 
 import math
@@ -20,6 +25,8 @@ FORMULAS = {
     "kv": (False, False),
     "kv_pos": (False, True),
     "qkv_pos": (True, True),
+    "kv_rel": (False, False),
+    "kv_shared": (False, False),
 }
 
 _TABLES: dict[tuple[int, int], torch.Tensor] = {}
@@ -78,7 +85,11 @@ def reference_scores(module, x, scale: str = "head", context=None):
     s = scale_of(scale, d, h)
     k = _heads(_linear(source, module.k_proj), h)
     q = _query(module, x, k, context, has_query)
+    if module.variant == "kv_shared":  # the keys at unit length, the queries as they are
+        k = k / (k * k).sum(-1, keepdim=True).sqrt()
     dot = s * (q @ k.transpose(-2, -1))  # b x h x m x n
+    if module.variant == "kv_rel" and context is None:
+        return dot + relative_bias(module, m, n).to(dot.dtype)
     if not has_pos:
         return dot
     p = module.map_pos.in_features
@@ -91,6 +102,47 @@ def reference_scores(module, x, scale: str = "head", context=None):
     return torch.stack([literal[:, i] @ w[i] + bias[i] for i in range(h)], dim=1)
 
 
+def relative_bias(module, m, n):
+    """kv_rel's heads x m x n bias, entry by entry: the table of module.rel_bias read at the offset
+    of query i and key j (clipped at rel_clip), or on a grid (CLS first, then the patches row by
+    row) at the patch offset (dy, dx), each clipped, and at the three CLS entries after those."""
+    table, clip, grid = module.rel_bias.table, module.rel_clip, module.rel_bias.grid
+    out = [[None] * n for _ in range(m)]
+    for i in range(m):
+        for j in range(n):
+            if grid is None:
+                r = min(clip, module.max_len - 1)
+                out[i][j] = table[:, max(-r, min(r, i - j)) + r]
+                continue
+            rows, cols = grid
+            ry, rx = min(clip, rows - 1), min(clip, cols - 1)
+            patches = (2 * ry + 1) * (2 * rx + 1)
+            if i == 0 or j == 0:  # CLS to patch, patch to CLS, CLS to CLS
+                out[i][j] = table[:, patches + (2 if i == j else 0 if i == 0 else 1)]
+                continue
+            (yi, xi), (yj, xj) = divmod(i - 1, cols), divmod(j - 1, cols)
+            dy, dx = max(-ry, min(ry, yi - yj)), max(-rx, min(rx, xi - xj))
+            out[i][j] = table[:, (dy + ry) * (2 * rx + 1) + dx + rx]
+    return torch.stack([torch.stack(row, -1) for row in out], -2)  # heads x m x n
+
+
+def self_masked(scores, mask):
+    """kv_shared's rule, per batch, head and query: -inf on the query's own key where the mask
+    (-inf entries) leaves it another key; the scores as they are where it leaves none."""
+    allowed = torch.ones(scores.shape, dtype=torch.bool)
+    if mask is not None:
+        allowed = (mask.expand(scores.shape) != float("-inf")).clone()
+    out = scores.clone()
+    b, h, m, n = scores.shape
+    for bi in range(b):
+        for hi in range(h):
+            for i in range(m):
+                others = [j for j in range(n) if j != i and allowed[bi, hi, i, j]]
+                if others:
+                    out[bi, hi, i, i] = float("-inf")
+    return out
+
+
 def reference_forward(module, x, mask=None, scale: str = "head", context=None):
     """(out, attention maps): softmax_row(S + M) by hand, A V, concat heads, W_O."""
     b, m, d = x.shape
@@ -98,6 +150,8 @@ def reference_forward(module, x, mask=None, scale: str = "head", context=None):
     scores = reference_scores(module, x, scale, context)
     if mask is not None:
         scores = scores + mask.to(scores.dtype)  # after map_pos
+    if module.variant == "kv_shared" and context is None:
+        scores = self_masked(scores, mask)
     shifted = scores - scores.amax(dim=-1, keepdim=True)
     e = shifted.exp()
     attn = e / e.sum(dim=-1, keepdim=True)

@@ -117,6 +117,20 @@ def test_fused_manual_reference_agree_options(variant, options):
 
 
 @pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("options", [{"rel_clip": 2}, {"rel_clip": 1, "max_len": 9}])
+def test_kv_rel_clipped_agrees(options, mask_kind):
+    """Offsets beyond rel_clip share a bias; the literal loops clip them the same way."""
+    check_three_paths("kv_rel", (2, 9, 24, 3), mask_kind, **options)
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("clip", [1, 32])
+def test_kv_rel_on_a_grid_agrees(clip, mask_kind):
+    """An image: CLS and 3 x 4 patches, 2D offsets clipped per axis, CLS entries of its own."""
+    check_three_paths("kv_rel", (2, 13, 24, 3), mask_kind, grid=(3, 4), rel_clip=clip)
+
+
+@pytest.mark.parametrize("mask_kind", MASKS)
 @pytest.mark.parametrize("variant", ["kv_pos", "qkv_pos"])
 def test_positional_term_as_n_by_n_bias_agrees_too(variant, mask_kind):
     """The general form (an n x n bias into SDPA), kept for tables that are not separable."""
@@ -197,8 +211,15 @@ def test_causal_flag_equals_the_causal_mask(variant, path, pos_form, padding):
         assert_same(grads[name], g_want[name], f"causal flag, grad of {name}")
 
 
+def has_n_by_n_term(module, n):
+    """Whether the SDPA path hands the variant's scores an n x n bias (kv_rel's relative bias,
+    kv_shared's self mask), which leaves no place for SDPA's causal kernels."""
+    return module.score_terms(n, n)[1] is not None and module.column_terms(n, n) is None
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_causal_flag_uses_sdpa_causal_kernels_without_a_mask(variant, monkeypatch):
+    """Unless the variant adds an n x n term: then the causal mask is folded into that term."""
     import torch.nn.functional as F
 
     seen = []
@@ -211,7 +232,12 @@ def test_causal_flag_uses_sdpa_causal_kernels_without_a_mask(variant, monkeypatc
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     module = build(variant, 24, 3, max_len=32)
     module(torch.randn(2, 20, 24, dtype=torch.float64), causal=True)
-    assert seen == [(None, True)]
+    if has_n_by_n_term(module, 20):
+        bias, is_causal = seen[0]
+        assert not is_causal and bias.shape[-2:] == (20, 20)
+        assert (bias[..., 0, 1:] == float("-inf")).all() and (bias[..., 1:, 0] > -1e30).all()
+    else:
+        assert seen == [(None, True)]
     module(torch.randn(2, 20, 24, dtype=torch.float64), mask=mask_of("padding", 2, 20), causal=True)
     assert seen[1][1] is False and seen[1][0].shape[-2:] == (20, 20)  # folded into the mask
 
@@ -283,19 +309,24 @@ def test_kv_maps_are_softmax_of_symmetric_scores(shape):
     assert not torch.allclose(maps, maps.transpose(-2, -1))  # the maps themselves are not symmetric
 
 
+# kv_rel's bias b(i - j) depends on the query's position: its maps are not reversible. kv_shared's
+# maps have a zero diagonal (log undefined; tests/test_attention_variants.py checks them).
+QUERY_POSITION_TERM, ZERO_DIAGONAL = {"kv_rel"}, {"kv_shared"}
+
+
 @pytest.mark.parametrize("pos_per_head", [False, True])
 def test_reversibility_separates_the_variants(pos_per_head):
     """kv and kv_pos maps are reversible (query-free scores, key-only positional term); qkv's and
     qkv_pos's are not: the criterion discriminates, so it is a real check of the kv structure."""
     x = torch.randn(2, 9, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     for variant in VARIANTS:
-        if variant not in FORMULAS:
+        if variant not in FORMULAS or variant in ZERO_DIAGONAL:
             continue
         module = build(variant, 24, 3, pos_per_head=pos_per_head)
         with torch.no_grad():
             _, maps = module(x, need_weights=True)
         defect = cycle_defect(maps)
-        if FORMULAS[variant][0]:  # has a query projection
+        if FORMULAS[variant][0] or variant in QUERY_POSITION_TERM:  # query-dependent scores
             assert defect > 1e-2, variant
         else:
             assert defect < 1e-9, variant
@@ -370,6 +401,15 @@ def test_parameter_counts(d, heads):
         assert n_params("kv_pos", d, heads, pos_dim=pos_dim, pos_per_head=True) - kv == heads * (
             pos_dim + 1
         )
+    assert n_params("kv_shared", d, heads) == n_params("kv", d, heads)  # no parameter of its own
+    # kv_rel: one bias per head and reachable offset: -min(clip, max_len - 1) .. +min(...)
+    for max_len, clip, offsets in ((16, 32, 31), (16, 4, 9), (1, 4, 1)):
+        rel = n_params("kv_rel", d, heads, max_len=max_len, rel_clip=clip)
+        assert rel - n_params("kv", d, heads) == heads * offsets
+    # on a grid: (2 ry + 1)(2 rx + 1) patch offsets and 3 CLS entries
+    for grid, clip, entries in (((3, 4), 32, 5 * 7 + 3), ((3, 4), 1, 3 * 3 + 3)):
+        rel = n_params("kv_rel", d, heads, grid=grid, rel_clip=clip)
+        assert rel - n_params("kv", d, heads) == heads * entries
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .positional import row_channels, sinusoid_2d
+from .relative import RelativeBias
 from .settings import POS_FORMS
 
 ATTENTION: dict[str, type["SelfAttention"]] = {}
@@ -244,15 +245,21 @@ class SelfAttention(nn.Module):
         `context` in cross-attention)."""
         raise NotImplementedError
 
-    def score_terms(self, m: int, n: int | None = None):
+    def score_terms(self, m: int, n: int | None = None, cross: bool = False):
         """(alpha, bias): a temperature multiplying the scaled scores (None or heads x 1 x 1)
-        and an additive bias ((1 or heads) x m x n), for m queries and n keys (n = m: self)."""
+        and an additive bias ((1 or heads) x m x n), for m queries and n keys (n = m: self);
+        cross: the keys are another sequence's (never decided by comparing m and n)."""
         return None, None
+
+    def keys(self, k):
+        """The key heads that enter the product q k^T, from those of k_proj (which the query side
+        of the kv variants reuses as they are)."""
+        return k
 
     def _scaled_query(self, x, k, context=None):
         """(query heads times the temperature, additive bias or None) of x, given the key heads."""
         q = self.query(x, k, context)
-        alpha, bias = self.score_terms(x.shape[1], k.shape[2])
+        alpha, bias = self.score_terms(x.shape[1], k.shape[2], cross=context is not None)
         temperature = self.scale if alpha is None else self.scale * alpha
         return q * temperature, bias
 
@@ -261,7 +268,7 @@ class SelfAttention(nn.Module):
         symmetric for kv, plus a per-key column term for kv_pos (docs/attention.md)."""
         k = self.split_heads(self.k_proj(x if context is None else context))
         q, bias = self._scaled_query(x, k, context)
-        s = q @ k.transpose(-2, -1)
+        s = q @ self.keys(k).transpose(-2, -1)
         return s if bias is None else s + bias
 
     def column_terms(self, m: int, n: int):
@@ -285,7 +292,7 @@ class SelfAttention(nn.Module):
             alpha, col = column
             out = attend_column(
                 self.query(x, k, context),
-                k,
+                self.keys(k),
                 v,
                 col,
                 self.scale if alpha is None else self.scale * alpha,
@@ -299,7 +306,7 @@ class SelfAttention(nn.Module):
             q, bias = self._scaled_query(x, k, context)
             out, attn = attend(
                 q,
-                k,
+                self.keys(k),
                 v,
                 bias=bias,
                 mask=mask,
@@ -407,7 +414,7 @@ class PositionalTerm:
                 f"sequence of {max(m, n)} tokens exceeds {self.variant} max_len={self.max_len}"
             )
 
-    def score_terms(self, m, n=None):
+    def score_terms(self, m, n=None, cross=False):
         n = m if n is None else n
         self._check_len(m, n)
         w, b = self.map_pos.weight, self.map_pos.bias  # maps x pos_dim, maps
@@ -439,3 +446,53 @@ class KVPosAttention(PositionalTerm, KVAttention):
 @register("qkv_pos")
 class QKVPosAttention(PositionalTerm, QKVAttention):
     """qkv plus the same positional term: separates dropping Q from adding the term (not in the paper)."""
+
+
+@register("kv_rel")
+class KVRelAttention(KVAttention):
+    """kv plus a learned relative-position bias per head: S = s K K^T + b_h(i - j), the offset
+    clipped at rel_clip; on an image `grid` the 2D patch offset, the CLS token with entries of its
+    own (kvt.relative). The bias depends on the query's position, which kv_pos's term cannot.
+    Cross-attention adds no bias (as T5): two sequences' positions share no origin."""
+
+    def __init__(
+        self,
+        d_model,
+        heads,
+        *,
+        max_len: int = 512,
+        rel_clip: int = 32,
+        grid: tuple[int, int] | None = None,
+        **options,
+    ):
+        super().__init__(d_model, heads, **options)
+        self.max_len, self.rel_clip = max_len, rel_clip
+        self.rel_bias = RelativeBias(heads, max_len=max_len, clip=rel_clip, grid=grid)
+
+    def score_terms(self, m, n=None, cross=False):
+        return (None, None) if cross else (None, self.rel_bias(m, n))
+
+
+# Added to the diagonal of kv_shared's scores: exp underflows to exactly 0 beside any allowed key
+# (float32 and bfloat16 below -104), while a token whose every other key is masked (-inf) still
+# attends to itself, as the Reformer's implementations do; and it stays finite in float16.
+SELF_MASK = -1e4
+
+
+@register("kv_shared")
+class KVSharedAttention(KVAttention):
+    """The Reformer's shared-QK attention (Kitaev et al. 2020): S_ij = s k_i . k_j / |k_j|, the
+    keys (not the queries) at unit length, and no attention to oneself unless every other key
+    is masked (SELF_MASK). Cross-attention: the kv modes, keys at unit length, no self mask (a
+    decoder position is never an encoder token)."""
+
+    def keys(self, k):
+        return F.normalize(k, dim=-1)
+
+    def score_terms(self, m, n=None, cross=False):
+        if cross:
+            return None, None
+        n = m if n is None else n
+        eye = torch.eye(m, n, dtype=torch.bool, device=self.k_proj.weight.device)
+        zero = torch.zeros(m, n, device=eye.device)
+        return None, zero.masked_fill(eye, SELF_MASK)[None]

@@ -42,7 +42,8 @@ def image_to_patches(images: torch.Tensor, patch: int) -> torch.Tensor:
 
 class VisionTransformer(nn.Module):
     """patches -> Linear(p*p*C, d), CLS token, learned positions -> depth pre-norm blocks ->
-    head on the CLS token. The kv_pos positional table covers every token, CLS included."""
+    head on the CLS token. The kv_pos positional table covers every token, CLS included; kv_rel
+    gets the patch grid (2D offsets, the CLS token with entries of its own)."""
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -51,7 +52,8 @@ class VisionTransformer(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         mlp_dim = d if cfg.mlp_dim is None else cfg.mlp_dim
-        self.n_patches = (cfg.image_size // cfg.patch) ** 2
+        side = cfg.image_size // cfg.patch
+        self.n_patches = side**2
         self.patch_embed = nn.Linear(cfg.channels * cfg.patch**2, d)
         self.cls_token = nn.Parameter(torch.randn(1, 1, d))
         self.pos_embedding = nn.Parameter(torch.randn(1, self.n_tokens, d))
@@ -68,6 +70,7 @@ class VisionTransformer(nn.Module):
                 bias=False,
                 out_bias=True,
                 max_len=self.n_tokens,
+                grid=(side, side),  # kv_rel's 2D patch offsets (other variants ignore it)
                 **cfg.attention_options(),
             )
             for _ in range(cfg.depth)
