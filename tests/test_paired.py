@@ -38,6 +38,18 @@ def test_comparisons_are_against_qkv_and_kv_pos_against_kv():
     ]
     assert comparisons(["kv", "kv_pos"]) == [("kv_pos", "kv")]
     assert comparisons(["qkv", "qkv_pos"]) == [("qkv_pos", "qkv")]
+    # the variants beyond the paper: each against qkv, the query-free ones against kv too
+    assert comparisons(["kv_shared", "kv", "kv_rel", "qkv_pos", "qkv", "kv_pos"]) == [
+        ("kv_pos", "qkv"),
+        ("kv", "qkv"),
+        ("qkv_pos", "qkv"),
+        ("kv_rel", "qkv"),
+        ("kv_shared", "qkv"),
+        ("kv_pos", "kv"),
+        ("kv_rel", "kv"),
+        ("kv_shared", "kv"),
+    ]
+    assert comparisons(["kv", "unregistered"]) == []
 
 
 def test_pairs_share_configuration_and_seed():

@@ -432,6 +432,22 @@ def test_partial_summary_and_unknown_variant(summary, tmp_path):
     assert row.rstrip().endswith("|  |")  # kv_new paper: empty
 
 
+def test_every_registered_variant_has_an_order_and_a_colour():
+    """The paper's variants in its column order, then those beyond it in theirs; each registered
+    variant its own colour (not a spare one, which depends on which others are present)."""
+    from kvt.attention_names import attention_names
+    from kvt.report.figures import COLORS, variant_colors
+
+    names = attention_names()
+    assert paper.order_variants(reversed(names)) == [
+        "qkv", "kv_pos", "kv", "qkv_pos", "kv_rel", "kv_shared"
+    ]  # fmt: skip
+    assert paper.order_variants(["zz", "kv_shared", "aa", "kv"]) == ["kv", "kv_shared", "aa", "zz"]
+    assert set(names) <= set(COLORS) and len(set(COLORS.values())) == len(COLORS)
+    assert variant_colors(["kv_rel"])["kv_rel"] == variant_colors(names)["kv_rel"]
+    assert variant_colors(["new"])["new"] not in COLORS.values()
+
+
 def test_by_config_and_params_tables(summary, tmp_path):
     table = write_by_config(summary, tmp_path / "bc.csv", tmp_path / "bc.md")
     row = table[

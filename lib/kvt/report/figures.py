@@ -20,8 +20,15 @@ from .summary import read_metrics
 from .tables import by_config_table, cfg_order, which_family
 
 # Okabe-Ito colours (colour-blind safe), one per variant, the same in every figure.
-COLORS = {"qkv": "#0072B2", "kv_pos": "#009E73", "kv": "#D55E00"}
-_SPARE = ["#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+COLORS = {
+    "qkv": "#0072B2",
+    "kv_pos": "#009E73",
+    "kv": "#D55E00",
+    "qkv_pos": "#56B4E9",
+    "kv_rel": "#CC79A7",
+    "kv_shared": "#E69F00",
+}
+_SPARE = ["#000000", "#F0E442"]
 DPI = 120
 
 

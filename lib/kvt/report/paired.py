@@ -3,7 +3,8 @@
 Runs of two variants at the same configuration and seed share their data (the same training
 sequences, images, batches; the seed fixes them), so their difference is the variant's effect plus
 the noise of one training run. Per family, task and metric, each comparison (kv - qkv, kv_pos -
-qkv, kv_pos - kv, any other variant - qkv) pairs the runs by (configuration, seed) and reports:
+qkv, kv_pos - kv, any other variant - qkv, and each other query-free variant - kv) pairs the runs
+by (configuration, seed) and reports:
 - the mean difference and a percentile bootstrap 95% interval of it (resampling pairs, seeded);
 - the Hodges-Lehmann estimate (the median of the Walsh averages), the centre the Wilcoxon test
   measures;
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..attention_names import attention_names, projections
 from ..families import GROUPS
 from . import paper
 from .tables import markdown, order_tasks
@@ -34,12 +36,14 @@ ALPHA = 0.05  # family-wise: Holm-adjusted Wilcoxon p below this (and signs that
 
 
 def comparisons(variants) -> list[tuple[str, str]]:
-    """(variant, baseline) pairs present in `variants`: every variant against qkv, and kv_pos
-    against kv (does the positional term help?)."""
+    """(variant, baseline) pairs present in `variants`: every variant against qkv, and every
+    other query-free variant (kv_pos, kv_rel, kv_shared: no query projection) against kv (does
+    what it adds to kv help?)."""
     variants = paper.order_variants(variants)
     out = [(v, "qkv") for v in variants if v != "qkv" and "qkv" in variants]
-    if "kv_pos" in variants and "kv" in variants:
-        out.append(("kv_pos", "kv"))
+    if "kv" in variants:
+        registered = attention_names()
+        out += [(v, "kv") for v in variants if v in registered and v != "kv" and projections(v) == 3]
     return out
 
 

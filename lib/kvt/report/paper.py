@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 # The paper's row order and column order; every table and figure uses these.
 TASKS = ("reverse", "sort", "copy", "swap", "sub")
 VARIANTS = ("qkv", "kv_pos", "kv")
+# The variants beyond the paper (docs/attention.md), in this order after the paper's.
+EXTRA_VARIANTS = ("qkv_pos", "kv_rel", "kv_shared")
 
 # task -> attention -> (mean, std across configurations)
 SYNTHETIC = {
@@ -284,9 +286,10 @@ def nlp_cell(task: str, attention: str, metric: str) -> tuple[float, float | Non
 
 
 def order_variants(names) -> list[str]:
-    """Variants in the paper's column order; others (registered later) after, sorted."""
-    names = set(names)
-    return [v for v in VARIANTS if v in names] + sorted(names - set(VARIANTS))
+    """Variants in the paper's column order, then EXTRA_VARIANTS'; others (registered later)
+    after, sorted."""
+    names, known = set(names), VARIANTS + EXTRA_VARIANTS
+    return [v for v in known if v in names] + sorted(names - set(known))
 
 
 def order_tasks(names) -> list[str]:
