@@ -11,7 +11,7 @@ decoder states; kk: W_K on both sides); kv_pos's table sliced to P[:m, :n].
 
 kv_rel: the bias of each (query, key) pair read from its table by loops over the positions (the
 clipped offset i - j, or the clipped patch offset (dy, dx) on a grid, CLS entries after the patch
-offsets), none in cross-attention. kv_shared: keys divided by their length, then per row, by
+offsets), in cross-attention over target position i and source position j. kv_shared: keys divided by their length, then per row, by
 loops, the diagonal set to -inf when the mask leaves that query any other key (self-attention).
 """
 
@@ -88,7 +88,7 @@ def reference_scores(module, x, scale: str = "head", context=None):
     if module.variant == "kv_shared":  # the keys at unit length, the queries as they are
         k = k / (k * k).sum(-1, keepdim=True).sqrt()
     dot = s * (q @ k.transpose(-2, -1))  # b x h x m x n
-    if module.variant == "kv_rel" and context is None:
+    if module.variant == "kv_rel":  # cross-attention too: target position i, source position j
         return dot + relative_bias(module, m, n).to(dot.dtype)
     if not has_pos:
         return dot

@@ -115,14 +115,22 @@ def test_kv_rel_cls_policy():
     assert not torch.equal(cls_to_cls, cls_to_patch)
 
 
-def test_kv_rel_adds_no_bias_in_cross_attention():
-    """Cross-attention (translation): kv_rel computes what kv does with the same weights."""
-    rel, kv = build("kv_rel", cross="kk"), build("kv", cross="kk")
+@pytest.mark.parametrize("cross", ["qk", "kk"])
+def test_kv_rel_cross_attention_adds_the_bias_of_target_minus_source_position(cross):
+    """Cross-attention (translation): kv's cross scores plus b_h(i - j), i the target position,
+    j the source position, for any pair of lengths."""
+    rel, kv = build("kv_rel", cross=cross, rel_clip=4), build("kv", cross=cross)
     kv.load_state_dict({k: v for k, v in rel.state_dict().items() if not k.startswith("rel_")})
-    x, context = inputs(2, 6, seed=2), inputs(2, 9, seed=3)
-    torch.testing.assert_close(rel(x, context=context), kv(x, context=context), rtol=0, atol=0)
-    assert rel.score_terms(6, 9, cross=True) == (None, None)
-    assert not torch.allclose(rel(x), kv(x))  # in self-attention it does add the bias
+    for m, n in ((6, 9), (9, 6), (7, 7)):
+        x, context = inputs(2, m, seed=2), inputs(2, n, seed=3)
+        with torch.no_grad():
+            extra = rel.scores(x, context=context) - kv.scores(x, context=context)
+        table = rel.rel_bias.table.detach()
+        want = torch.stack(
+            [torch.stack([table[:, max(-4, min(4, i - j)) + 4] for j in range(n)], -1) for i in range(m)],
+            -2,
+        )
+        torch.testing.assert_close(extra, want.expand_as(extra), rtol=0, atol=1e-12)
 
 
 def test_kv_rel_starts_as_kv():
@@ -169,8 +177,8 @@ def test_vit_hands_kv_rel_its_patch_grid():
 
 
 def test_kv_shared_keys_have_unit_length_and_queries_do_not():
-    """S_ij = s k_i . k_j / |k_j| off the diagonal (the query is k_i as it is), and the diagonal
-    carries the self mask on top of s |k_i|, the largest score of its row without it."""
+    """S_ij = s k_i . k_j / |k_j| (the query is k_i as it is); s |k_i| on the diagonal, the largest
+    score of its row, which the self mask (a bias on the diagonal only) takes out."""
     module = build("kv_shared")
     x = inputs(2, 8)
     with torch.no_grad():
@@ -184,7 +192,9 @@ def test_kv_shared_keys_have_unit_length_and_queries_do_not():
     want = s * torch.einsum("bhid,bhjd->bhij", k, k) / norms[:, :, None, :]
     eye = torch.eye(8, dtype=torch.bool)
     torch.testing.assert_close(scores[..., ~eye], want[..., ~eye])
-    torch.testing.assert_close(scores[..., eye], s * norms + SELF_MASK)
+    torch.testing.assert_close(scores[..., eye], s * norms)  # scores() leaves masks out
+    bias = module.score_terms(8)[1]
+    assert (bias[..., eye] == SELF_MASK).all() and (bias[..., ~eye] == 0).all()
     # why the mask: without it each token's own score tops its row (Cauchy-Schwarz)
     assert (want.diagonal(dim1=-2, dim2=-1) >= want.amax(-1) - 1e-12).all()
 

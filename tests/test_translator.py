@@ -20,6 +20,7 @@ from reference import reference_forward, reference_scores
 
 VARIANTS = ("qkv", "kv", "kv_pos")
 CASES = [("qkv", "qk"), ("kv", "qk"), ("kv", "kk"), ("kv_pos", "qk"), ("kv_pos", "kk")]
+CASES += [("kv_rel", "qk"), ("kv_shared", "kk")]  # beyond the paper (docs/attention.md)
 VOCAB, PAD, BOS, EOS, MAX_LEN = 20, 0, 2, 3, 16
 
 

@@ -453,7 +453,8 @@ class KVRelAttention(KVAttention):
     """kv plus a learned relative-position bias per head: S = s K K^T + b_h(i - j), the offset
     clipped at rel_clip; on an image `grid` the 2D patch offset, the CLS token with entries of its
     own (kvt.relative). The bias depends on the query's position, which kv_pos's term cannot.
-    Cross-attention adds no bias (as T5): two sequences' positions share no origin."""
+    Cross-attention: the same kind of bias over the offset i - j of target position i and source
+    position j (a learned alignment prior; kv_pos likewise uses P[:m, :n] there), its own table."""
 
     def __init__(
         self,
@@ -470,7 +471,7 @@ class KVRelAttention(KVAttention):
         self.rel_bias = RelativeBias(heads, max_len=max_len, clip=rel_clip, grid=grid)
 
     def score_terms(self, m, n=None, cross=False):
-        return (None, None) if cross else (None, self.rel_bias(m, n))
+        return None, self.rel_bias(m, n)
 
 
 # Added to the diagonal of kv_shared's scores: exp underflows to exactly 0 beside any allowed key
@@ -488,6 +489,12 @@ class KVSharedAttention(KVAttention):
 
     def keys(self, k):
         return F.normalize(k, dim=-1)
+
+    def scores(self, x, context=None):
+        """s k_i . k_j / |k_j| before any mask, the self mask included (a mask, not a score: its
+        SELF_MASK would swamp the colour scale of a figure)."""
+        k = self.split_heads(self.k_proj(x if context is None else context))
+        return (self.query(x, k, context) * self.scale) @ self.keys(k).transpose(-2, -1)
 
     def score_terms(self, m, n=None, cross=False):
         if cross:
