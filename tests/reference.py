@@ -111,11 +111,13 @@ def relative_bias(module, m, n):
     for i in range(m):
         for j in range(n):
             if grid is None:
-                r = min(clip, module.max_len - 1)
+                r = module.max_len - 1 if clip is None else min(clip, module.max_len - 1)
                 out[i][j] = table[:, max(-r, min(r, i - j)) + r]
                 continue
             rows, cols = grid
-            ry, rx = min(clip, rows - 1), min(clip, cols - 1)
+            ry, rx = (
+                (rows - 1, cols - 1) if clip is None else (min(clip, rows - 1), min(clip, cols - 1))
+            )
             patches = (2 * ry + 1) * (2 * rx + 1)
             if i == 0 or j == 0:  # CLS to patch, patch to CLS, CLS to CLS
                 out[i][j] = table[:, patches + (2 if i == j else 0 if i == 0 else 1)]

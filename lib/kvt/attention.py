@@ -451,7 +451,7 @@ class QKVPosAttention(PositionalTerm, QKVAttention):
 @register("kv_rel")
 class KVRelAttention(KVAttention):
     """kv plus a learned relative-position bias per head: S = s K K^T + b_h(i - j), the offset
-    clipped at rel_clip; on an image `grid` the 2D patch offset, the CLS token with entries of its
+    clipped at rel_clip (None: not clipped, a bias for every offset up to max_len - 1); on an image `grid` the 2D patch offset, the CLS token with entries of its
     own (kvt.relative). The bias depends on the query's position, which kv_pos's term cannot.
     Cross-attention: the same kind of bias over the offset i - j of target position i and source
     position j (a learned alignment prior; kv_pos likewise uses P[:m, :n] there), its own table."""
@@ -462,7 +462,7 @@ class KVRelAttention(KVAttention):
         heads,
         *,
         max_len: int = 512,
-        rel_clip: int = 32,
+        rel_clip: int | None = None,
         grid: tuple[int, int] | None = None,
         **options,
     ):

@@ -44,27 +44,27 @@ class RelativeBias(nn.Module):
 
     max_len: the longest sequence (1D). grid: (rows, cols) of image patches behind a leading CLS
     token (then the sequence must hold exactly 1 + rows * cols tokens). clip: the largest offset
-    with a bias of its own (per axis on a grid); longer ones share the bias of +-clip. Offsets a
-    sequence of max_len (or the grid) cannot reach get no entry. The table starts at zero, so
-    kv_rel starts as kv.
+    with a bias of its own (per axis on a grid); longer ones share the bias of +-clip; None: no
+    clipping. Offsets a sequence of max_len (or the grid) cannot reach get no entry. The table
+    starts at zero, so kv_rel starts as kv.
     """
 
     def __init__(
-        self, heads: int, *, max_len: int, clip: int, grid: tuple[int, int] | None = None
+        self, heads: int, *, max_len: int, clip: int | None, grid: tuple[int, int] | None = None
     ):
         super().__init__()
-        if clip < 1:
-            raise ValueError(f"rel_clip must be at least 1, got {clip}")
+        if clip is not None and clip < 1:
+            raise ValueError(f"rel_clip must be at least 1 (or None: no clipping), got {clip}")
         if grid is None:
             self.n_max = max_len
-            reach = min(clip, max_len - 1)
+            reach = max_len - 1 if clip is None else min(clip, max_len - 1)
             index, size = sequence_offsets(max_len, reach), 2 * reach + 1
         else:
             rows, cols = grid
             if rows < 1 or cols < 1:
                 raise ValueError(f"grid must be (rows, cols) of at least 1 patch, got {grid}")
             self.n_max = rows * cols + 1
-            index, size = grid_offsets(rows, cols, clip)
+            index, size = grid_offsets(rows, cols, max(rows, cols) if clip is None else clip)
         self.grid = None if grid is None else tuple(grid)
         self.table = nn.Parameter(torch.zeros(heads, size))
         self.register_buffer("index", index, persistent=False)

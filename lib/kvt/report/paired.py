@@ -43,7 +43,9 @@ def comparisons(variants) -> list[tuple[str, str]]:
     out = [(v, "qkv") for v in variants if v != "qkv" and "qkv" in variants]
     if "kv" in variants:
         registered = attention_names()
-        out += [(v, "kv") for v in variants if v in registered and v != "kv" and projections(v) == 3]
+        out += [
+            (v, "kv") for v in variants if v in registered and v != "kv" and projections(v) == 3
+        ]
     return out
 
 
