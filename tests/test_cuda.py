@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs a CUDA device (KVT_TEST_DEVICE=cpu runs it on the CPU)",
 )
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("qkv", "kv", "kv_pos")
+VARIANTS = ("qkv", "kv", "kv_pos", "kv_rel", "kv_shared")
 
 
 @pytest.fixture(autouse=True)
