@@ -1,11 +1,12 @@
 """The two variants beyond the paper that test its explanations (docs/attention.md): kv_rel and
 kv_shared, each against what defines it.
 
-Guards: kv_rel's bias is a function of the offset i - j only (of (dy, dx) on an image grid), clipped
-at rel_clip, with the CLS token's three entries, none in cross-attention, and that the ViT hands it
-its grid; kv_shared's keys have unit length, its scores are s k_i . k_j / |k_j|, no token attends to
-itself unless every other key is masked (then it attends to itself only), and it matches the
-literal loops of tests/reference.py in outputs and gradients on masks that leave a row alone.
+Guards: kv_rel's bias is a function of the offset i - j only (of (dy, dx) on an image grid),
+clipped at rel_clip, with the CLS token's three entries, over target and source positions in
+cross-attention, and the ViT hands it its grid; kv_shared's keys have unit length, its scores are
+s k_i . k_j / |k_j|, no token attends to itself unless every other key is masked (then it attends
+to itself only), and it matches the literal loops of tests/reference.py in outputs and gradients
+on masks that leave a row alone.
 """
 
 import pytest
