@@ -166,3 +166,30 @@ def test_xavier_init_covers_map_pos_as_the_notebook():
     default, _ = _model("kv_pos", init="torch", depth=4)
     maps = torch.cat([layer.attn.map_pos.weight.flatten() for layer in default.layers])
     assert maps.abs().max() <= 1 / math.sqrt(10)
+
+
+def test_tables_keep_the_learning_rate_axis_a_float():
+    """lr is a float grid axis: the by-configuration table shows 0.0001, not 0 (integer axes such
+    as seq_len stay integers)."""
+    import pandas as pd
+    from kvt.report import tables
+
+    rows = [
+        {
+            "family": "human_numbers",
+            "task": "numbers",
+            "cfg": f"lr{lr}-n{n}",
+            "attention": a,
+            "seed": s,
+            "lr": lr,
+            "seq_len": float(n),
+            "test_acc": 0.5 + s / 10,
+        }
+        for lr, n in ((0.001, 16), (0.0001, 32))
+        for a in ("qkv", "kv")
+        for s in range(2)
+    ]
+    table = tables.by_config_table(pd.DataFrame(rows), "human_numbers")
+    assert sorted(set(table["lr"])) == [0.0001, 0.001] and table["seq_len"].dtype.kind == "i"
+    md = tables.by_config_markdown(table, family("human_numbers"))
+    assert "| lr0.0001-n32 | 0.0001 | 32 |" in md and "| lr0.001-n16 | 0.001 | 16 |" in md
