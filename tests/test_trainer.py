@@ -709,9 +709,7 @@ def fastai_one_cycle(total_steps, lr_max, div=25.0, div_final=1e5, pct_start=0.2
 
 
 def one_cycle_config(**kw):
-    return TrainConfig(
-        epochs=1, lr=1e-3, schedule="one_cycle", moms=(0.95, 0.85, 0.95), **kw
-    )
+    return TrainConfig(epochs=1, lr=1e-3, schedule="one_cycle", moms=(0.95, 0.85, 0.95), **kw)
 
 
 @pytest.mark.parametrize("total", [15 * 49, 90, 7])

@@ -77,9 +77,7 @@ class HumanNumbersConfig(AttentionSettings):
         exclusiveMinimum=0, exclusiveMaximum=1,
     )  # fmt: skip
     div: float = setting(25.0, "The first rate is lr / div (fit_one_cycle).", minimum=1)
-    div_final: float = setting(
-        1e5, "The last rate is lr / div_final (fit_one_cycle).", minimum=1
-    )
+    div_final: float = setting(1e5, "The last rate is lr / div_final (fit_one_cycle).", minimum=1)
     moms: list[float] = setting(
         [0.95, 0.85, 0.95],
         "Adam's beta1 at the start, the peak rate and the end (fastai's momentum cycle).",

@@ -66,9 +66,7 @@ class NumbersLayer(nn.Module):
         )
         self.attn_drop = nn.Dropout(cfg.attn_out_dropout)
         self.ff_norm = nn.LayerNorm(d)
-        self.ff = nn.Sequential(
-            nn.Linear(d, MLP_RATIO * d), nn.ReLU(), nn.Linear(MLP_RATIO * d, d)
-        )
+        self.ff = nn.Sequential(nn.Linear(d, MLP_RATIO * d), nn.ReLU(), nn.Linear(MLP_RATIO * d, d))
         self.ff_drop = nn.Dropout(cfg.ff_dropout)
         with torch.no_grad():  # the notebook's TransformerLayer._init, over the whole layer
             for name, p in self.named_parameters():
