@@ -126,6 +126,18 @@ CASES = [
         ["translation={multi30k_de_en: {vocab_size: 4000}}"],
         "multi30k_en_de.vocab_size=8000, multi30k_de_en.vocab_size=4000",
     ),
+    # human_numbers
+    ("bound", ["human_numbers={grid: {lr: [0]}}"], "human_numbers.grid.lr[0]: 0 is less than or"),
+    ("non-finite", ["human_numbers={grid: {lr: [nan]}}"], "human_numbers.grid.lr[0]: nan is not"),
+    ("probability", ["human_numbers={ff_dropout: 1}"], "human_numbers.ff_dropout: 1 is greater"),
+    ("bound", ["human_numbers={moms: [0.9, 0.8]}"], "human_numbers.moms: [0.9, 0.8] is too short"),
+    ("bound", ["human_numbers={pct_start: 1}"], "human_numbers.pct_start: 1 is greater than or"),
+    ("cross-field", ["human_numbers={heads: 3}"], "d_model=64 is not divisible by heads=3"),
+    (
+        "data size",
+        ["human_numbers={grid: {seq_len: [1000]}}"],
+        "human_numbers.batch_size=64 is more than human_numbers allows: at most 50",
+    ),
 ]
 
 

@@ -66,6 +66,10 @@ KILLED = {
         ("translation={tasks: [multi30k_de_en], multi30k_de_en: {epochs: 4, batch_size: 10}}",),
         "results/translation/multi30k_de_en/d16-l1-h2/kv_pos/seed0",
     ),
+    "human_numbers": (
+        ("human_numbers={epochs: 10, batch_size: 256, val_per_epoch: 2}",),
+        "results/human_numbers/numbers/lr0.003-n8/kv_pos/seed0",
+    ),
 }
 
 

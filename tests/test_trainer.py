@@ -22,6 +22,7 @@ from pathlib import Path
 
 import kvt.experiments.synthetic as syn
 import kvt.runner as runner
+import kvt.trainer as trainer_mod
 import numpy as np
 import pytest
 import torch
@@ -670,3 +671,100 @@ def test_weights_of_another_run_are_refused_naming_both(tmp_path, reference_run)
     assert not (tmp_path / "other" / "test.json").exists()
     with pytest.raises(RuntimeError, match="seed=0 .expected 1."):
         runner.test(reference_run / "model.pt", tmp_path / "o2.json", CPU, expect={**hp, "seed": 1})
+
+
+# -- fastai's one-cycle schedule --------------------------------------------------------------------
+
+
+def fastai_one_cycle(total_steps, lr_max, div=25.0, div_final=1e5, pct_start=0.25,
+                     moms=(0.95, 0.85, 0.95)):  # fmt: skip
+    """fastai's fit_one_cycle written out (fastai.callback.schedule): SchedCos, combine_scheds
+    (float32 tensors, as fastai's), combined_cos, and ParamScheduler's before_batch, which sets
+    the hyperparameters at pct_train = train_iter / total before each batch. Returns the
+    (lr, mom) of every batch."""
+
+    def sched_cos(start, end, pos):
+        return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
+
+    def combine_scheds(pcts, scheds):
+        pcts = torch.cumsum(torch.tensor([0] + list(pcts)), 0)
+        pct_lim = len(pcts) - 2
+
+        def _inner(pos):
+            idx = min((pos >= pcts).nonzero().max(), pct_lim)
+            actual_pos = (pos - pcts[idx]) / (pcts[idx + 1] - pcts[idx])
+            return scheds[idx](actual_pos.item())
+
+        return _inner
+
+    def combined_cos(pct, start, middle, end):
+        return combine_scheds(
+            [pct, 1 - pct],
+            [lambda p: sched_cos(start, middle, p), lambda p: sched_cos(middle, end, p)],
+        )
+
+    lr = combined_cos(pct_start, lr_max / div, lr_max, lr_max / div_final)
+    mom = combined_cos(pct_start, *moms)
+    return [(lr(i / total_steps), mom(i / total_steps)) for i in range(total_steps)]
+
+
+def one_cycle_config(**kw):
+    return TrainConfig(epochs=1, lr=1e-3, schedule="one_cycle", moms=(0.95, 0.85, 0.95), **kw)
+
+
+@pytest.mark.parametrize("total", [15 * 49, 90, 7])
+def test_one_cycle_is_fastais_fit_one_cycle(total):
+    """The rate and Adam's beta1 of every step against fastai's formula: equal up to fastai's
+    float32 phase position (ours float64), 1e-6 of the peak rate and of beta1."""
+    cfg = one_cycle_config()
+    f, mom = lr_lambda(cfg, total), trainer_mod.momentum(cfg, total)
+    for step, (lr, beta1) in enumerate(fastai_one_cycle(total, cfg.lr)):
+        assert cfg.lr * f(step) == pytest.approx(lr, rel=0, abs=1e-6 * cfg.lr), step
+        assert mom(step) == pytest.approx(beta1, rel=0, abs=1e-6), step
+    assert f(0) == pytest.approx(1 / 25) and mom(0) == pytest.approx(0.95)
+    peak = max(range(total), key=f)
+    assert abs(peak - 0.25 * total) <= 1 and (total < 10 or f(peak) > 0.99)
+    assert f(total) == pytest.approx(1e-5) and mom(total) == pytest.approx(0.95)
+    if total > 30:
+        assert min(mom(s) for s in range(total)) == pytest.approx(0.85, abs=1e-4)
+
+
+def test_one_cycle_reaches_the_optimizer_each_step_and_resumes(tmp_path):
+    """Trained with the schedule, the optimizer's rate and beta1 at every step are fastai's; a run
+    resumed mid-way sets the same values (they are functions of the step)."""
+    x, y = toy_data()
+    cfg = one_cycle_config(batch_size=8)  # 5 steps an epoch
+    cfg.epochs = 4
+    expected = fastai_one_cycle(20, cfg.lr)
+    seen = []
+
+    def record(step):
+        group = trainer.optimizer.param_groups[0]
+        seen.append((step, group["betas"][0], group["lr"]))
+
+    trainer = toy_trainer(tmp_path, TensorBatches((x, y), 8, seed=0), cfg, on_step=record)
+    trainer.fit()
+    for step, beta1, lr in seen:
+        assert beta1 == pytest.approx(expected[step - 1][1], abs=1e-6)  # of the step just taken
+        if step < 20:
+            assert lr == pytest.approx(expected[step][0], abs=1e-6 * cfg.lr)  # the next step's
+    assert [s for s, _, _ in seen] == list(range(1, 21))
+
+
+def test_one_cycle_needs_three_momenta_and_a_start_share():
+    with pytest.raises(ValueError, match="start, middle, end"):
+        one_cycle_config().__class__(epochs=1, moms=(0.9, 0.8))
+    with pytest.raises(ValueError, match="pct_start"):
+        TrainConfig(epochs=1, pct_start=1.0)
+
+
+def test_no_weight_decay_on_norms_and_biases_when_asked():
+    """decay_norm_bias False (fastai's wd_bn_bias=False): LayerNorm weights and every bias in a
+    group without decay; True (the default) keeps one group, as before."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2, bias=False))
+    one = trainer_mod.param_groups(model, TrainConfig(epochs=1))
+    assert len(one) == 1 and len(one[0]["params"]) == 5
+    decay, free = trainer_mod.param_groups(model, TrainConfig(epochs=1, decay_norm_bias=False))
+    assert [tuple(p.shape) for p in decay["params"]] == [(4, 3), (2, 4)]
+    assert [tuple(p.shape) for p in free["params"]] == [(4,), (4,), (4,)]
+    assert free["weight_decay"] == 0.0 and "weight_decay" not in decay

@@ -51,8 +51,10 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["charlm_data"] == 1 and counts["translation_data"] == 1
     assert counts["translation_tokenizer"] == 1
     assert counts["translation_bleu_figure"] == counts["translation_cross_attention"] == 2
-    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 3
-    assert counts["summary"] == 1 and counts["tables"] == 4
+    # Human Numbers: lr {1e-3, 1e-4} x seq_len {16, 32, 64, 128}, the reference's 5 seeds
+    assert counts["human_numbers_train"] == counts["human_numbers_eval"] == 8 * 3 * 5 == 120
+    assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 3 + 1
+    assert counts["summary"] == 1 and counts["tables"] == 5
     # what CI checks (python -m kvt.expect) is what the workflow schedules
     from kvt.config import load_config
     from kvt.expect import job_counts as expected_counts
@@ -87,7 +89,9 @@ def test_restricting_task_variant_and_seeds(tmp_path):
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout + res.stderr)
     assert counts["synthetic_train"] == 16
-    assert counts["loss_figure"] == 1 + 4 + 1 + 3  # sort; 4 datasets; cifar100; 3 NLP tasks
+    # sort; 4 datasets; cifar100; 3 NLP tasks; numbers (the paper preset gives Human Numbers its
+    # own seeds, which the top-level seeds do not replace)
+    assert counts["loss_figure"] == 1 + 4 + 1 + 3 + 1
 
 
 def test_families_pick_what_runs(tmp_path):

@@ -35,7 +35,7 @@ from .seeds import EPOCH_STRIDE, check_seed, derived
 
 CHECKPOINT_VERSION = 3  # 3: plain types only, loaded with weights_only=True
 OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("constant", "cosine", "noam")
+SCHEDULES = ("constant", "cosine", "noam", "one_cycle")
 
 
 @dataclass
@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 0
     schedule: str = "cosine"  # constant | cosine (to 0 at the last step) | noam (inverse sqrt)
+    # | one_cycle (fastai's fit_one_cycle: one_cycle_factor, and the momentum cycle `moms`)
     optimizer: str = "adam"  # adam | adamw
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -54,6 +55,11 @@ class TrainConfig:
     select: str = "best"  # best (on the selection metric) | last
     iterations: int | None = None  # ... or in optimizer steps
     val_every: int | None = None  # ... or every n steps (and at the last)
+    pct_start: float = 0.25  # one_cycle: the share of the steps that warm up
+    div: float = 25.0  # one_cycle: the first rate is lr / div
+    div_final: float = 1e5  # one_cycle: the last rate is lr / div_final
+    moms: tuple[float, ...] | None = None  # (start, middle, end) of Adam's beta1, cycled as the lr
+    decay_norm_bias: bool = True  # False: no weight decay on biases and norm layers (fastai's)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -63,6 +69,12 @@ class TrainConfig:
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError("give the training length as epochs or as iterations (exactly one)")
         self.betas = tuple(self.betas)
+        if self.moms is not None:
+            self.moms = tuple(self.moms)
+            if len(self.moms) != 3:
+                raise ValueError(f"moms must be (start, middle, end), got {self.moms}")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
 
     @classmethod
     def from_hparams(cls, hp: dict, **fixed) -> "TrainConfig":
@@ -109,12 +121,16 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
       1 at step 0 to 0 at total_steps, multiplied during the warm-up by step / warmup_steps (so the
       first step's rate is 0, and the warm-up is not added before the cosine);
     - constant: a linear rise (step + 1) / warmup_steps, then 1;
-    - noam: the same rise, then Noam's inverse square root (peak cfg.lr at the end of the warm-up)."""
+    - noam: the same rise, then Noam's inverse square root (peak cfg.lr at the end of the warm-up);
+    - one_cycle: fastai's fit_one_cycle (one_cycle_factor; warmup_steps unused)."""
+    cycle = one_cycle_factor(cfg, total_steps)
 
     def factor(step: int) -> float:
         if cfg.schedule == "cosine":
             ramp = min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0
             return ramp * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
+        if cfg.schedule == "one_cycle":
+            return cycle(step)
         if cfg.schedule == "noam":
             return min(
                 (step + 1) / max(1, cfg.warmup_steps),
@@ -125,6 +141,59 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
         return 1.0
 
     return factor
+
+
+def cos_anneal(start: float, end: float, pos: float) -> float:
+    """fastai's SchedCos: from start at pos 0 to end at pos 1 along a half cosine."""
+    return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
+
+
+def combined_cos(pct: float, start: float, middle: float, end: float, pos: float) -> float:
+    """fastai's combined_cos at pos in [0, 1]: cos_anneal start -> middle over [0, pct], then
+    middle -> end over [pct, 1] (fastai computes the phase's position in float32; here float64,
+    a difference of order 1e-7 relative)."""
+    if pos < pct:
+        return cos_anneal(start, middle, pos / pct)
+    return cos_anneal(middle, end, min(1.0, (pos - pct) / (1 - pct)))
+
+
+def one_cycle_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """fastai's fit_one_cycle as a factor of cfg.lr: its ParamScheduler sets the rate before
+    each batch at pos = (batches done) / total_steps, so the first step's rate is lr / div, the
+    peak lr falls at pct_start of the steps, and the rate anneals towards lr / div_final."""
+    return lambda step: combined_cos(
+        cfg.pct_start, 1 / cfg.div, 1.0, 1 / cfg.div_final, step / max(1, total_steps)
+    )
+
+
+def momentum(cfg: TrainConfig, total_steps: int) -> Callable[[int], float] | None:
+    """Adam's beta1 at a step: fastai's momentum cycle (moms: start, middle, end) on the one-cycle
+    positions, or None where cfg.moms is None (beta1 stays cfg.betas[0])."""
+    if cfg.moms is None:
+        return None
+    return lambda step: combined_cos(cfg.pct_start, *cfg.moms, step / max(1, total_steps))
+
+
+NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: one, or (decay_norm_bias False, fastai's wd_bn_bias)
+    the weights with cfg.weight_decay and every norm layer's parameters and every bias without."""
+    params = list(model.parameters())
+    if cfg.decay_norm_bias:
+        return [{"params": params}]
+    exempt = set()
+    for module in model.modules():
+        if isinstance(module, NORM_LAYERS):
+            exempt.update(id(p) for p in module.parameters(recurse=False))
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            exempt.add(id(bias))
+    return [
+        {"params": [p for p in params if id(p) not in exempt]},
+        {"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0},
+    ]
 
 
 def rng_state() -> dict:
@@ -293,7 +362,7 @@ class Trainer:
         self.total_steps, self.val_steps = self._schedule()
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(
-            model.parameters(),
+            param_groups(model, cfg),
             lr=cfg.lr,
             betas=cfg.betas,
             eps=cfg.eps,
@@ -302,6 +371,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg, self.total_steps)
         )
+        self.momentum = momentum(cfg, self.total_steps)
         self.step, self.elapsed = 0, 0.0
         self.best = {"step": -1, "state": None, "metrics": None}
         # Summed on the device (float64: as Python floats summed the values), read at validations
@@ -487,6 +557,10 @@ class Trainer:
         loss.backward()
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if self.momentum is not None:  # a function of the step: a resumed run sets the same
+            beta1 = self.momentum(self.step)
+            for group in self.optimizer.param_groups:
+                group["betas"] = (beta1, group["betas"][1])
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1

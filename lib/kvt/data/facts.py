@@ -13,6 +13,8 @@ Where the numbers come from (tests/test_dataset_limits.py checks them on the fil
   seeded permutation; its DIGITS_TEST is read from here); per-class counts measured on that split.
 - Tiny Shakespeare: the recorded input.txt (kvt.data.text.SOURCES), split by char_split.
 - Multi30k task 1: the recorded train, val and test_2016_flickr files (line counts).
+- Human Numbers: generated (kvt.data.human_numbers), fastai's train.txt and valid.txt exactly; its
+  token count and vocabulary are those the reference's numbers_pos.ipynb prints (63,095; 30).
 """
 
 import dataclasses
@@ -100,6 +102,26 @@ class PairFacts:
         return f"{self.train} / {self.val} / {self.test} train / val / test sentence pairs"
 
 
+@dataclass(frozen=True)
+class WordFacts:
+    """A word-level token stream cut into sequences of seq_len tokens (and their next-token
+    targets), the first 80% of the sequences training, the rest validating
+    (kvt.data.human_numbers)."""
+
+    title: str
+    tokens: int
+    vocabulary: tuple[str, ...]  # in order of first appearance (the token ids)
+
+    def split_sizes(self, seq_len: int) -> tuple[int, int]:
+        """(training, validation) sequences of seq_len tokens."""
+        from .human_numbers import split_sizes
+
+        return split_sizes(self.tokens, seq_len)
+
+    def __str__(self) -> str:
+        return f"{self.tokens} tokens, {len(self.vocabulary)} distinct"
+
+
 def _balanced(classes: int, train: int, test: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(train_per_class, test_per_class) of a dataset with as many images of every class."""
     return classes * (train,), classes * (test,)
@@ -135,6 +157,15 @@ FACTS: dict = {
     "multi30k": PairFacts(
         "Multi30k", train=29_000, val=1_014, test=1_000, max_vocab=83_574, min_vocab=106
     ),
+    "human_numbers": WordFacts(
+        "Human Numbers",
+        63_095,
+        (
+            *("one . two three four five six seven eight nine ten eleven twelve".split()),
+            *("thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()),
+            *("twenty thirty forty fifty sixty seventy eighty ninety hundred thousand".split()),
+        ),
+    ),
 }
 
 
@@ -152,7 +183,7 @@ def to_record(item) -> dict:
 
 def from_record(record: dict):
     """The facts of a manifest's record (to_record); ValueError if it is not one."""
-    kinds = {cls.__name__: cls for cls in (ImageFacts, CharFacts, PairFacts)}
+    kinds = {cls.__name__: cls for cls in (ImageFacts, CharFacts, PairFacts, WordFacts)}
     fields = dict(record)
     cls = kinds.get(fields.pop("kind", None))
     if cls is None:

@@ -3,8 +3,8 @@ ours beside them without anyone retyping them: the paper's synthetic table (prin
 reference's plot.ipynb; per-token test accuracy, for each task the mean over seeds per
 configuration, then the mean and std across configurations: 16 configurations for copy, swap,
 sub; 19 for reverse and sort), and
-every run the reference notebooks print (char-LM, translation), each with the settings it was
-measured under (REFERENCES).
+every run the reference notebooks print (char-LM, translation, Human Numbers), each with the
+settings it was measured under (REFERENCES).
 """
 
 from dataclasses import dataclass, field
@@ -265,8 +265,78 @@ ANOMALY = [
     )
 ]
 
+# numbers_pos.ipynb: fastai's accuracy on the validation sequences after each of 15 epochs, printed
+# for 5 runs per variant and (lr, seq_len); here each run's epoch-15 row. The notebook's `kv` is our
+# kv_pos, its `kv-nopos` our kv. Their means are the issue's table (issue 17).
+NUMBERS_SOURCE = "numbers_pos.ipynb, epoch 15 (the last weights)"
+NUMBERS_ACC = {
+    (0.001, 16): {
+        "qkv": (0.744303, 0.681885, 0.722168, 0.733154, 0.744303),
+        "kv_pos": (0.739095, 0.719727, 0.685303, 0.723389, 0.740641),
+        "kv": (0.673014, 0.629883, 0.721517, 0.690186, 0.719320),
+    },
+    (0.001, 32): {
+        "qkv": (0.618815, 0.685547, 0.596436, 0.652588, 0.702881),
+        "kv_pos": (0.684326, 0.575684, 0.600993, 0.589518, 0.652669),
+        "kv": (0.392090, 0.494385, 0.480306, 0.573161, 0.338053),
+    },
+    (0.001, 64): {
+        "qkv": (0.257243, 0.287028, 0.264974, 0.272542, 0.283285),
+        "kv_pos": (0.253825, 0.288493, 0.281820, 0.238851, 0.273844),
+        "kv": (0.267904, 0.258382, 0.288737, 0.249023, 0.270915),
+    },
+    (0.001, 128): {
+        "qkv": (0.186768, 0.208862, 0.212402, 0.229248, 0.211548),
+        "kv_pos": (0.253296, 0.227783, 0.262573, 0.242554, 0.207764),
+        "kv": (0.166870, 0.236572, 0.210449, 0.231812, 0.285278),
+    },
+    (0.0001, 16): {
+        "qkv": (0.379639, 0.462972, 0.393392, 0.334798, 0.352783),
+        "kv_pos": (0.401855, 0.364827, 0.323486, 0.407471, 0.337402),
+        "kv": (0.263997, 0.245768, 0.276774, 0.224202, 0.215251),
+    },
+    (0.0001, 32): {
+        "qkv": (0.165283, 0.184896, 0.186035, 0.229411, 0.163249),
+        "kv_pos": (0.217285, 0.198324, 0.226644, 0.183512, 0.107503),
+        "kv": (0.201335, 0.198649, 0.199056, 0.175700, 0.220866),
+    },
+    (0.0001, 64): {
+        "qkv": (0.131592, 0.137533, 0.124837, 0.146810, 0.145426),
+        "kv_pos": (0.113444, 0.161458, 0.121663, 0.126628, 0.141113),
+        "kv": (0.164958, 0.085856, 0.147786, 0.154460, 0.146240),
+    },
+    (0.0001, 128): {
+        "qkv": (0.146484, 0.132935, 0.128174, 0.138428, 0.146606),
+        "kv_pos": (0.128906, 0.146484, 0.116089, 0.140625, 0.179321),
+        "kv": (0.130005, 0.145142, 0.138672, 0.155884, 0.134155),
+    },
+}
+NUMBERS_SETTINGS = {"epochs": 15, "batch_size": 64, "d_model": 64, "depth": 4, "heads": 8}
+
+
+def _numbers() -> list[Reference]:
+    return [
+        Reference(
+            "human_numbers",
+            "numbers",
+            "last_test_acc",
+            att,
+            "next-token validation accuracy",
+            NUMBERS_SOURCE,
+            runs=runs,
+            grid={"lr": (lr,), "seq_len": (seq_len,)},
+            settings=NUMBERS_SETTINGS,
+            caveat="the reference scored the validation sequences its shuffled loader kept "
+            "(fastai's, its last partial batch of 64 dropped); ours every one",
+        )
+        for (lr, seq_len), per in NUMBERS_ACC.items()
+        for att in VARIANTS
+        for runs in [per[att]]
+    ]
+
+
 REFERENCES: tuple[Reference, ...] = tuple(
-    _synthetic() + _synthetic_mean() + _charlm() + _translation() + ANOMALY
+    _synthetic() + _synthetic_mean() + _charlm() + _translation() + _numbers() + ANOMALY
 )
 
 
@@ -283,6 +353,16 @@ NLP = {
 
 def nlp_cell(task: str, attention: str, metric: str) -> tuple[float, float | None] | None:
     return NLP.get((task, metric), {}).get(attention)
+
+
+def numbers_cell(task: str, attention: str, metric: str) -> tuple[float, float] | None:
+    """Human Numbers beside the main table's cell: the mean and std (ddof 0) across the 8
+    configurations of each one's mean over its 5 runs (the issue's mean row is this mean)."""
+    if task != "numbers" or metric != "test_acc":
+        return None
+    means = [sum(per[attention]) / len(per[attention]) for per in NUMBERS_ACC.values()]
+    mean = sum(means) / len(means)
+    return mean, (sum((m - mean) ** 2 for m in means) / len(means)) ** 0.5
 
 
 def order_variants(names) -> list[str]:

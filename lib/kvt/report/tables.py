@@ -46,9 +46,13 @@ def family_runs(summary: pd.DataFrame, family: str | None = None) -> pd.DataFram
     ]
     if missing:
         raise ValueError(f"the summary lacks column(s) {', '.join(missing)}")
-    # Grid values are integers; in a summary of several families a column one family lacks is
-    # read back as float (NaN in that family's rows).
-    grid = [c for c in fam.grid_tags if c in df and df[c].notna().all()]
+    # Grid values are integers, but for float axes (a learning rate); in a summary of several
+    # families a column one family lacks is read back as float (NaN in that family's rows).
+    grid = [
+        c
+        for c in fam.grid_tags
+        if c in df and df[c].notna().all() and (df[c].astype(float) % 1 == 0).all()
+    ]
     return df.astype({c: int for c in grid})
 
 
