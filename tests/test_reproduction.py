@@ -216,8 +216,9 @@ def test_smoke_runs_list_every_number_and_judge_none(tmp_path):
         for runs in per.values():
             assert ", ".join(f"{v:.4f}" for v in runs) in md, runs
     hn = row(table, "numbers", "kv", cfg="lr0.001-n16")
-    assert "configurations: ours lr 0.003, seq_len 8, reference lr 0.001, seq_len 16" in (
-        hn["differs"]
+    assert (
+        "configurations: ours lr 0.003, seq_len 8, reference lr 0.001, seq_len 16"
+        in (hn["differs"])
     )
     assert "epochs: ours 2, reference 15" in hn["differs"] and hn["ours_mean"] == 0.2
     assert "0 of 65 reference numbers judged" in md and "Welch's t-test" in md
