@@ -360,6 +360,8 @@ def numbers_cell(task: str, attention: str, metric: str) -> tuple[float, float] 
     configurations of each one's mean over its 5 runs (the issue's mean row is this mean)."""
     if task != "numbers" or metric != "test_acc":
         return None
+    if any(attention not in per for per in NUMBERS_ACC.values()):
+        return None  # a variant the reference never ran (kv_rel, ...)
     means = [sum(per[attention]) / len(per[attention]) for per in NUMBERS_ACC.values()]
     mean = sum(means) / len(means)
     return mean, (sum((m - mean) ** 2 for m in means) / len(means)) ** 0.5
