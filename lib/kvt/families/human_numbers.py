@@ -19,6 +19,7 @@ from .base import (
     TableRecipe,
     TinyCase,
     Workload,
+    check_heads,
     eval_runtime_setting,
     group_setting,
     init_setting,
@@ -114,11 +115,8 @@ class HumanNumbersConfig(AttentionSettings):
 
 
 def check(section: dict) -> None:
-    if section["d_model"] % section["heads"]:
-        raise ConfigError(
-            f"human_numbers: d_model={section['d_model']} is not divisible by "
-            f"heads={section['heads']}"
-        )
+    # d_model and heads are single settings here, not grid axes: the shared check on one point
+    check_heads("human_numbers", {"d_model": [section["d_model"]], "heads": [section["heads"]]})
     if section["d_model"] % 2:
         raise ConfigError(
             f"human_numbers.d_model={section['d_model']} is odd: its sinusoidal table pairs "
