@@ -308,3 +308,40 @@ def test_family_code_hashes_follow_each_familys_imports(tmp_path):
     for shared in ("attention.py", "trainer.py", "runner.py", "jobs.py", "models/config.py"):
         before, after = after, edit(shared)
         assert changed(after) == names, shared
+
+
+def test_a_list_of_presets_overlays_them_in_order(base, schema):
+    from kvt.config import preset_label
+
+    cfg = resolve(base, {"preset": ["cpu", "extended"]}, schema)
+    ext = base["presets"]["extended"]
+    assert cfg["attentions"] == ext["attentions"] and len(cfg["attentions"]) == 6
+    assert cfg["seeds"] == [0, 1, 2]  # extended's, over cpu's [0, 1]
+    assert cfg["synthetic"]["seeds"] is None  # cpu's 5 synthetic seeds reset
+    assert cfg["synthetic"]["train_size"] == base["presets"]["cpu"]["synthetic"]["train_size"]
+    # the other order: cpu's seeds win
+    assert resolve(base, {"preset": ["extended", "cpu"]}, schema)["seeds"] == [0, 1]
+    # the command line still beats both
+    assert resolve(base, {"preset": ["cpu", "extended"], "seeds": [7]}, schema)["seeds"] == [7]
+    assert preset_label(["cpu", "extended"]) == "[cpu,extended]"
+    assert preset_label("cpu") == "cpu"
+    with pytest.raises(ConfigError, match=r"unknown preset 'gpu'.*preset=\[cpu,gpu\]"):
+        resolve(base, {"preset": ["cpu", "gpu"]}, schema)
+    with pytest.raises(ConfigError, match="neither a preset's name nor a list"):
+        resolve(base, {"preset": []}, schema)
+
+
+def test_first_configurations_keep_one_configuration_a_task(base, schema):
+    full = resolve(base, {}, schema)
+    cfg = resolve(base, {"configurations": "first"}, schema)
+    for name, fam in FAMILIES.items():
+        for task in fam.tasks:
+            if fam.per_task and task not in cfg[name]:
+                continue
+            first = next(iter(fam.configs(full[name], task).items()))
+            assert fam.configs(cfg[name], task) == dict([first]), (name, task)
+    # the paper's synthetic grid has 16 configurations a task; the first is each axis's first
+    assert len(SYN.configs(full["synthetic"], "reverse")) == 16
+    assert list(SYN.configs(cfg["synthetic"], "reverse")) == ["n64-d64-l2-h2"]
+    with pytest.raises(ConfigError, match="configurations: 'some' is not one of"):
+        resolve(base, {"configurations": "some"}, schema)

@@ -79,6 +79,10 @@ def test_a_preset_asked_for_is_kept(monkeypatch, capsys):
     chosen, err = _main(monkeypatch, capsys, [], "--config", "preset=smoke", "seeds=[0]")
     assert chosen == "smoke" and "instead" not in err
     assert _main(monkeypatch, capsys, H200, "preset=smoke")[0] == "smoke"
+    # a list of presets comes back as one --config word that parses to the same list
+    chosen, err = _main(monkeypatch, capsys, [], "preset=[smoke, extended]")
+    assert chosen == "[smoke,extended]" and "'[smoke,extended]' preset" in err
+    assert _main(monkeypatch, capsys, H200, "preset=[cpu,extended]")[0] == "[cpu,extended]"
 
 
 def test_with_a_gpu_it_names_it_and_estimates_nothing(monkeypatch, capsys):

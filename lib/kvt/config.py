@@ -1,6 +1,8 @@
 """The pipeline's configuration: presets, command-line overrides, schema validation.
 
-Order of precedence: config.yaml < presets.<preset> < values given with `--config`. Snakemake
+Order of precedence: config.yaml < presets.<preset> < values given with `--config`. A list of
+presets overlays them in its order: `preset=[cpu, extended]` is the extended preset's variants,
+seeds and configurations at the cpu preset's scale. Snakemake
 parses nested `--config` values with YAML's base loader, as strings; `coerce` turns them into the
 types the schema asks for, so `--config synthetic="{epochs: 1}"` works as expected.
 
@@ -140,17 +142,34 @@ def load_schema(path: Path = SCHEMA) -> dict:
     return schema
 
 
+def preset_names(preset) -> list[str]:
+    """The presets a `preset` value names, in the order they overlay: one name or a list."""
+    return [preset] if isinstance(preset, str) else list(preset)
+
+
+def preset_label(preset) -> str:
+    """`preset` as a --config value: cpu, or [cpu,extended] (no space: one shell word)."""
+    return preset if isinstance(preset, str) else "[" + ",".join(preset) + "]"
+
+
 def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
     """The validated configuration: config (config.yaml, possibly already merged with the
-    command-line values) overlaid with its preset, then with the command-line `overrides` again."""
+    command-line values) overlaid with its preset(s), then with the command-line `overrides`
+    again."""
     overrides = overrides or {}
     preset = overrides.get("preset", config.get("preset", "paper"))
     presets = config.get("presets", {})
-    if preset not in presets:
-        raise ConfigError(
-            f"unknown preset {preset!r}; choose one of {', '.join(presets) or '(none defined)'}"
-        )
-    merged = deep_merge(deep_merge(config, presets[preset]), overrides)
+    if not isinstance(preset, (str, list)) or not preset:
+        raise ConfigError(f"preset: {preset!r} is neither a preset's name nor a list of them")
+    merged = config
+    for name in preset_names(preset):
+        if name not in presets:
+            raise ConfigError(
+                f"unknown preset {name!r}; choose one of {', '.join(presets) or '(none defined)'}"
+                + ("" if isinstance(preset, str) else f" (preset={preset_label(preset)})")
+            )
+        merged = deep_merge(merged, presets[name])
+    merged = deep_merge(merged, overrides)
     for name in FAMILIES:
         if merged.get(name) is None:  # an empty section in config.yaml: all defaults
             merged[name] = {}
@@ -170,6 +189,8 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
         raise ConfigError(
             "invalid configuration (preset " + repr(preset) + "):\n" + "\n".join(lines[:10])
         )
+    if merged["configurations"] == "first":
+        first_configurations(merged)
     # Every section, listed in `families` or not: its rules can still be reached by a path.
     for name, fam in FAMILIES.items():
         if fam.check is not None:
@@ -177,6 +198,16 @@ def resolve(config: dict, overrides: dict | None, schema: dict) -> dict:
     check_limits(merged)  # every section's sizes against the datasets' facts (kvt.limits)
     check_paths(merged)  # data.dir, data.text_base, data.archives, results (kvt.path_settings)
     return merged
+
+
+def first_configurations(config: dict) -> None:
+    """Narrow every family's grid (each task's, per-task families) to its first configuration:
+    each axis's first value (the first of itertools.product's order, Family.configs)."""
+    for name, fam in FAMILIES.items():
+        section = config[name]
+        holders = [section[t] for t in fam.tasks] if fam.per_task else [section]
+        for holder in holders:
+            holder["grid"] = {axis: values[:1] for axis, values in holder["grid"].items()}
 
 
 def _get(tree, path):

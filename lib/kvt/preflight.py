@@ -88,12 +88,14 @@ def cpu_hours(config: dict, gflops: float) -> dict[str, tuple[int, float]]:
 
 def notice(config: dict, gflops: float, cores: int) -> str:
     """What the configured preset costs on this machine's CPUs, per family."""
+    from .config import preset_label
+
     work = cpu_hours(config, gflops)
     total = sum(hours for _, hours in work.values())
     lines = [
         (
             f"kvt: no GPU found (nvidia-smi lists none), or device is set to cpu: the "
-            f"{config['preset']!r} preset would train on the CPU."
+            f"{preset_label(config['preset'])!r} preset would train on the CPU."
         ),
         (
             f"  Rough estimate: {_hours(total)} CPU-hours, about {_hours(total / cores)} "
@@ -127,7 +129,7 @@ AUTO_FROM, AUTO_TO = "paper", "cpu"  # without a GPU, a preset not asked for on 
 
 
 def main(argv=None) -> int:
-    from .config import ConfigError, load_config, parse_overrides
+    from .config import ConfigError, load_config, parse_overrides, preset_label
 
     args = sys.argv[1:] if argv is None else list(argv)
     overrides = parse_overrides(args, strict=False)
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
         hint = gpu_hint(config, found)
         if hint:
             print(hint, file=sys.stderr)
-        print(config["preset"])
+        print(preset_label(config["preset"]))
         return 0
     gflops, cores = core_gflops(), os.cpu_count() or 1
     print(notice(config, gflops, cores), file=sys.stderr)
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
             time.sleep(WAIT_S)
         except KeyboardInterrupt:
             return 130
-    print(config["preset"])
+    print(preset_label(config["preset"]))
     return 0
 
 
