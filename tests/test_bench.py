@@ -3,6 +3,7 @@ candidates (all computing one function; the literal kv_pos holding its 5-D tenso
 
 import pytest
 import torch
+from kvt.attention_names import added_to, attention_names
 from kvt.bench.layer import Shape, candidates, literal_kv_pos, ratios, run_shape
 from kvt.bench.timing import interleaved, saved_bytes
 
@@ -59,6 +60,13 @@ def test_candidates_compute_the_same_attention():
                 atol=1e-5,
                 msg=lambda m, n=name: f"{shape.name} {n}: {m}",
             )
+        # every variant: its SDPA and manual paths compute one function
+        for variant in attention_names():
+            sdpa, manual = cands[f"{variant} sdpa"], cands[f"{variant} manual"]
+            manual[1].load_state_dict(sdpa[1].state_dict())
+            torch.testing.assert_close(
+                manual[2](x, mask, ctx), sdpa[2](x, mask, ctx), rtol=1e-4, atol=1e-5
+            )
 
 
 def test_run_shape_reports_every_candidate_and_the_ratios():
@@ -74,7 +82,14 @@ def test_run_shape_reports_every_candidate_and_the_ratios():
     saved = {r["candidate"]: r["saved_mib"] for r in rows}
     assert saved["kv_pos literal"] > saved["kv_pos sdpa"]  # the batch x heads x n x n x p tensor
     table = ratios(rows)
-    assert {r["ratio"] for r in table} >= {"kv_pos / kv (sdpa)", "qkv sdpa / MultiheadAttention"}
+    assert {r["ratio"] for r in table} >= {
+        "kv_pos / kv (sdpa)",
+        "qkv sdpa / MultiheadAttention",
+        "qkv_pos / qkv (sdpa)",
+        "kv_rel / kv (sdpa)",
+        "kv_shared / kv (sdpa)",
+    }
+    assert {f"{v} sdpa" for v in attention_names()} <= names
     assert all(r["value"] > 0 for r in table)
 
 
@@ -147,12 +162,14 @@ def test_step_benchmark_runs_every_family_on_random_batches():
         Case("translation", "multi30k_en_de"),
     ):
         part = run_case(config, case, CPU, repeats=1, warmup=0)
-        assert [r["variant"] for r in part] == ["qkv", "kv", "kv_pos"]
+        assert [r["variant"] for r in part] == attention_names()
         assert all(r["ms"] > 0 and 0 < r["share_of_peak"] and r["params"] > 0 for r in part)
         assert part[1]["params"] < part[0]["params"]  # kv drops W_Q
         rows += part
     table = ratios(rows)
-    assert len(table) == 3 * 5 and all(r["value"] > 0 for r in table)
+    # per case: each variant but qkv over its baseline, and qkv's share of the peak
+    assert len(table) == len(attention_names()) * 5 and all(r["value"] > 0 for r in table)
+    assert {r["ratio"] for r in table} >= {"kv_rel / kv step", "qkv_pos / qkv step"}
 
 
 @pytest.mark.slow
@@ -174,3 +191,16 @@ def test_profile_groups_a_steps_operators(capsys):
     groups = dict(run("synthetic", "n64-d64-l2-h2", "kv", CPU, steps=1, top=3))
     assert groups["matmul"] > 0 and groups["attention"] > 0 and groups["dropout"] > 0
     assert "top operators by self time" in capsys.readouterr().out
+
+
+def test_each_variant_is_benchmarked_against_what_it_adds_to():
+    assert [added_to(v) for v in ("qkv", "kv", "kv_pos", "qkv_pos", "kv_rel", "kv_shared")] == [
+        None,
+        "qkv",
+        "kv",
+        "qkv",
+        "kv",
+        "kv",
+    ]
+    with pytest.raises(ValueError, match="unknown attention 'qk'"):
+        added_to("qk")

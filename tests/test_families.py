@@ -336,7 +336,7 @@ def test_a_checkpoint_of_other_hparams_is_set_aside_not_resumed(tmp_path):
     assert rows(run) == rows(fresh)
 
 
-@pytest.mark.parametrize("variant", ["qkv", "kv", "kv_pos"])
+@pytest.mark.parametrize("variant", sorted(__import__("kvt").ATTENTION))
 @pytest.mark.parametrize("family", list(FAMILY_INPUTS))
 def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
     """The hook count equals FlopCounterMode's on the manual path (it sees every product)."""
@@ -362,7 +362,7 @@ def test_forward_flops_equal_torchs_flop_counter(family, variant, tmp_path):
 def test_forward_flops_count_the_query_projection_kv_saves():
     """run.json's FLOPs per forward: kv saves exactly one d x d projection per layer and token."""
     counts = {}
-    for variant in ("qkv", "kv", "kv_pos"):
+    for variant in sorted(__import__("kvt").ATTENTION):
         hp = tiny_hparams("synthetic", attention=variant)
         rt = runner.experiment("synthetic")
         model = rt.build_model(hp)
@@ -372,7 +372,9 @@ def test_forward_flops_count_the_query_projection_kv_saves():
         assert all(m.sdpa for m in model.modules() if hasattr(m, "sdpa"))  # restored
     n, d, depth = hp["seq_len"], hp["d_model"], hp["depth"]
     assert counts["qkv"] - counts["kv"] == depth * 2 * n * d * d
-    assert counts["kv_pos"] >= counts["kv"]
+    assert counts["qkv_pos"] - counts["kv_pos"] == depth * 2 * n * d * d
+    for variant in ("kv_pos", "kv_rel", "kv_shared"):
+        assert counts[variant] >= counts["kv"]
 
 
 def test_an_experiment_without_a_required_method_fails_where_it_is_defined():

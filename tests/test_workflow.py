@@ -108,9 +108,12 @@ def test_families_pick_what_runs(tmp_path):
 def test_presets_change_the_grid(tmp_path):
     # cpu: synthetic 5 seeds (its own), the others 2; translation en -> de only. smoke: both
     # translation directions
+    # extended over cpu: 6 variants, 3 seeds (synthetic's own 5 reset), each task's first
+    # configuration (synthetic's first of 2)
     for preset, runs in (
         ("cpu", (5 * 2 * 3 * 5, 5 * 3 * 2, 3 * 2, 3 * 2, 3 * 2)),
         ("smoke", (5 * 3, 5 * 3, 3, 3, 2 * 3)),
+        ("[cpu,extended]", (5 * 1 * 6 * 3, 5 * 6 * 3, 6 * 3, 6 * 3, 6 * 3)),
     ):
         res = dry_run(f"preset={preset}", tmp_path=tmp_path)
         assert res.returncode == 0, res.stderr + res.stdout

@@ -49,3 +49,13 @@ def projections(name: str) -> int:
             seen.add(cls)
             todo += bases.get(cls, [])
     return 3
+
+
+def added_to(name: str) -> str | None:
+    """The variant that `name` adds one thing to, its baseline in the benchmarks' ratios: kv
+    drops qkv's query; a variant with a query projection (qkv_pos) adds to qkv, a query-free one
+    (kv_pos, kv_rel, kv_shared) to kv; qkv: None."""
+    if name == "qkv":
+        projections(name)
+        return None
+    return "qkv" if name == "kv" or projections(name) == 4 else "kv"

@@ -3,7 +3,7 @@
     python -m kvt.bench.layer [--device cpu|cuda] [--repeats 15] [--out results/bench/layer.csv]
 
 Per shape, every candidate runs interleaved on the same inputs (kvt.bench.timing): our SDPA and
-manual paths of qkv, kv and kv_pos (SDPA as it runs, pos_form "auto", and each of its two forms:
+manual paths of every variant (SDPA as it runs, pos_form "auto", and each of its two forms:
 the per-key term as one more channel of q and k, and the general n x n bias into SDPA), the literal
 kv_pos formula of docs/attention.md (the batch x heads x n x n x pos_dim tensor),
 and torch.nn.MultiheadAttention for qkv. Reports the median time, the bytes saved for backward
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..attention import build_attention, make_mask
+from ..attention_names import added_to, attention_names
 from . import write_rows
 from .timing import device_meta, interleaved, peak_bytes, saved_bytes
 
@@ -95,7 +96,7 @@ def candidates(shape: Shape, device) -> dict[str, tuple[str, nn.Module, callable
         return m(x, mask=None if shape.causal else mask, context=ctx, causal=shape.causal)
 
     out = {}
-    for variant in ("qkv", "kv", "kv_pos"):
+    for variant in attention_names():
         for path in ("sdpa", "manual"):
             module = _variant(variant, shape, device, sdpa=path == "sdpa")
             out[f"{variant} {path}"] = (
@@ -190,6 +191,10 @@ RATIOS = (  # (label, numerator, denominator, target or None)
         None,
     ),
     ("kv_pos literal / kv_pos sdpa", "kv_pos literal", "kv_pos sdpa", None),
+) + tuple(  # every other variant against its baseline (kvt.attention_names.added_to)
+    (f"{v} / {added_to(v)} (sdpa)", f"{v} sdpa", f"{added_to(v)} sdpa", None)
+    for v in attention_names()
+    if v not in ("qkv", "kv", "kv_pos")
 )
 
 

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from .. import runner
+from ..attention_names import added_to, attention_names
 from ..config import load_config
 from ..precision import autocast
 from . import write_rows
 from .timing import device_meta, interleaved
 
-VARIANTS = ("qkv", "kv", "kv_pos")
+VARIANTS = tuple(attention_names())  # every registered variant, qkv first
 PEAK = "matmul peak"
 
 
@@ -104,9 +105,11 @@ def _matmul(device, size: int = 1024):
     return (lambda: a @ b), 2 * size**3
 
 
-def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> list[dict]:
+def run_case(
+    config: dict, case: Case, device, repeats: int, warmup: int, variants=VARIANTS
+) -> list[dict]:
     calls, info = {}, {}
-    for variant in VARIANTS:
+    for variant in variants:
         bench = prepare(config, case, variant, device)
         calls[variant] = bench.call
         info[variant] = {
@@ -120,7 +123,7 @@ def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> lis
     times = interleaved(calls, device, repeats=repeats, warmup=warmup)
     peak = peak_flops / times[PEAK]
     rows = []
-    for variant in VARIANTS:
+    for variant in variants:
         i, t = info[variant], times[variant]
         achieved = 3 * i["flops"] * i["batch"] / t
         rows.append(
@@ -142,27 +145,30 @@ def run_case(config: dict, case: Case, device, repeats: int, warmup: int) -> lis
 
 
 def ratios(rows: list[dict]) -> list[dict]:
+    """Per case, each variant's step time over its baseline's (kvt.attention_names.added_to:
+    kv / qkv, kv_pos / kv, qkv_pos / qkv, ...), where both ran, and qkv's share of the peak."""
     out = []
     for key in dict.fromkeys((r["family"], r["task"], r["cfg"]) for r in rows):
         ms = {r["variant"]: r for r in rows if (r["family"], r["task"], r["cfg"]) == key}
         name = f"{key[0]} {key[1]} {key[2]}"
-        out += [
-            {
-                "case": name,
-                "ratio": "kv / qkv step",
-                "value": round(ms["kv"]["ms"] / ms["qkv"]["ms"], 3),
-            },
-            {
-                "case": name,
-                "ratio": "kv_pos / kv step",
-                "value": round(ms["kv_pos"]["ms"] / ms["kv"]["ms"], 3),
-            },
-            {
-                "case": name,
-                "ratio": "qkv share of matmul peak",
-                "value": ms["qkv"]["share_of_peak"],
-            },
-        ]
+        for variant in ms:
+            base = added_to(variant)
+            if base in ms:
+                out.append(
+                    {
+                        "case": name,
+                        "ratio": f"{variant} / {base} step",
+                        "value": round(ms[variant]["ms"] / ms[base]["ms"], 3),
+                    }
+                )
+        if "qkv" in ms:
+            out.append(
+                {
+                    "case": name,
+                    "ratio": "qkv share of matmul peak",
+                    "value": ms["qkv"]["share_of_peak"],
+                }
+            )
     return out
 
 
@@ -192,6 +198,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--families", nargs="+", default=sorted({c.family for c in CASES}))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path("results/bench/step.csv"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -199,7 +206,7 @@ def main(argv=None) -> None:
     rows = []
     for case in (c for c in CASES if c.family in args.families):
         print(f"{case.family} {case.task} {case.cfg or ''} ...", file=sys.stderr, flush=True)
-        rows += run_case(config, case, device, args.repeats, args.warmup)
+        rows += run_case(config, case, device, args.repeats, args.warmup, args.variants)
     meta, summary = device_meta(device), ratios(rows)
     text = markdown(rows, summary, meta)
     write_rows(rows, args.out, meta, text)
