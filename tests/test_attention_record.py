@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from kvt.attention import ATTENTION, build_attention, make_mask
 from kvt.attention_record import recording
 
