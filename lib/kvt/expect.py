@@ -43,7 +43,7 @@ def outputs(config: dict) -> list[str]:
             out += [p.format(task=task) for p in fam.inputs.values()]
             cfg = next(iter(fam.configs(section, task)))
             run = f"{name}/{task}/{cfg}/{config['attentions'][0]}/seed{seeds[0]}"
-            out += [f"{run}/{f}" for f in ("run.json", "test.json", *fam.eval_outputs.values())]
+            out += [f"{run}/{f}" for f in ("run.json", "test.json", *fam.eval_files.values())]
     return list(dict.fromkeys(out))
 
 

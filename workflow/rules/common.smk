@@ -66,9 +66,7 @@ class FamilyRules:
         cfgs = sorted({c for per_task in self.configs.values() for c in per_task})
         # the named inputs of its train and eval jobs, and the files an eval job writes
         self.inputs = {k: f"{RESULTS}/{v}" for k, v in self.spec.inputs.items()}
-        self.eval_outputs = {
-            k: self.job_files(v) for k, v in self.spec.eval_outputs.items()
-        }
+        self.eval_outputs = {k: self.job_files(v) for k, v in self.spec.eval_files.items()}
         self.constraints = {
             "task": "|".join(self.tasks),
             "cfg": "|".join(cfgs),
