@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ..families import FAMILIES
 from . import paper
@@ -154,7 +155,8 @@ def diagonal_markdown(table: pd.DataFrame) -> str:
                 + [fmt_mean(cells["uniform_diagonal"].mean())]
             )
         out.append(f"## {family} / {task}\n")
-        out.append(markdown(["configuration", "layer", *variants, "uniform"], rows))
+        header = ["configuration", "layer", *variants, "uniform"]
+        out.append(markdown(header, rows, align="ll" + "r" * (len(header) - 2)))
         out.append(f"Seeds per cell: {', '.join(map(str, seeds))}.\n")
     return "\n".join(out)
 
@@ -172,7 +174,7 @@ def _short_names(names: list[str]) -> list[str]:
 def _panel_grid(count: int, width: float, height: float):
     cols = min(count, 3)
     rows = -(-count // cols)
-    fig = Figure(figsize=(width * cols + 0.6, height * rows + 1.2), layout="constrained")
+    fig = Figure(figsize=(max(7.0, width * cols + 0.6), height * rows + 1.3), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[count:]:
         ax.set_visible(False)
@@ -210,7 +212,8 @@ def diagonal_figure(layers: pd.DataFrame) -> Figure:
                 color=colors[variant],
             )
         uniform = part.groupby("position")["uniform_diagonal"].mean()
-        ax.plot([x[p] for p in uniform.index], uniform, "k--", lw=1.2, marker="_", ms=10)
+        at = np.array([x[p] for p in uniform.index])
+        ax.hlines(uniform, at - 0.4, at + 0.4, colors="k", linestyles="--", lw=1.2)
         ax.set_xticks(range(len(x)), _short_names(list(places["layer"])), fontsize=8)
         ax.set_xlim(-0.6, len(x) - 0.4)
         ax.set_ylim(-0.03, 1.03)
@@ -225,8 +228,8 @@ def diagonal_figure(layers: pd.DataFrame) -> Figure:
         handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False
     )
     fig.suptitle(
-        "Diagonal mass per layer: mean over seeds, bars min–max over seeds (selected weights, "
-        "first test batches)",
+        "Diagonal mass per layer (selected weights, first test batches)\n"
+        "mean over seeds, bars min–max over seeds",
         fontsize=10,
     )
     return fig
@@ -295,8 +298,8 @@ def terms_markdown(table: pd.DataFrame, attentions=()) -> str:
             ]
             for r in part.itertuples()
         ]
-        header = ["configuration", "variant", "seed", "layer", "alpha", "max \\|B\\|"]
-        header += ["max \\|remainder\\|", "diff", "rel."]
+        header = ["configuration", "variant", "seed", "layer", "alpha", "max |B|"]
+        header += ["max |remainder|", "diff", "rel."]
         out.append(f"## {family} / {task}\n")
         out.append(markdown(header, rows, align="lllllrrrr"))
     return "\n".join(out)
@@ -329,7 +332,7 @@ def terms_figure(terms: pd.DataFrame, attentions=()) -> Figure:
             dx = (k - (len(shown) - 1) / 2) * width
             xs = [x[p] + dx for p, a in zip(runs["position"], runs["alpha"]) for _ in a]
             ys = [v for a in runs["alpha"] for v in a]
-            left.scatter(xs, ys, s=16, color=colors[variant], alpha=0.8, lw=0)
+            left.scatter(xs, ys, s=24, color=colors[variant], alpha=0.8, lw=0)
             first = runs[runs["seed"] == runs["seed"].min()]
             for r in first.itertuples():
                 c = np.asarray(r.c, dtype=float).mean(0)
@@ -349,6 +352,7 @@ def terms_figure(terms: pd.DataFrame, attentions=()) -> Figure:
         left.set_ylabel("alpha = sum(w)", fontsize=8)
         right.set_title("key-position bias c(j) − mean, first seed", fontsize=9)
         right.set_xlabel("key position j", fontsize=8)
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_ylabel("c(j)", fontsize=8)
         right.legend(fontsize=7, ncol=2 if len(places) * len(shown) > 6 else 1, frameon=False)
         for ax in (left, right):
@@ -356,7 +360,7 @@ def terms_figure(terms: pd.DataFrame, attentions=()) -> Figure:
             ax.grid(alpha=0.3, lw=0.5)
     fig.suptitle(
         "kv_pos's positional term = a temperature alpha (dotted: 1, kv's) and a bias c(j) per key "
-        "position (selected weights)",
+        "position\n(selected weights)",
         fontsize=10,
     )
     return fig
