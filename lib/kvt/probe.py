@@ -200,44 +200,74 @@ def full_float32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
+class Tally:
+    """The probe's running sums over the chunks, per layer (module path) in first-call order."""
+
+    def __init__(self):
+        self.order, self.calls = [], {}
+        self.diagonal, self.n_max = {}, {}  # self-attention layers
+        self.modules, self.shape, self.checks, self.twins = {}, {}, {}, {}  # positional ones
+
+    def add(self, call: Call) -> None:
+        name = call.name
+        if name not in self.calls:
+            self.order.append(name)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        m, n = call.maps.shape[-2:]
+        if call.is_self:
+            self.diagonal[name] = add_sums(self.diagonal.get(name), diagonal_sums(call))
+            self.n_max[name] = max(n, self.n_max.get(name, 0))
+        if has_positional_term(call.module):
+            self.add_positional(call, m, n)
+
+    def add_positional(self, call: Call, m: int, n: int) -> None:
+        name = call.name
+        self.modules[name] = call.module
+        if n >= self.shape.get(name, (0, 0))[1]:
+            self.shape[name] = (m, n)
+        if name not in self.twins:
+            self.twins[name] = plain_twin(call.module)
+        diff, out = equivalence_diff(call.module, call, self.twins[name])
+        old = self.checks.get(name, {"calls": 0, "diff": 0.0, "out": 0.0})
+        self.checks[name] = {
+            "calls": old["calls"] + 1,
+            "diff": max(old["diff"], diff),
+            "out": max(old["out"], out),
+        }
+
+    def layers(self) -> list[dict]:
+        return [
+            diagonal_entry(name, self.diagonal[name], self.calls[name], self.n_max[name])
+            for name in self.order
+            if name in self.diagonal
+        ]
+
+    def positional(self) -> list[dict]:
+        return [
+            positional_entry(name, self.modules[name], *self.shape[name], self.checks[name])
+            for name in self.order
+            if name in self.modules
+        ]
+
+
 @torch.no_grad()
 def probe(model, rt, hp: dict, inputs: dict, device) -> dict:
-    """attention.json of a model (in eval mode, its weights loaded) and its family's Experiment
-    rt: the first test batches (see the module docstring) through rt.step, recorded."""
-    with full_float32():
-        return _probe(model, rt, hp, inputs, device)
-
-
-def _probe(model, rt, hp: dict, inputs: dict, device) -> dict:
-    sums, calls, n_max, order = {}, {}, {}, []
-    pos_modules, pos_shape, checks, twins = {}, {}, {}, {}
-    items = chunks = 0
-    for chunk in probe_chunks(rt.eval_data(hp, "test", inputs)()):
-        chunk = tuple(t.to(device) for t in chunk)
-        with recording(model) as recorded:
-            rt.step(model, chunk)
-        items, chunks = items + len(chunk[0]), chunks + 1
-        for call in recorded:
-            if call.name not in order:
-                order.append(call.name)
-            calls[call.name] = calls.get(call.name, 0) + 1
-            m, n = call.maps.shape[-2:]
-            if call.is_self:
-                sums[call.name] = add_sums(sums.get(call.name), diagonal_sums(call))
-                n_max[call.name] = max(n, n_max.get(call.name, 0))
-            if has_positional_term(call.module):
-                name = call.name
-                pos_modules[name] = call.module
-                if n >= pos_shape.get(name, (0, 0))[1]:
-                    pos_shape[name] = (m, n)
-                twins.setdefault(name, plain_twin(call.module))
-                diff, out = equivalence_diff(call.module, call, twins[name])
-                old = checks.get(name, {"calls": 0, "diff": 0.0, "out": 0.0})
-                checks[name] = {
-                    "calls": old["calls"] + 1,
-                    "diff": max(old["diff"], diff),
-                    "out": max(old["out"], out),
-                }
+    """attention.json of a model (its weights loaded) and its family's Experiment rt: the first
+    test batches (see the module docstring) through rt.step, recorded, in eval mode and float32."""
+    tally, items, chunks = Tally(), 0, 0
+    training = model.training
+    model.eval()
+    try:
+        with full_float32():
+            for chunk in probe_chunks(rt.eval_data(hp, "test", inputs)()):
+                chunk = tuple(t.to(device) for t in chunk)
+                with recording(model) as recorded:
+                    rt.step(model, chunk)
+                for call in recorded:
+                    tally.add(call)
+                items, chunks = items + len(chunk[0]), chunks + 1
+    finally:
+        model.train(training)
     if not items:
         raise ValueError(f"{hp['family']}/{hp['task']}: the test split yields no batch to probe")
     return {
@@ -249,14 +279,6 @@ def _probe(model, rt, hp: dict, inputs: dict, device) -> dict:
             "max_items": PROBE_ITEMS,
             "dtype": "float32",
         },
-        "layers": [
-            diagonal_entry(name, sums[name], calls[name], n_max[name])
-            for name in order
-            if name in sums
-        ],
-        "positional": [
-            positional_entry(name, pos_modules[name], *pos_shape[name], checks[name])
-            for name in order
-            if name in pos_modules
-        ],
+        "layers": tally.layers(),
+        "positional": tally.positional(),
     }
