@@ -159,7 +159,7 @@ def test_longest_output_covers_every_run_and_file_name():
             for cfg in fam.configs(config[name], task):
                 assert len(longest) >= len(f"benchmarks/{name}/train/{task}/{cfg}/kv_pos/")
     names = ["model.pt", "last.pt", "run.json", "metrics.csv", "test.json"]
-    names += [n for fam in FAMILIES.values() for n in fam.eval_outputs.values()]
+    names += [n for fam in FAMILIES.values() for n in fam.eval_files.values()]
     assert max(len(n) + len(".tmp") for n in names) < FILE_ROOM
 
 

@@ -422,8 +422,12 @@ def test_select_last(tmp_path, monkeypatch):
     monkeypatch.setattr(
         syn.Synthetic, "eval_data", staticmethod(lambda *a: calls.append(a[1]) or real(*a))
     )
+    measured = []
+    measure = runner.measure
+    monkeypatch.setattr(runner, "measure", lambda *a: measured.append(a) or measure(*a))
     result = runner.test(tmp_path / "model.pt", tmp_path / "test.json", CPU)
-    assert calls == ["test"]
+    assert len(measured) == 1
+    assert calls == ["test", "test"]  # measured once, then the attention probe's first batches
     assert result["last_test_acc"] == result["test_acc"] and result["last_step"] == TOTAL_STEPS
 
 

@@ -55,12 +55,31 @@ def test_paper_grid_schedules_every_family(tmp_path):
     assert counts["human_numbers_train"] == counts["human_numbers_eval"] == 8 * 3 * 5 == 120
     assert counts["loss_figure"] == counts["score_figure"] == 5 + 4 + 1 + 3 + 1
     assert counts["summary"] == 1 and counts["tables"] == 5
+    assert counts["attention_analysis"] == 1
     # what CI checks (python -m kvt.expect) is what the workflow schedules
     from kvt.config import load_config
     from kvt.expect import job_counts as expected_counts
 
     expected = expected_counts(load_config({}, ROOT))
     assert {rule: counts[rule] for rule in expected} == expected
+
+
+def test_the_attention_analysis_reads_every_runs_probe(tmp_path):
+    """Its one job needs every run's eval job (attention.json), not the summary."""
+    target = f"{tmp_path}/results/tables/diagonal.md"
+    res = dry_run(
+        "families=[synthetic]",
+        "synthetic={tasks: [sort, copy]}",
+        "attentions=[kv,kv_pos]",
+        "seeds=[0,1]",
+        "--",
+        target,
+        tmp_path=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout + res.stderr)
+    assert counts["attention_analysis"] == 1 and "summary" not in counts
+    assert counts["synthetic_eval"] == 2 * 16 * 2 * 2
 
 
 def test_joint_seeds_serves_every_seed_of_a_run_in_one_job(tmp_path):

@@ -11,6 +11,7 @@ import sys
 
 from .config import ConfigError, load_config, parse_overrides
 from .families import FAMILIES
+from .report.analysis_files import ATTENTION_ANALYSIS
 
 
 def job_counts(config: dict) -> dict[str, int]:
@@ -27,10 +28,12 @@ def job_counts(config: dict) -> dict[str, int]:
 
 
 def outputs(config: dict) -> list[str]:
-    """Files under results/ a complete run writes, per active family: its report group's tables
-    and per-task figures, its recipe's extra outputs, its jobs' shared inputs (features,
-    tokenizers) and the eval job's files of its first run of each task."""
+    """Files under results/ a complete run writes: the summary, comparisons and attention analyses,
+    then per active family its report group's tables and per-task figures, its recipe's extra
+    outputs, its jobs' shared inputs (features, tokenizers) and the eval job's files of its first
+    run of each task (the attention probe's included)."""
     out = ["summary.csv", "tables/paired.md", "tables/reproduction.md", "tables/cost.md"]
+    out += list(ATTENTION_ANALYSIS.values())
     for name in config["families"]:
         fam, section = FAMILIES[name], config[name]
         group, recipe = fam.report_group, fam.table
@@ -43,7 +46,7 @@ def outputs(config: dict) -> list[str]:
             out += [p.format(task=task) for p in fam.inputs.values()]
             cfg = next(iter(fam.configs(section, task)))
             run = f"{name}/{task}/{cfg}/{config['attentions'][0]}/seed{seeds[0]}"
-            out += [f"{run}/{f}" for f in ("run.json", "test.json", *fam.eval_outputs.values())]
+            out += [f"{run}/{f}" for f in ("run.json", "test.json", *fam.eval_files.values())]
     return list(dict.fromkeys(out))
 
 

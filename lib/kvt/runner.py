@@ -13,9 +13,11 @@ import torch
 
 from .experiments.base import Experiment
 from .families import family
+from .families.base import ATTENTION_FILE
 from .jsonfiles import write_json
 from .precision import autocast
 from .precision import check as check_precision
+from .probe import probe
 from .runfiles import finish_record, load_weights, start_record
 from .trainer import (
     TrainConfig,
@@ -299,8 +301,8 @@ def test(
     precision: str = "fp32",
     expect: dict | None = None,
 ) -> dict:
-    """The family's test metrics of the selected weights (test_<name>, their files beside
-    out_path) and of the last weights (last_test_<name>, their files discarded), written to
+    """The family's test metrics of the selected weights (test_<name>, their files and the
+    attention probe's ATTENTION_FILE beside out_path) and of the last weights (last_test_<name>, their files discarded), written to
     out_path (test.json). Where the selected weights are the last, the last ones are not tested
     twice: last_test_<name> repeats test_<name>. A weights file without `last_step` (written
     before the last weights were kept) gets no last_test_<name>. expect: the run's hparams (the
@@ -308,6 +310,8 @@ def test(
     model, ckpt = load_model(model_path, device, expect)
     hp, inputs = ckpt["hparams"], dict(inputs or {})
     metrics = measure(model, hp, inputs, device, Path(out_path).parent, precision)
+    attention = probe(model, experiment(hp["family"]), hp, inputs, device)
+    write_json(attention, Path(out_path).parent / ATTENTION_FILE)
     last = {}
     if "last" in ckpt:
         model.load_state_dict(ckpt["last"])

@@ -7,8 +7,9 @@ from pathlib import Path
 import kvt
 from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
 from kvt.families import FAMILIES, GROUPS
-from kvt.families.base import JOINT_NAME
+from kvt.families.base import ATTENTION_FILE, JOINT_NAME
 from kvt.limits import check_prepared
+from kvt.report.analysis_files import ATTENTION_ANALYSIS
 from kvt.target_checks import check_run, check_score, check_summary_target
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
@@ -67,7 +68,7 @@ class FamilyRules:
         # the named inputs of its train and eval jobs, and the files an eval job writes
         self.inputs = {k: f"{RESULTS}/{v}" for k, v in self.spec.inputs.items()}
         self.eval_outputs = {
-            k: self.job_files(v) for k, v in self.spec.eval_outputs.items()
+            k: self.job_files(v) for k, v in self.spec.eval_files.items()
         }
         self.constraints = {
             "task": "|".join(self.tasks),
@@ -179,15 +180,27 @@ def summary_tests(wildcards=None):
     return [f for fam in ACTIVE for f in fam.outputs("test.json")]
 
 
+def attention_probes(wildcards=None):
+    """The attention probe's file (kvt.probe) of every run of the active families."""
+    return [f for fam in ACTIVE for f in fam.outputs(ATTENTION_FILE)]
+
+
+def analysis_outputs(files):
+    """{output name: path under results}, of an analysis's {name: path relative to results}."""
+    return {name: f"{RESULTS}/{path}" for name, path in files.items()}
+
+
 def all_targets():
-    """summary.csv, the paired comparisons, the paper-vs-reproduction and cost tables, then per active
-    family its report group's tables, its figures per task, and the extra outputs its recipe names
-    (e.g. attention maps)."""
+    """summary.csv, the paired comparisons, the paper-vs-reproduction and cost tables, the attention
+    analyses (diagonal mass, kv_pos's terms), then per active family its report group's tables,
+    its figures per task, and the extra outputs its recipe names (e.g. attention maps).
+    """
     targets = [
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/tables/paired.md",
         f"{RESULTS}/tables/reproduction.md",
         f"{RESULTS}/tables/cost.md",
+        *analysis_outputs(ATTENTION_ANALYSIS).values(),
     ]
     for fam in ACTIVE:
         recipe, group = fam.spec.table, fam.spec.report_group

@@ -43,6 +43,10 @@ class ConfigError(ValueError):
 
 
 # -- dataclass -> JSON Schema ------------------------------------------------------------------
+# The file every family's eval job writes beside test.json (its output `probe`): what the run's
+# attention layers do on the first test batches (kvt.probe), which the analyses gather
+# (kvt.report.attention_terms).
+ATTENTION_FILE = "attention.json"
 # A joint_seeds job (every seed of a run trained in one job) has this name in place of seed<N>
 # in its log and benchmark paths.
 JOINT_NAME = "seeds"
@@ -274,6 +278,12 @@ class Family:
     # its attention layers' shapes at the paper's settings (kvt.bench.layer.Shape's fields but the
     # name: batch, heads, n, d_head, pos_dim, causal, context, scale)
     layer_shapes: tuple[dict, ...] = ()
+
+    @property
+    def eval_files(self) -> dict:
+        """Every file its eval job writes into a run's folder besides test.json: {name: file
+        name}, its own eval_outputs and the attention probe's, which every family writes."""
+        return {**self.eval_outputs, "probe": ATTENTION_FILE}
 
     @property
     def report_group(self) -> str:
