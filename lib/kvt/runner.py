@@ -303,9 +303,10 @@ def test(
 ) -> dict:
     """The family's test metrics of the selected weights (test_<name>, their files and the
     attention probe's ATTENTION_FILE beside out_path) and of the last weights (last_test_<name>,
-    their files discarded), written to out_path (test.json). Where the selected weights are the last, the last ones are not tested
-    twice: last_test_<name> repeats test_<name>. A weights file without `last_step` (written
-    before the last weights were kept) gets no last_test_<name>. expect: the run's hparams (the
+    their files discarded), written to out_path (test.json). Where the selected weights are the
+    last, the last ones are not tested twice: last_test_<name> repeats test_<name>. A weights
+    file without `last_step` (written before the last weights were kept) gets no
+    last_test_<name>. expect: the run's hparams (the
     eval job's), checked against the file's (check_owner)."""
     model, ckpt = load_model(model_path, device, expect)
     hp, inputs = ckpt["hparams"], dict(inputs or {})
