@@ -29,13 +29,15 @@ def job_counts(config: dict) -> dict[str, int]:
 def outputs(config: dict) -> list[str]:
     """Files under results/ a complete run writes, per active family: its report group's tables
     and per-task figures, its recipe's extra outputs, its jobs' shared inputs (features,
-    tokenizers) and the eval job's files of its first run of each task."""
+    tokenizers), the eval job's files of its first run of each task and the attention gallery
+    of its first task."""
     out = ["summary.csv", "tables/paired.md", "tables/reproduction.md", "tables/cost.md"]
     for name in config["families"]:
         fam, section = FAMILIES[name], config[name]
         group, recipe = fam.report_group, fam.table
         out += [f"tables/{group}.{ext}" for ext in ("csv", "md", "tex")]
         seeds = fam.seeds(section, config["seeds"])
+        out.append(f"figures/{group}/gallery_{section['tasks'][0]}.png")
         for task in section["tasks"]:
             out += [f"figures/{group}/{kind}_{task}.png" for kind in ("loss", recipe.score_figure)]
             out += [p.format(task=task) for p in recipe.extras]
