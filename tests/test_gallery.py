@@ -248,3 +248,15 @@ def test_a_gallery_is_scheduled_for_the_first_task_of_every_family(tmp_path):
     )
     assert res.returncode != 0
     assert "wildcard task='multi30k_en_de'" in res.stdout + res.stderr
+
+
+def test_ci_expects_the_gallery_of_every_families_first_task():
+    from kvt.config import load_config, parse_overrides
+    from kvt.expect import outputs
+
+    config = load_config(parse_overrides(["preset=smoke"]), ROOT)
+    files = outputs(config)
+    for name in config["families"]:
+        group, first = FAMILIES[name].report_group, config[name]["tasks"][0]
+        assert f"figures/{group}/gallery_{first}.png" in files, name
+    assert len([f for f in files if "/gallery_" in f]) == len(config["families"])
