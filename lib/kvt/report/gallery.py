@@ -2,6 +2,7 @@
 one test example of a task, one row per variant, one column per attention call in call order.
 Torch-free: the maps arrive as numpy arrays (kvt.gallery computes them from the models)."""
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,10 @@ from .figures import variant_colors
 GAMMA = 0.5
 # masked entries are NaN: drawn in this colour, apart from every weight (viridis has no white)
 CMAP = colormaps["viridis"].with_extremes(bad="white")
+# the width of a panel's colour bar and its tick labels
+COLORBAR_INCHES = 0.6
+# characters of the 9-point title per inch of figure width (wrapped to fit a one-column figure)
+TITLE_CHARS_PER_INCH = 12
 # above this many positions an axis gets no tick labels (the ViT's 65 tokens)
 MAX_LABELLED = 40
 
@@ -75,26 +80,27 @@ def _panel_inches(panels: dict) -> float:
 
 def gallery_figure(panels: dict, task: str) -> Figure:
     """panels: {variant: ExampleMaps} -> one row a variant (paper order), one column a call. One
-    colour scale per row (0 to the row's largest weight, square root), its colour bar at the
-    right; masked entries blank."""
+    colour scale per panel (0 to its largest weight, square root) with its colour bar: a causal
+    map's first row is always 1, which would flatten a shared scale; masked entries blank."""
     if not panels:
         raise ValueError(f"{task}: no variant to draw")
     variants = paper.order_variants(panels)
     names = _check_calls(panels, variants)
     colors = variant_colors(variants)
     side = _panel_inches(panels)
-    # at least the title's width; a row's height: its panel, tick labels and colour bar
-    fig = Figure(
-        figsize=(max(6.5, side * len(names) + 1.2), side * len(variants) + 1.1),
-        layout="constrained",
-    )
+    width = (side + COLORBAR_INCHES) * len(names) + 0.6
+    fig = Figure(figsize=(width, side * len(variants) + 1.2), layout="constrained")
     axes = fig.subplots(len(variants), len(names), squeeze=False)
     for row, variant in zip(axes, variants):
         panel = panels[variant]
-        top = max(float(np.nanmax(m)) if np.isfinite(m).any() else 0.0 for m in panel.maps)
-        norm = PowerNorm(GAMMA, vmin=0.0, vmax=top if top > 0 else 1.0)
         for i, (ax, m) in enumerate(zip(row, panel.maps)):
-            image = ax.imshow(np.asarray(m, dtype=float), cmap=CMAP, norm=norm, aspect="auto")
+            m = np.asarray(m, dtype=float)
+            top = float(np.nanmax(m)) if np.isfinite(m).any() else 0.0
+            norm = PowerNorm(GAMMA, vmin=0.0, vmax=top if top > 0 else 1.0)
+            # a square map keeps square cells; a cross-attention map fills its panel
+            aspect = "equal" if m.shape[0] == m.shape[1] else "auto"
+            image = ax.imshow(m, cmap=CMAP, norm=norm, aspect=aspect)
+            fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02).ax.tick_params(labelsize=6)
             queries, keys = m.shape
             xl, yl = _labels(panel, i, keys), _labels(panel, i, queries)
             ax.set_xticks(range(len(xl)), xl, rotation=90, fontsize=6)
@@ -105,10 +111,9 @@ def gallery_figure(panels: dict, task: str) -> Figure:
             if variant == variants[-1]:
                 ax.set_xlabel("key", fontsize=7)
         row[0].set_ylabel(f"{variant}\nquery", fontsize=9, color=colors[variant], fontweight="bold")
-        fig.colorbar(image, ax=list(row), shrink=0.85, pad=0.01).ax.tick_params(labelsize=6)
-    fig.suptitle(
-        f"{task}: attention on test example 0, mean over heads\n(selected weights of the first "
-        "configuration and seed; colour scale per row, square root; white: masked)",
-        fontsize=9,
+    title = (
+        f"{task}: attention on test example 0 (first configuration and seed), mean over heads; "
+        "colour scale per panel, square root; white: masked"
     )
+    fig.suptitle(textwrap.fill(title, int(width * TITLE_CHARS_PER_INCH)), fontsize=9)
     return fig
