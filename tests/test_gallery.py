@@ -73,6 +73,13 @@ def test_example_maps_need_one_2d_map_per_call():
         ExampleMaps(("a",), (True,), (np.zeros((1, 2, 2)),))
 
 
+def test_the_figure_grows_with_its_calls_and_variants():
+    one = ExampleMaps(("enc.attn",), (True,), (causal_maps(0),))
+    small = gallery_figure({"kv": one}, "reverse").get_size_inches()
+    large = gallery_figure({"kv": hand_made(0), "qkv": hand_made(1)}, "reverse").get_size_inches()
+    assert large[0] > small[0] and large[1] > small[1]
+
+
 def test_long_sequences_get_no_tick_labels():
     tokens = tuple(str(i) for i in range(65))
     m = np.full((65, 65), 1 / 65)
