@@ -15,6 +15,7 @@ from kvt.target_checks import (
     check_score,
     check_seed,
     check_summary_target,
+    family_of_task,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,17 @@ def test_summary_targets_need_a_listed_family_with_the_task():
         check_summary_target("nlp", members, ["vision"], "r/t.md")
     with pytest.raises(ConfigError, match=r"task='multi30k_en_de' in r/f.png: .*shakespeare"):
         check_summary_target("nlp", members, ["charlm"], "r/f.png", "multi30k_en_de")
+
+
+def test_a_task_figure_finds_the_listed_family_that_has_the_task():
+    members = {"charlm": ["shakespeare"], "translation": ["multi30k_en_de"]}
+    both = ["charlm", "translation"]
+    assert family_of_task("nlp", members, both, "multi30k_en_de", "r/g.png") == "translation"
+    assert family_of_task("nlp", members, both, "shakespeare", "r/g.png") == "charlm"
+    with pytest.raises(ConfigError, match=r"task='multi30k_en_de' in r/g.png: .*shakespeare"):
+        family_of_task("nlp", members, ["charlm"], "multi30k_en_de", "r/g.png")
+    with pytest.raises(ConfigError, match=r"task='shakespeare' .*none: add one to `families`"):
+        family_of_task("nlp", members, ["vision"], "shakespeare", "r/g.png")
 
 
 def test_score_figure_of_another_group_is_refused():

@@ -30,8 +30,9 @@ def job_counts(config: dict) -> dict[str, int]:
 def outputs(config: dict) -> list[str]:
     """Files under results/ a complete run writes: the summary, comparisons and attention analyses,
     then per active family its report group's tables and per-task figures, its recipe's extra
-    outputs, its jobs' shared inputs (features, tokenizers) and the eval job's files of its first
-    run of each task (the attention probe's included)."""
+    outputs, its jobs' shared inputs (features, tokenizers), the eval job's files of its first
+    run of each task (the attention probe's included) and the attention gallery of its first
+    task."""
     out = ["summary.csv", "tables/paired.md", "tables/reproduction.md", "tables/cost.md"]
     out += list(ATTENTION_ANALYSIS.values())
     for name in config["families"]:
@@ -39,6 +40,7 @@ def outputs(config: dict) -> list[str]:
         group, recipe = fam.report_group, fam.table
         out += [f"tables/{group}.{ext}" for ext in ("csv", "md", "tex")]
         seeds = fam.seeds(section, config["seeds"])
+        out.append(f"figures/{group}/gallery_{section['tasks'][0]}.png")
         for task in section["tasks"]:
             out += [f"figures/{group}/{kind}_{task}.png" for kind in ("loss", recipe.score_figure)]
             out += [p.format(task=task) for p in recipe.extras]

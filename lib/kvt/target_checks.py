@@ -72,3 +72,17 @@ def check_score(group: str, score: str, expected: str, path: str) -> None:
             f"wildcard score={score!r} in {path}: the score figure of group {group!r} is "
             f"{expected!r}"
         )
+
+
+def family_of_task(group: str, members: dict, active: list, task: str, path: str) -> str:
+    """The family of report group `group` whose runs of `task` a figure of that task reads (the
+    attention gallery): one of its members (`members`: {family: its configured tasks}) listed in
+    `families` (`active`) that has the task."""
+    for name, tasks in members.items():
+        if name in active and task in tasks:
+            return name
+    listed = [t for name, tasks in members.items() if name in active for t in tasks]
+    raise ConfigError(
+        f"wildcard task={task!r} in {path}: not a task of the families of group {group!r} listed "
+        f"in `families` (their tasks: {', '.join(listed) or 'none: add one to `families`'})"
+    )

@@ -5,12 +5,20 @@
 from pathlib import Path
 
 import kvt
-from kvt.config import ConfigError, code_hash, family_code_hashes, load_schema, resolve
+from kvt.codehash import files_hash, imported_files
+from kvt.config import (
+    NOT_RUN_CODE,
+    ConfigError,
+    code_hash,
+    family_code_hashes,
+    load_schema,
+    resolve,
+)
 from kvt.families import FAMILIES, GROUPS
 from kvt.families.base import ATTENTION_FILE, JOINT_NAME
 from kvt.limits import check_prepared
 from kvt.report.analysis_files import ATTENTION_ANALYSIS
-from kvt.target_checks import check_run, check_score, check_summary_target
+from kvt.target_checks import check_run, check_score, check_summary_target, family_of_task
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
 # preset between the two: files < preset < --config.
@@ -41,6 +49,8 @@ PACKAGE = Path(kvt.__file__).resolve().parent
 CODE = family_code_hashes(PACKAGE)
 REPORT_CODE = code_hash(PACKAGE / "report")
 ALL_CODE = code_hash(PACKAGE)  # the benchmarks: any change of the package reruns them
+# the attention galleries' own code (kvt.gallery and what it imports beside the report)
+GALLERY_CODE = files_hash(PACKAGE, imported_files(PACKAGE, ["kvt.gallery"], skip=NOT_RUN_CODE))
 
 
 class FamilyRules:
@@ -225,6 +235,7 @@ def all_targets():
             for task in fam.tasks
             for pattern in recipe.task_extras.get(task, ())
         ]
+        targets += expand(gallery_path(group, fam.tasks[0]) + ".{ext}", ext=["png", "pdf"])
     return list(dict.fromkeys(targets))  # a report group's tables: once
 
 
@@ -257,3 +268,36 @@ def runs_of(wildcards):
         if wildcards.task in FAM[name].tasks
         for d in FAM[name].run_dirs(wildcards.task)
     ]
+
+
+# -- the attention galleries (rules/analysis.smk) ---------------------------------------------
+def gallery_path(group, task):
+    """The gallery of a task, without its suffix (png and pdf)."""
+    return f"{RESULTS}/figures/{group}/gallery_{task}"
+
+
+def gallery_family(wildcards):
+    """The FamilyRules of the gallery's task: the member of its group that is listed in
+    `families` and has the task (the wildcards checked while Snakemake builds the DAG)."""
+    group, task = wildcards.group, wildcards.task
+    path = gallery_path(group, task) + ".png"
+    members = {name: FAM[name].tasks for name in GROUPS[group].members}
+    return FAM[family_of_task(group, members, config["families"], task, path)]
+
+
+def gallery_inputs(wildcards):
+    """The models of the first configuration and seed of every variant, and the files the
+    family's eval job reads (data manifests, tokenizer)."""
+    fam = gallery_family(wildcards)
+    files = {k: v.format(task=wildcards.task) for k, v in fam.inputs.items()}
+    return {"models": fam.first_models(wildcards), **files}
+
+
+def gallery_hparams(wildcards):
+    """first_models' hparams: the job checks that each model.pt is its run's."""
+    return gallery_family(wildcards).first_hparams(wildcards)
+
+
+def gallery_code(wildcards):
+    """Editing the family's model code, the gallery's or the report's reruns the gallery."""
+    return f"{gallery_family(wildcards).code}-{GALLERY_CODE}-{REPORT_CODE}"

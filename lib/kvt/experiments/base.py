@@ -15,6 +15,9 @@ Optional hooks, with defaults that add nothing:
     val_scorer(hp, inputs, device) -> None, or a function model -> {name: value} that scores the
         validation metrics that are not sums over batches (val_<name>, e.g. BLEU); the trainer
         calls it at every validation (its argument val_metrics)
+    example_tokens(hp, inputs, example) -> None, or a label per position of the example's input
+        sequence (example: a test batch cut to its first example): the tick labels of the
+        self-attention maps of that length in the attention gallery (kvt.gallery)
     test_extras(model, hp, inputs, device, out_dir) -> {name: value}: test metrics besides the
         step's sums (test_<name>), and files written into out_dir (only there: for the last
         weights it is a temporary folder)
@@ -74,6 +77,9 @@ class Experiment:
 
     def test_extras(self, model, hp: dict, inputs: dict, device, out_dir: Path) -> dict:
         return {}
+
+    def example_tokens(self, hp: dict, inputs: dict, example: tuple) -> list[str] | None:
+        return None
 
     # -- the test suite and the benchmarks ------------------------------------------------------
     def fixture_inputs(self, hp: dict, root: Path) -> dict:

@@ -81,6 +81,11 @@ class HumanNumbers(Experiment):
     step = staticmethod(step)
     data_facts = staticmethod(data_facts)
 
+    def example_tokens(self, hp: dict, inputs: dict, example: tuple) -> list[str]:
+        """The example's input words ("." between numbers)."""
+        vocabulary = _token_ids()[0]
+        return [vocabulary[i] for i in example[0][0].tolist()]
+
     def bench_facts(self, hp: dict) -> dict:
         return {"vocab_size": len(FACTS[DATASET].vocabulary)}
 

@@ -45,6 +45,10 @@ class Synthetic(Experiment):
     eval_data = staticmethod(eval_data)
     step = staticmethod(step)
 
+    def example_tokens(self, hp: dict, inputs: dict, example: tuple) -> list[str]:
+        """The example's input digits."""
+        return [str(d) for d in example[0][0].tolist()]
+
     def random_batch(self, hp: dict, generator):
         """A batch of the task's own sequences (they are generated, not read)."""
         return make_split(hp["task"], "train", hp["batch_size"], hp["seq_len"], hp["seed"])
