@@ -161,6 +161,15 @@ def diagonal_markdown(table: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _layer_axis(part):
+    """A panel's layers (position, name; forward order), their x by position, its variants in
+    the paper's order and the width that sets them side by side at each layer."""
+    places = part[["position", "layer"]].drop_duplicates().sort_values("position")
+    x = {p: i for i, p in enumerate(places["position"])}
+    shown = paper.order_variants(part["attention"])
+    return places, x, shown, 0.5 / max(len(shown), 1)
+
+
 def _short_names(names: list[str]) -> list[str]:
     """Layer names without the dotted parts they all share ('blocks.0.attn', 'blocks.1.attn' ->
     '0', '1'); one layer keeps its name."""
@@ -193,10 +202,7 @@ def diagonal_figure(layers: pd.DataFrame) -> Figure:
     colors = variant_colors(variants)
     fig, axes = _panel_grid(len(panels), 4.2, 3.0)
     for ax, ((family, task, cfg), part) in zip(axes, panels):
-        places = part[["position", "layer"]].drop_duplicates().sort_values("position")
-        x = {p: i for i, p in enumerate(places["position"])}
-        shown = paper.order_variants(part["attention"])
-        width = 0.5 / max(len(shown), 1)
+        places, x, shown, width = _layer_axis(part)
         for k, variant in enumerate(shown):
             runs = part[part["attention"] == variant]
             stats = runs.groupby("position")["diagonal_mass"].agg(["mean", "min", "max"])
@@ -323,10 +329,7 @@ def terms_figure(terms: pd.DataFrame, attentions=()) -> Figure:
     fig = Figure(figsize=(10.0, 3.0 * len(panels) + 1.0), layout="constrained")
     axes = fig.subplots(len(panels), 2, squeeze=False, width_ratios=[1, 1.6])
     for (left, right), ((family, task, cfg), part) in zip(axes, panels):
-        places = part[["position", "layer"]].drop_duplicates().sort_values("position")
-        x = {p: i for i, p in enumerate(places["position"])}
-        shown = paper.order_variants(part["attention"])
-        width = 0.5 / max(len(shown), 1)
+        places, x, shown, width = _layer_axis(part)
         for k, variant in enumerate(shown):
             runs = part[part["attention"] == variant]
             dx = (k - (len(shown) - 1) / 2) * width
