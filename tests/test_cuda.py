@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import tiny_hparams
 from kvt import build_attention, make_mask, runner
+from kvt.attention_names import attention_names
 from kvt.bench import gpu
 from kvt.device import pick_device
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs a CUDA device (KVT_TEST_DEVICE=cpu runs it on the CPU)",
 )
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("qkv", "kv", "kv_pos", "kv_rel", "kv_shared")
+VARIANTS = tuple(attention_names())  # every registered variant
 
 
 @pytest.fixture(autouse=True)
@@ -164,7 +165,7 @@ def test_the_gpu_check_reports_throughput_and_peak_memory(tmp_path, monkeypatch)
     )
     with open(out, newline="") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 3 * 3 * 2  # 3 configurations x 3 variants x 2 precisions
+    assert len(table) == 3 * len(VARIANTS) * 2  # 3 configurations x every variant x 2 precisions
     assert all(float(r["samples_per_s"]) > 0 for r in table)
     if DEVICE.type == "cuda":
         assert all(float(r["peak_mib"]) > 0 for r in table)

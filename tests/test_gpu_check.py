@@ -78,6 +78,20 @@ def test_cpu_run_measures_every_family_and_variant_and_estimates_hours(run, caps
     assert float(hours[-1]["gpu_hours"]) == pytest.approx(
         sum(float(r["gpu_hours"]) for r in hours[:-1]), abs=0.05
     )
+    # the paper preset's hours from the rates of the variants it runs, not of every one measured
+    import statistics
+
+    from kvt.config import load_config
+
+    paper = load_config({"preset": "paper"}, ROOT)["attentions"]
+    assert set(paper) < set(VARIANTS)
+    for h in hours[:-1]:
+        rates = [
+            float(r["gflop_per_s"])
+            for r in rows
+            if r["family"] == h["family"] and r["variant"] in paper
+        ]
+        assert float(h["gflop_per_s"]) == pytest.approx(statistics.harmonic_mean(rates), rel=0.02)
     for name in ("gpu.md", "gpu_hours.md"):
         assert "| family |" in (out / name).read_text()
     printed = capsys.readouterr()

@@ -110,8 +110,10 @@ def progress(row: dict) -> str:
 
 
 def estimate(config: dict, rows: list[dict]) -> list[dict]:
-    """GPU-hours of the paper preset per measured family and precision, and their total."""
+    """GPU-hours of the paper preset per measured family and precision, and their total, from the
+    rates of the variants it runs (its `attentions`; the others are measured, not counted)."""
     work = workload(config)
+    rows = [r for r in rows if r["variant"] in config["attentions"]]
     out = []
     for precision in dict.fromkeys(r["precision"] for r in rows):
         part = []
