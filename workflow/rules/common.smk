@@ -18,7 +18,12 @@ from kvt.families import FAMILIES, GROUPS
 from kvt.families.base import ATTENTION_FILE, JOINT_NAME
 from kvt.limits import check_prepared
 from kvt.report.analysis_files import ATTENTION_ANALYSIS
-from kvt.target_checks import check_run, check_score, check_summary_target, family_of_task
+from kvt.target_checks import (
+    check_run,
+    check_score,
+    check_summary_target,
+    family_of_task,
+)
 
 # Snakemake has merged config.yaml (and any --configfile) with the --config values; apply the
 # preset between the two: files < preset < --config.
@@ -50,7 +55,9 @@ CODE = family_code_hashes(PACKAGE)
 REPORT_CODE = code_hash(PACKAGE / "report")
 ALL_CODE = code_hash(PACKAGE)  # the benchmarks: any change of the package reruns them
 # the attention galleries' own code (kvt.gallery and what it imports beside the report)
-GALLERY_CODE = files_hash(PACKAGE, imported_files(PACKAGE, ["kvt.gallery"], skip=NOT_RUN_CODE))
+GALLERY_CODE = files_hash(
+    PACKAGE, imported_files(PACKAGE, ["kvt.gallery"], skip=NOT_RUN_CODE)
+)
 
 
 class FamilyRules:
@@ -235,7 +242,9 @@ def all_targets():
             for task in fam.tasks
             for pattern in recipe.task_extras.get(task, ())
         ]
-        targets += expand(gallery_path(group, fam.tasks[0]) + ".{ext}", ext=["png", "pdf"])
+        targets += expand(
+            gallery_path(group, fam.tasks[0]) + ".{ext}", ext=["png", "pdf"]
+        )
     return list(dict.fromkeys(targets))  # a report group's tables: once
 
 
@@ -278,7 +287,8 @@ def gallery_path(group, task):
 
 def gallery_family(wildcards):
     """The FamilyRules of the gallery's task: the member of its group that is listed in
-    `families` and has the task (the wildcards checked while Snakemake builds the DAG)."""
+    `families` and has the task (the wildcards checked while Snakemake builds the DAG).
+    """
     group, task = wildcards.group, wildcards.task
     path = gallery_path(group, task) + ".png"
     members = {name: FAM[name].tasks for name in GROUPS[group].members}
